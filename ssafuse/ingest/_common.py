@@ -1,0 +1,208 @@
+"""What every ingest adapter shares: the batch it yields, the format record, time parsing.
+
+An adapter is stateless: ``read(stream, uri) -> Iterator[Batch]``. A :class:`Batch` holds the
+records it parsed, as dicts keyed by canonical column names (see
+:data:`ssafuse.schema.ELEMENT_COLUMNS`), and the records it refused, as :class:`Reject`.
+Each record dict also carries ``source_record`` (1-based line or index) and, when the record
+states one, ``marking`` (the raw marking text, parsed later by the ingest layer). ``epoch`` is an
+``int`` of nanoseconds since 1970-01-01T00:00 UTC, computed exactly (no float rounding), so the
+same element set read from TLE, OMM and CSV gives identical rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterator
+
+from ..errors import FormatError
+
+NS_PER_DAY = 86_400 * 10**9
+_UNIX_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record that could not be used: where it is, its raw text, and why."""
+
+    record: int
+    raw: str
+    reason: str
+    field: str | None = None
+
+    @classmethod
+    def from_error(cls, error: FormatError, record: int, raw: str) -> "Reject":
+        reason = error.message
+        if error.expected is not None:
+            reason += f"; expected {error.expected!r}"
+        return cls(record, raw, reason, error.field)
+
+
+@dataclass
+class Batch:
+    """Records parsed from one stretch of a file, and the records refused in it."""
+
+    records: list[dict] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    table: str = "elements"
+
+    def __len__(self) -> int:
+        return len(self.records) + len(self.rejects)
+
+
+@dataclass(frozen=True)
+class Format:
+    """One input format: how it is recognised and how it is read.
+
+    ``identify(head)`` gets the first bytes of a file (up to 64 KiB) and says whether the file
+    looks like this format; ``read(stream, uri)`` yields :class:`Batch` objects and raises
+    :class:`FormatError` only when the file as a whole cannot be read (a truncated XML
+    document, say); record-level problems become rejects. Higher ``priority`` wins when several
+    formats recognise a file; equal priorities are an ambiguity, reported as an error.
+    """
+
+    name: str
+    table: str
+    description: str
+    identify: Callable[[bytes], bool]
+    read: Callable[[BinaryIO, str], Iterator[Batch]]
+    priority: int = 0
+    extensions: tuple[str, ...] = ()
+
+
+def decode(data: bytes) -> str:
+    """Text of a feed file: UTF-8 (with or without BOM), falling back to Latin-1 so a stray
+    byte costs one record, not the file."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date."""
+    return dt.date(year, month, day).toordinal() - _UNIX_EPOCH_ORDINAL
+
+
+def fraction_ns(digits: str, unit_ns: int) -> int:
+    """``0.<digits>`` of ``unit_ns`` nanoseconds, rounded to the nearest nanosecond, exactly."""
+    if not digits:
+        return 0
+    scale = 10 ** len(digits)
+    return (int(digits) * unit_ns * 2 + scale) // (2 * scale)
+
+
+_ISO = re.compile(
+    r"^\s*(?P<year>\d{4})-(?:(?P<month>\d{1,2})-(?P<day>\d{1,2})|(?P<doy>\d{3}))"
+    r"(?:[T ](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<frac>\d*))?)?)?"
+    r"\s*(?P<tz>Z|UTC|[+-]00:?00)?\s*$", re.IGNORECASE)
+
+
+def parse_epoch(text: str) -> int:
+    """Nanoseconds since 1970-01-01 UTC of an ISO-8601 UTC time.
+
+    Accepts ``YYYY-MM-DDThh:mm:ss[.f...]`` and the CCSDS day-of-year form ``YYYY-DDDThh:mm:ss``,
+    with an optional ``Z``; any number of fraction digits, rounded to the nanosecond.
+    Raises :class:`FormatError` for anything else (including other time zones).
+    """
+    m = _ISO.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise FormatError("time is not an ISO-8601 UTC time", field="epoch",
+                          expected="YYYY-MM-DDThh:mm:ss.ffffff or YYYY-DDDThh:mm:ss",
+                          got=str(text))
+    year = int(m["year"])
+    try:
+        if m["doy"]:
+            doy = int(m["doy"])
+            if not 1 <= doy <= (366 if _leap(year) else 365):
+                raise ValueError(f"day of year {doy} out of range")
+            days = days_from_civil(year, 1, 1) + doy - 1
+        else:
+            days = days_from_civil(year, int(m["month"]), int(m["day"]))
+        hour = int(m["hour"] or 0)
+        minute = int(m["minute"] or 0)
+        second = int(m["second"] or 0)
+        if hour > 23 or minute > 59 or second > 60:
+            raise ValueError("time of day out of range")
+    except ValueError as e:
+        raise FormatError(f"invalid date or time: {e}", field="epoch", got=text) from None
+    return (days * NS_PER_DAY + ((hour * 60 + minute) * 60 + second) * 10**9
+            + fraction_ns(m["frac"] or "", 10**9))
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def epoch_from_year_day(year: int, day_text: str) -> int:
+    """Nanoseconds since 1970 of a TLE-style epoch: a 4-digit ``year`` and the day of year
+    with its fraction as text (``"068.38946692"``; day 1.0 is January 1 at 00:00), exactly."""
+    whole, _, frac = day_text.strip().partition(".")
+    day = int(whole)
+    if not 1 <= day <= (366 if _leap(year) else 365):
+        raise FormatError(f"day of year {day} out of range for {year}", field="epoch",
+                          got=day_text)
+    return ((days_from_civil(year, 1, 1) + day - 1) * NS_PER_DAY
+            + fraction_ns(frac, NS_PER_DAY))
+
+
+def format_epoch(ns: int) -> str:
+    """ISO-8601 text of nanoseconds since 1970 (``2026-03-09T09:20:49.941888000``)."""
+    days, rem = divmod(ns, NS_PER_DAY)
+    date = dt.date.fromordinal(days + _UNIX_EPOCH_ORDINAL)
+    secs, nanos = divmod(rem, 10**9)
+    h, secs = divmod(secs, 3600)
+    mnt, s = divmod(secs, 60)
+    return f"{date.isoformat()}T{h:02d}:{mnt:02d}:{s:02d}.{nanos:09d}"
+
+
+def parse_float(text, field_name: str) -> float:
+    """A finite float from a number or numeric text; :class:`FormatError` otherwise."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise FormatError("not a number", field=field_name, got=repr(text)) from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise FormatError("not a finite number", field=field_name, got=repr(text))
+    return value
+
+
+def parse_int(text, field_name: str) -> int:
+    """An integer from an int or integer text (``"0925"`` is 925); :class:`FormatError`
+    otherwise. Floats with a fractional part are refused, not truncated."""
+    if isinstance(text, bool):
+        raise FormatError("not an integer", field=field_name, got=repr(text))
+    if isinstance(text, int):
+        return text
+    if isinstance(text, float):
+        if text.is_integer():
+            return int(text)
+        raise FormatError("not an integer", field=field_name, got=repr(text))
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise FormatError("not an integer", field=field_name, got=repr(text)) from None
+
+
+def validate_elements(rec: dict) -> None:
+    """Physical range checks shared by every element-set adapter; raises :class:`FormatError`
+    naming the field. Values are checked after parsing, so every format refuses the same
+    records for the same reasons."""
+    checks = (
+        ("object_id", 0 < rec["object_id"] < 10**9, "a catalogue number from 1 to 999999999"),
+        ("mean_motion_rev_day", 0.0 < rec["mean_motion_rev_day"] < 20.0,
+         "mean motion between 0 and 20 rev/day"),
+        ("eccentricity", 0.0 <= rec["eccentricity"] < 1.0, "eccentricity in [0, 1)"),
+        ("inclination_deg", 0.0 <= rec["inclination_deg"] <= 180.0,
+         "inclination in [0, 180] deg"),
+        ("raan_deg", -360.0 <= rec["raan_deg"] <= 360.0, "RAAN in [-360, 360] deg"),
+        ("arg_perigee_deg", -360.0 <= rec["arg_perigee_deg"] <= 360.0,
+         "argument of perigee in [-360, 360] deg"),
+        ("mean_anomaly_deg", -360.0 <= rec["mean_anomaly_deg"] <= 360.0,
+         "mean anomaly in [-360, 360] deg"),
+    )
+    for name, ok, expected in checks:
+        if not ok:
+            raise FormatError(f"{name} out of range", field=name, expected=expected,
+                              got=repr(rec[name]))

@@ -1,0 +1,3 @@
+"""Declarative feeds (being written)."""
+def formats(directory=None):
+    return ()

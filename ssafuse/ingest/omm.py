@@ -1,0 +1,2 @@
+"""OMM adapters (being written)."""
+FORMATS = ()

@@ -1,0 +1,189 @@
+"""Classification and releasability markings.
+
+Every record carries a classification and a releasability list, taken from the record itself
+where its format has one (TLE classification column, OMM ``CLASSIFICATION_TYPE``, CDM
+``CLASSIFICATION``, UDL ``classificationMarking``) or else from its feed's default. Anything
+derived from several records carries the most restrictive classification and the intersection of
+their releasability (:func:`combine`).
+
+The forms read are the common banner-line forms::
+
+    U  C  S  TS  R                        single-letter levels (TLE column 8)
+    UNCLASSIFIED  RESTRICTED  CONFIDENTIAL  SECRET  TOP SECRET
+    SECRET//REL TO USA, GBR, FVEY         releasability to trigraphs / tetragraphs
+    SECRET//NOFORN                        releasable to no foreign partner
+    UNCLASSIFIED//FOUO  CUI  ORCON  ...   dissemination controls (kept, not interpreted)
+
+Anything else raises :class:`~ssafuse.errors.MarkingError`: a marking is never guessed.
+ssafuse is unclassified software; markings are metadata it honours, not a security boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import MarkingError
+
+#: Levels in increasing order of restriction.
+LEVELS = ("UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP SECRET")
+_RANK = {name: i for i, name in enumerate(LEVELS)}
+_LEVEL_ALIASES = {
+    "U": "UNCLASSIFIED", "UNCLASSIFIED": "UNCLASSIFIED",
+    "R": "RESTRICTED", "RESTRICTED": "RESTRICTED",
+    "C": "CONFIDENTIAL", "CONFIDENTIAL": "CONFIDENTIAL",
+    "S": "SECRET", "SECRET": "SECRET",
+    "TS": "TOP SECRET", "TOP SECRET": "TOP SECRET",
+}
+#: Dissemination controls that are recognised and kept as they are.
+DISSEMINATION_CONTROLS = frozenset({
+    "FOUO", "FOR OFFICIAL USE ONLY", "CUI", "ORCON", "PROPIN", "IMCON", "RELIDO", "LIMDIS",
+    "EXDIS", "NODIS", "SBU", "LES", "FISA",
+})
+#: Coalition tetragraphs expanded to their members when releasability is intersected or tested.
+TETRAGRAPHS = {
+    "FVEY": frozenset({"AUS", "CAN", "GBR", "NZL", "USA"}),
+    "ACGU": frozenset({"AUS", "CAN", "GBR", "USA"}),
+}
+_CODE = re.compile(r"^[A-Z]{3,4}$")
+_REL_TO = re.compile(r"^REL(?:EASABLE)?\s+TO\s+(.+)$")
+
+
+@dataclass(frozen=True)
+class Marking:
+    """A parsed marking.
+
+    ``releasable_to`` is ``None`` when the marking states no releasability caveat, an empty
+    tuple when it forbids release to any partner (``NOFORN``), else sorted country codes.
+    """
+
+    classification: str = "UNCLASSIFIED"
+    releasable_to: tuple[str, ...] | None = None
+    controls: tuple[str, ...] = field(default=())
+
+    def __str__(self) -> str:
+        parts = [self.classification]
+        if self.releasable_to is not None:
+            parts.append("REL TO " + ", ".join(self.releasable_to) if self.releasable_to
+                         else "NOFORN")
+        parts.extend(c for c in self.controls if c != "NOFORN")
+        return "//".join(parts)
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self.classification]
+
+    def releasable(self, code: str) -> bool:
+        """Whether a record with this marking may go to partner ``code`` (a trigraph)."""
+        return releasable(self.releasable_to, code)
+
+
+def releasable(releasable_to, code: str) -> bool:
+    """Whether a ``releasable_to`` list (``None`` = no caveat) admits partner ``code``."""
+    if releasable_to is None:
+        return True
+    return code in _expand(releasable_to) or code in set(releasable_to)
+
+
+def _expand(codes) -> frozenset[str]:
+    out: set[str] = set()
+    for c in codes:
+        out |= TETRAGRAPHS.get(c, {c})
+    return frozenset(out)
+
+
+def parse(text: str) -> Marking:
+    """Parse a marking such as ``"SECRET//REL TO USA, GBR"`` or a TLE ``"U"``.
+
+    Raises :class:`MarkingError` for anything that is not a recognised form.
+    """
+    return _parse(text)[0]
+
+
+def _parse(text: str) -> tuple[Marking, bool, bool]:
+    """Returns the marking and whether the text stated a level and a releasability."""
+    if not isinstance(text, str) or not text.strip():
+        raise MarkingError(f"empty marking {text!r}")
+    norm = re.sub(r"\s+", " ", text.strip().upper())
+    segments = [s.strip() for s in norm.split("//")]
+    level = _LEVEL_ALIASES.get(segments[0])
+    if level is None:
+        raise MarkingError(
+            f"unrecognised classification {segments[0]!r} in marking {text!r}; expected one of "
+            "U, R, C, S, TS, UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, TOP SECRET")
+    rel: set[str] | None = None
+    controls: list[str] = []
+    for segment in segments[1:]:
+        if not segment:
+            raise MarkingError(f"empty segment in marking {text!r}")
+        m = _REL_TO.match(segment)
+        if m:
+            codes = [c.strip() for c in re.split(r"[,\s]+", m.group(1)) if c.strip()]
+            bad = [c for c in codes if not _CODE.match(c)]
+            if bad or not codes:
+                raise MarkingError(f"REL TO in marking {text!r} must list country trigraphs or "
+                                   f"tetragraphs such as 'USA, GBR'; got {bad or codes}")
+            rel = set(codes) if rel is None else rel & set(codes)
+            continue
+        for token in (t.strip() for t in segment.split("/")):
+            if token in ("NOFORN", "NF"):
+                rel = set()
+                controls.append("NOFORN")
+            elif token in DISSEMINATION_CONTROLS:
+                controls.append(token)
+            else:
+                raise MarkingError(f"unrecognised control {token!r} in marking {text!r}; known: "
+                                   "REL TO ..., NOFORN, " + ", ".join(sorted(DISSEMINATION_CONTROLS)))
+    marking = Marking(level, None if rel is None else tuple(sorted(rel)),
+                      tuple(dict.fromkeys(controls)))
+    return marking, True, rel is not None
+
+
+def apply_default(record_text: str | None, default: Marking) -> tuple[Marking, str]:
+    """The marking of one record: what the record states, the feed default for the rest.
+
+    A TLE's classification column states a level but no releasability: the level is the
+    record's, the releasability the feed's. Returns the marking and the text to keep as received.
+    Raises :class:`MarkingError` when the record's own text cannot be parsed.
+    """
+    if record_text is None or not str(record_text).strip():
+        return default, str(default)
+    own, _, states_rel = _parse(str(record_text))
+    if states_rel:
+        return own, str(record_text)
+    merged = Marking(own.classification, default.releasable_to,
+                     tuple(dict.fromkeys(own.controls + default.controls)))
+    return merged, str(record_text)
+
+
+def combine(markings) -> Marking:
+    """The marking of something derived from several records: the most restrictive
+    classification and the intersection of releasability (``None`` admits everything)."""
+    markings = list(markings)
+    if not markings:
+        raise ValueError("combine() needs at least one marking")
+    level = max((m.classification for m in markings), key=_RANK.__getitem__)
+    rel = combine_releasability(m.releasable_to for m in markings)
+    controls = tuple(dict.fromkeys(c for m in markings for c in m.controls))
+    return Marking(level, rel, controls)
+
+
+def combine_releasability(lists) -> tuple[str, ...] | None:
+    """Intersection of releasability lists; ``None`` entries (no caveat) admit everything.
+    Tetragraphs are expanded to their members when lists with different codes meet."""
+    result: frozenset[str] | None = None
+    literal: frozenset[str] | None = None
+    for rel in lists:
+        if rel is None:
+            continue
+        codes = frozenset(rel)
+        literal = codes if literal is None else literal & codes
+        result = _expand(codes) if result is None else result & _expand(codes)
+    if result is None:
+        return None
+    return tuple(sorted(result | (literal or frozenset())))
+
+
+def most_restrictive(levels) -> str:
+    """The most restrictive of several classification names."""
+    return max(levels, key=_RANK.__getitem__)
