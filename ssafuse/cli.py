@@ -1,0 +1,130 @@
+"""The ``ssafuse`` command line: thin wiring over the Python API.
+
+Exit codes (every command):
+
+* 0: success. Records refused inside a file are normal: they are counted and kept in
+  ``rejects``, not an error.
+* 1: done, but at least one input file was refused as a whole (unreadable, or no format
+  recognised it); every other file was still ingested.
+* 2: usage error: bad option, bad marking text, unknown format name, missing store.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+from .errors import MarkingError, UnknownFormatError
+
+EXIT_OK, EXIT_SOME_FILES_REFUSED, EXIT_USAGE = 0, 1, 2
+
+
+def _store_option(required: bool = True):
+    return click.option("--store", "store_dir", required=required, metavar="DIR",
+                        type=click.Path(file_okay=False),
+                        help="Store directory (a folder of Parquet files; created if absent).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ssafuse")
+def main():
+    """ssafuse: fuse allied and public space-surveillance feeds into one catalogue in Parquet.
+
+    \b
+    Exit codes: 0 success; 1 some input files refused as a whole (the rest ingested);
+    2 usage error.
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@_store_option()
+@click.option("--source", default="local", show_default=True, metavar="NAME",
+              help="Name of the feed these files come from (letters, digits, '._-').")
+@click.option("--format", "format_name", default=None, metavar="NAME",
+              help="Force a format (see `ssafuse formats`); default: sniffed per file.")
+@click.option("--marking", default="UNCLASSIFIED", show_default=True, metavar="TEXT",
+              help="The feed's default marking, e.g. 'UNCLASSIFIED//REL TO USA, GBR'; applied "
+                   "to whatever a record does not state itself.")
+def ingest(inputs, store_dir, source, format_name, marking):
+    """Read element-set files (paths, folders or globs) into the store.
+
+    Prints accepted / rejected per file. Re-ingesting a file already in the store (same
+    content, same source) changes nothing.
+    """
+    from .ingest import get_format
+    from .markings import parse
+    from .store import Store
+
+    try:
+        parse(marking)
+        if format_name:
+            get_format(format_name)
+    except (MarkingError, UnknownFormatError) as e:
+        raise click.UsageError(str(e)) from None
+
+    def show(rep):
+        what = {"ingested": f"{rep.accepted:>8} accepted {rep.rejected:>6} rejected",
+                "already-ingested": "    already ingested, unchanged",
+                "refused": "    REFUSED"}[rep.status]
+        click.echo(f"{what}  {rep.uri}  [{rep.format or '-'}]"
+                   + (f"  {rep.message}" if rep.status == "refused" else ""))
+
+    report = Store(store_dir).ingest(inputs, source=source, format=format_name,
+                                     marking=marking, progress=show)
+    click.echo(f"total: {report.accepted} accepted, {report.rejected} rejected, "
+               f"{len(report.files)} files ({len(report.refused_files)} refused); "
+               f"manifest {report.manifest}")
+    sys.exit(EXIT_SOME_FILES_REFUSED if report.refused_files else EXIT_OK)
+
+
+@main.command()
+@_store_option()
+@click.option("--out", default=None, metavar="FILE.parquet", type=click.Path(dir_okay=False),
+              help="Also write the catalogue to this Parquet file.")
+@click.option("--precedence", default="", metavar="SRC,SRC,...",
+              help="Sources in order of trust, to break ties between element sets of the same "
+                   "epoch (unlisted sources follow, by name).")
+@click.option("--disagree-km", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="Flag objects whose sources' element sets are farther apart than this.")
+def catalogue(store_dir, out, precedence, disagree_km):
+    """Build one catalogue from every element set in the store: one row per object.
+
+    Writes STORE/catalogue/catalogue.parquet (and --out if given).
+    """
+    from pathlib import Path
+
+    from .catalogue import build_catalogue
+    from .store import Store, write_parquet
+
+    store = Store(store_dir)
+    if not store.root.exists():
+        raise click.UsageError(f"no store at {store_dir}")
+    cat = build_catalogue(store.table("elements"),
+                          precedence=[s for s in precedence.split(",") if s],
+                          disagree_km=disagree_km)
+    path = store.write("catalogue", cat, "catalogue.parquet")
+    if out:
+        write_parquet(Path(out), cat)
+    multi = sum(1 for n in cat["n_sources"].to_pylist() if n > 1)
+    disagree = sum(cat["sources_disagree"].to_pylist())
+    click.echo(f"{cat.num_rows} objects ({multi} reported by several sources, {disagree} "
+               f"whose sources disagree by more than {disagree_km:g} km) -> {path}"
+               + (f" and {out}" if out else ""))
+
+
+@main.command()
+def formats():
+    """List the formats ssafuse reads and how it recognises each."""
+    from .ingest import formats as all_formats
+
+    for f in all_formats():
+        ext = " ".join(f.extensions)
+        click.echo(f"{f.name:<14} {f.table:<12} priority {f.priority:>3}  {f.description}"
+                   + (f"  [{ext}]" if ext else ""))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,106 @@
+"""One catalogue from several feeds: newest element set wins, precedence breaks ties, markings
+combine, and disagreeing sources are measured with SGP4."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+
+import pyarrow as pa
+import pytest
+from sgp4.api import Satrec, jday
+from sgp4.omm import initialize
+
+from ssafuse.catalogue import build_catalogue
+from ssafuse.store import Store
+
+from conftest import shared
+
+NOW = dt.datetime(2026, 11, 30, 3, 0, tzinfo=dt.timezone.utc)
+PAIR = "socrates_2026-03-09/top20_pair_gp/gp_61721,67298"
+
+
+def _csv_rows(path):
+    with open(path, newline="") as fh:
+        return {int(r["NORAD_CAT_ID"]): r for r in csv.DictReader(fh)}
+
+
+def _sgp4_km(row: dict, when: dt.datetime):
+    """Independent path: python-sgp4's own OMM initializer on the CSV text fields."""
+    sat = Satrec()
+    initialize(sat, row)
+    jd, fr = jday(when.year, when.month, when.day, when.hour, when.minute,
+                  when.second + when.microsecond / 1e6)
+    err, r, _ = sat.sgp4(jd, fr)
+    assert err == 0
+    return r
+
+
+@pytest.mark.slow
+def test_newest_epoch_wins_and_disagreement_matches_sgp4(tmp_path):
+    march = shared("catalogues/celestrak_gp_20260310/celestrak_active_gp.csv")
+    july = shared("catalogues/celestrak_gp_csv/gp_active_2026-07-10.csv")
+    store = Store(tmp_path)
+    store.ingest([march], source="ct-march", now=NOW)
+    store.ingest([july], source="ct-july", now=NOW)
+    cat = build_catalogue(store.table("elements"))
+    a, b = _csv_rows(march), _csv_rows(july)
+    assert cat.num_rows == len(set(a) | set(b))
+    by_id = {r["object_id"]: r for r in cat.to_pylist()}
+    both = sorted(set(a) & set(b))
+    assert len(both) > 10_000
+    for oid in both:
+        newest = max(a[oid]["EPOCH"], b[oid]["EPOCH"])  # same ISO layout: text order is time order
+        entry = by_id[oid]
+        assert entry["epoch"].strftime("%Y-%m-%dT%H:%M:%S.%f") == newest
+        assert entry["n_sources"] == 2 and entry["sources"] == ["ct-july", "ct-march"]
+    for oid in both[::500]:
+        entry = by_id[oid]
+        chosen, other = (b[oid], a[oid]) if entry["source"] == "ct-july" else (a[oid], b[oid])
+        when = dt.datetime.strptime(chosen["EPOCH"], "%Y-%m-%dT%H:%M:%S.%f")
+        expected = math.dist(_sgp4_km(chosen, when), _sgp4_km(other, when))
+        # Both paths run sgp4init on the same values; their epochs differ only by float
+        # rounding (< 1 microsecond, < 1 cm along track), so 1 m is generous.
+        assert entry["max_disagreement_km"] == pytest.approx(expected, abs=1e-3)
+        assert entry["sources_disagree"] == (expected > 5.0)
+
+
+def test_markings_combine_and_identical_sets_agree(tmp_path):
+    tle = shared(PAIR + ".txt")
+    js = shared(PAIR + ".json")
+    store = Store(tmp_path)
+    store.ingest([tle], source="partner-a", marking="UNCLASSIFIED//REL TO USA, GBR", now=NOW)
+    store.ingest([js], source="partner-b", marking="UNCLASSIFIED//REL TO USA, AUS", now=NOW)
+    cat = build_catalogue(store.table("elements")).to_pylist()
+    assert [r["object_id"] for r in cat] == [61721, 67298]
+    for entry in cat:
+        assert entry["n_sources"] == 2 and entry["n_element_sets"] == 2
+        # Both records state level U (TLE column / CLASSIFICATION_TYPE); each feed adds its
+        # releasability; the entry may go only where both may go.
+        assert entry["classification"] == "UNCLASSIFIED"
+        assert entry["releasable_to"] == ["USA"]
+        assert entry["marking"] == "UNCLASSIFIED//REL TO USA"
+        # The same element set in two formats: no disagreement at all.
+        assert entry["max_disagreement_km"] == 0.0
+        assert entry["sources_disagree"] is False
+
+
+def test_precedence_breaks_ties_between_equal_epochs(tmp_path):
+    store = Store(tmp_path)
+    store.ingest([shared(PAIR + ".txt")], source="alpha", now=NOW)
+    store.ingest([shared(PAIR + ".csv")], source="bravo", now=NOW)
+    elements = store.table("elements")
+    by_name = build_catalogue(elements)
+    assert set(by_name["source"].to_pylist()) == {"alpha"}  # unlisted: by name
+    trusted = build_catalogue(elements, precedence=["bravo"])
+    assert set(trusted["source"].to_pylist()) == {"bravo"}
+    assert set(trusted["source_format"].to_pylist()) == {"omm-csv"}
+
+
+def test_empty_store_gives_an_empty_catalogue():
+    from ssafuse.schema import CATALOGUE, ELEMENTS
+
+    cat = build_catalogue(ELEMENTS.empty_table())
+    assert cat.num_rows == 0 and cat.schema.equals(CATALOGUE)
+    assert isinstance(cat, pa.Table)
