@@ -55,11 +55,29 @@ class Marking:
 
     ``releasable_to`` is ``None`` when the marking states no releasability caveat, an empty
     tuple when it forbids release to any partner (``NOFORN``), else sorted country codes.
+    ``controls`` are sorted, and hold ``NOFORN`` exactly when ``releasable_to`` is empty, so
+    that equal markings compare equal however they were written or combined.
     """
 
     classification: str = "UNCLASSIFIED"
     releasable_to: tuple[str, ...] | None = None
     controls: tuple[str, ...] = field(default=())
+
+    def __post_init__(self):
+        # One canonical form per meaning, so that equal markings compare equal whatever the
+        # order they were written or combined in: codes and controls sorted and unique, and
+        # NOFORN in ``controls`` exactly when ``releasable_to`` is empty.
+        if self.classification not in _RANK:
+            raise MarkingError(f"unknown classification {self.classification!r}; expected one "
+                               f"of {', '.join(LEVELS)}")
+        controls = set(self.controls)
+        rel = () if "NOFORN" in controls else self.releasable_to
+        if rel is not None:
+            rel = tuple(sorted(set(rel)))
+            if not rel:
+                controls.add("NOFORN")
+        object.__setattr__(self, "releasable_to", rel)
+        object.__setattr__(self, "controls", tuple(sorted(controls)))
 
     def __str__(self) -> str:
         parts = [self.classification]
@@ -116,17 +134,18 @@ def _parse(text: str) -> tuple[Marking, bool, bool]:
     for segment in segments[1:]:
         if not segment:
             raise MarkingError(f"empty segment in marking {text!r}")
-        m = _REL_TO.match(segment)
-        if m:
-            codes = [c.strip() for c in re.split(r"[,\s]+", m.group(1)) if c.strip()]
-            bad = [c for c in codes if not _CODE.match(c)]
-            if bad or not codes:
-                raise MarkingError(f"REL TO in marking {text!r} must list country trigraphs or "
-                                   f"tetragraphs such as 'USA, GBR'; got {bad or codes}")
-            rel = set(codes) if rel is None else rel & set(codes)
-            continue
+        # Controls of one category are separated by single slashes, and REL TO is one of
+        # them (CAPCO banner form "SECRET//ORCON/REL TO USA, GBR").
         for token in (t.strip() for t in segment.split("/")):
-            if token in ("NOFORN", "NF"):
+            m = _REL_TO.match(token)
+            if m:
+                codes = [c.strip() for c in re.split(r"[,\s]+", m.group(1)) if c.strip()]
+                bad = [c for c in codes if not _CODE.match(c)]
+                if bad or not codes:
+                    raise MarkingError(f"REL TO in marking {text!r} must list country trigraphs "
+                                       f"or tetragraphs such as 'USA, GBR'; got {bad or codes}")
+                rel = set(codes) if rel is None else rel & set(codes)
+            elif token in ("NOFORN", "NF"):
                 rel = set()
                 controls.append("NOFORN")
             elif token in DISSEMINATION_CONTROLS:

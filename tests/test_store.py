@@ -57,7 +57,7 @@ def test_store_reads_as_is_with_duckdb_and_pyarrow(tmp_path):
     glob = str(tmp_path / "elements" / "**" / "*.parquet")
     rows = duckdb.sql(f"select source, ingest_date, count(*) from read_parquet('{glob}', "
                       "hive_partitioning=true) group by all").fetchall()
-    assert rows == [("celestrak", "2026-11-30", 300)]
+    assert rows == [("celestrak", dt.date(2026, 11, 30), 300)]  # DuckDB types the date
     iss = duckdb.sql(f"select object_name, inclination_deg from read_parquet('{glob}') "
                      "where object_id = 25544").fetchall()
     # ISS (ZARYA) line 2 of the sample: "2 25544  51.6356 ..." (inclination column 9-16)

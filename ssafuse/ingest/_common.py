@@ -94,8 +94,9 @@ def fraction_ns(digits: str, unit_ns: int) -> int:
 
 
 _ISO = re.compile(
-    r"^\s*(?P<year>\d{4})-(?:(?P<month>\d{1,2})-(?P<day>\d{1,2})|(?P<doy>\d{3}))"
-    r"(?:[T ](?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<frac>\d*))?)?)?"
+    r"^\s*(?P<year>[0-9]{4})-(?:(?P<month>[0-9]{1,2})-(?P<day>[0-9]{1,2})|(?P<doy>[0-9]{3}))"
+    r"(?:[T ](?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})"
+    r"(?::(?P<second>[0-9]{2})(?:\.(?P<frac>[0-9]*))?)?)?"
     r"\s*(?P<tz>Z|UTC|[+-]00:?00)?\s*$", re.IGNORECASE)
 
 
@@ -157,8 +158,18 @@ def format_epoch(ns: int) -> str:
     return f"{date.isoformat()}T{h:02d}:{mnt:02d}:{s:02d}.{nanos:09d}"
 
 
+_NUMBER = re.compile(r"^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*$")
+_INTEGER = re.compile(r"^\s*[+-]?[0-9]+\s*$")
+#: Epochs a timestamp[ns] column can hold, with margin: 1900-01-01 to 2200-01-01.
+EPOCH_MIN_NS = -2208988800 * 10**9
+EPOCH_MAX_NS = 7258118400 * 10**9
+
+
 def parse_float(text, field_name: str) -> float:
-    """A finite float from a number or numeric text; :class:`FormatError` otherwise."""
+    """A finite float from a number or numeric text; :class:`FormatError` otherwise.
+    Booleans and Python-only spellings (``1_000``, non-ASCII digits) are refused."""
+    if isinstance(text, bool) or (isinstance(text, str) and not _NUMBER.match(text)):
+        raise FormatError("not a number", field=field_name, got=repr(text))
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -178,6 +189,8 @@ def parse_int(text, field_name: str) -> int:
     if isinstance(text, float):
         if text.is_integer():
             return int(text)
+        raise FormatError("not an integer", field=field_name, got=repr(text))
+    if not _INTEGER.match(str(text)):
         raise FormatError("not an integer", field=field_name, got=repr(text))
     try:
         return int(str(text).strip())
@@ -202,6 +215,9 @@ def validate_elements(rec: dict) -> None:
         ("mean_anomaly_deg", -360.0 <= rec["mean_anomaly_deg"] <= 360.0,
          "mean anomaly in [-360, 360] deg"),
     )
+    epoch = rec["epoch"]
+    checks += (("epoch", EPOCH_MIN_NS <= epoch < EPOCH_MAX_NS,
+                "an epoch between 1900 and 2200"),)
     for name, ok, expected in checks:
         if not ok:
             raise FormatError(f"{name} out of range", field=name, expected=expected,

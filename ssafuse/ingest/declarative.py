@@ -1,3 +1,575 @@
-"""Declarative feeds (being written)."""
-def formats(directory=None):
-    return ()
+"""Declarative partner feeds: a layout described in a TOML file, read by one generic reader.
+
+A partner's custom CSV or JSON feed needs a file in ``ingest_formats/``, not code (Skyfield's
+``_MPCORB_COLUMNS`` idea, one level up). Each file names the container (a JSON list of objects,
+JSON lines, or CSV with a header row), the keys that identify such a file, the key → canonical
+column mapping with units and time format, the key that holds the record's marking, and
+defaults. The file format is documented in ``ingest_formats/README.md``; a short one::
+
+    name = "udl-elset"
+    description = "UDL ElSet records, JSON list"
+    container = { kind = "json" }
+    identify = { keys = ["satNo", "meanMotion", "epoch"] }
+    marking = { key = "classificationMarking" }
+
+    [fields]
+    object_id = "satNo"
+    epoch = { key = "epoch", time = "iso8601" }
+    mean_motion_rev_day = { key = "meanMotion", unit = "rev/day" }
+    ...
+
+>>> from ssafuse.ingest import declarative
+>>> [f.name for f in declarative.formats()]                      # doctest: +SKIP
+['udl-elset']
+
+Descriptions are checked when they are loaded; a bad one raises :class:`DescriptionError`
+naming the file and the TOML key. Records are read leniently: each is accepted or becomes a
+:class:`~ssafuse.ingest._common.Reject` whose reason names the feed key and the canonical
+column; only a file that cannot be read as its container at all (JSON that does not parse)
+raises :class:`~ssafuse.errors.FormatError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.resources
+import io
+import json
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import partial
+from typing import Any, BinaryIO, Iterator
+
+from .. import markings as mk
+from ..errors import FormatError, MarkingError
+from ..schema import ELEMENT_COLUMNS, ELEMENT_FIELDS
+from ._common import Batch, Format, Reject, decode, parse_epoch, parse_float, parse_int, \
+    validate_elements
+
+__all__ = ["DescriptionError", "Description", "FieldSpec", "formats", "load", "parse_description",
+           "DEFAULT_PRIORITY", "UNITS", "TIME_FORMATS"]
+
+#: Priority of declarative formats: above the built-in generic adapters (TLE, OMM: 10 or
+#: less), so a file a partner layout recognises is read with that layout.
+DEFAULT_PRIORITY = 20
+BATCH_RECORDS = 5000
+_GOT_MAX = 80
+
+_TAU = 2.0 * math.pi
+_ANGLE = {"deg": 1.0, "rad": 180.0 / math.pi}
+#: Units each numeric column may be given in, with the factor to the canonical unit.
+UNITS: dict[str, dict[str, float]] = {
+    "mean_motion_rev_day": {"rev/day": 1.0, "rad/min": 1440.0 / _TAU, "rad/s": 86400.0 / _TAU,
+                            "deg/day": 1.0 / 360.0},
+    "eccentricity": {"1": 1.0},
+    "inclination_deg": _ANGLE,
+    "raan_deg": _ANGLE,
+    "arg_perigee_deg": _ANGLE,
+    "mean_anomaly_deg": _ANGLE,
+    "bstar": {"1/earth_radii": 1.0},
+    "mean_motion_dot": {"rev/day^2": 1.0, "rad/min^2": 1440.0**2 / _TAU},
+    "mean_motion_ddot": {"rev/day^3": 1.0, "rad/min^3": 1440.0**3 / _TAU},
+}
+#: Time formats for ``epoch``: ISO-8601 UTC text, or a count since 1970-01-01 UTC.
+TIME_FORMATS = {"iso8601": None, "unix_s": 10**9, "unix_ms": 10**6, "unix_us": 10**3,
+                "unix_ns": 1}
+CONTAINERS = ("json", "jsonl", "csv")
+
+_TYPES = {f.name: f.type for f in ELEMENT_FIELDS}
+_REQUIRED = tuple(f.name for f in ELEMENT_FIELDS if not f.nullable)
+_INT_BITS = {"int16": 16, "int32": 32, "int64": 64}
+_NUMBER_TEXT = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?\s*$", re.ASCII)
+_INT_TEXT = re.compile(r"^\s*[+-]?\d{1,19}\s*$", re.ASCII)
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+class DescriptionError(FormatError):
+    """A feed description (``ingest_formats/*.toml``) that is not valid; ``path`` is the file
+    and ``field`` the TOML key at fault."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one canonical column is read: from feed ``key``, in ``unit`` (numeric columns) or
+    ``time`` format (``epoch``), with ``default`` used when the key is absent or empty."""
+
+    column: str
+    key: str
+    kind: str                 # "float", "int", "str" or "time"
+    factor: float = 1.0       # to the canonical unit
+    unit: str | None = None
+    time: str | None = None
+    default: Any = None
+    int_bits: int = 64
+
+    @property
+    def required(self) -> bool:
+        return self.column in _REQUIRED and self.default is None
+
+
+@dataclass(frozen=True, repr=False)
+class Description:
+    """A validated feed description."""
+
+    name: str
+    description: str
+    container: str
+    identify_keys: tuple[str, ...]
+    fields: tuple[FieldSpec, ...]
+    marking_key: str | None = None
+    marking_default: str | None = None
+    records_key: str | None = None
+    delimiter: str = ","
+    priority: int = DEFAULT_PRIORITY
+    extensions: tuple[str, ...] = ()
+    path: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Description({self.name!r}, path={self.path!r})"
+
+    def to_format(self) -> Format:
+        return Format(self.name, "elements", self.description, partial(_identify, self),
+                      partial(_read, self), self.priority, self.extensions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and validating descriptions
+
+
+def formats(directory: str | os.PathLike | None = None) -> tuple[Format, ...]:
+    """One :class:`Format` per description: the files shipped in the ``ingest_formats``
+    package, then the ``*.toml`` files of ``directory`` if given, each set in name order.
+
+    Raises :class:`DescriptionError` for a bad description, or when two share a name.
+    """
+    found: list[Description] = []
+    package = importlib.resources.files("ingest_formats")
+    for entry in sorted(package.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml") and entry.is_file():
+            found.append(parse_description(entry.read_text(encoding="utf-8"),
+                                           path=f"ingest_formats/{entry.name}"))
+    if directory is not None:
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".toml"):
+                found.append(load(os.path.join(directory, name)))
+    seen: dict[str, str | None] = {}
+    for d in found:
+        if d.name in seen:
+            raise DescriptionError(f"two feed descriptions are named {d.name!r} "
+                                   f"(the other is {seen[d.name]})", path=d.path, field="name")
+        seen[d.name] = d.path
+    return tuple(d.to_format() for d in found)
+
+
+def load(path: str | os.PathLike) -> Description:
+    """The validated :class:`Description` in the TOML file at ``path``."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as fh:
+        return parse_description(fh.read(), path=path)
+
+
+def parse_description(text: str, path: str | None = None) -> Description:
+    """Validate the TOML ``text`` of a feed description; :class:`DescriptionError` (naming
+    ``path`` and the offending key, with the expected form) when it is not valid."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise DescriptionError(f"not valid TOML: {e}", path=path) from None
+
+    def fail(key: str, message: str, expected: str | None = None, got: Any = None):
+        raise DescriptionError(message, path=path, field=key, expected=expected,
+                               got=None if got is None else repr(got))
+
+    def table(value, key):
+        if not isinstance(value, dict):
+            fail(key, f"{key} must be a table", "[" + key + "] or " + key + " = { ... }", value)
+        return value
+
+    def text_of(value, key, allow_empty=False):
+        if not isinstance(value, str) or (not allow_empty and not value.strip()):
+            fail(key, f"{key} must be a non-empty string", got=value)
+        return value
+
+    def no_extra(tbl, allowed, where):
+        extra = sorted(set(tbl) - set(allowed))
+        if extra:
+            fail(f"{where}.{extra[0]}" if where else extra[0], f"unknown key {extra[0]!r}"
+                 + (f" in [{where}]" if where else ""), "one of " + ", ".join(allowed))
+
+    no_extra(doc, ("name", "description", "table", "priority", "extensions", "container",
+                   "identify", "marking", "fields"), "")
+    name = doc.get("name")
+    if name is None and path:
+        name = os.path.splitext(os.path.basename(path))[0].replace("_", "-")
+    if not isinstance(name, str) or not _NAME.match(name):
+        fail("name", "name must be lower-case letters, digits and hyphens", "udl-elset", name)
+    description = text_of(doc.get("description", name), "description")
+    if doc.get("table", "elements") != "elements":
+        fail("table", "only the elements table can be described yet", "elements",
+             doc.get("table"))
+    priority = doc.get("priority", DEFAULT_PRIORITY)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        fail("priority", "priority must be an integer", str(DEFAULT_PRIORITY), priority)
+
+    container = table(doc.get("container"), "container") if "container" in doc else \
+        fail("container", "missing [container]", 'container = { kind = "json" }')
+    no_extra(container, ("kind", "records", "delimiter"), "container")
+    kind = container.get("kind")
+    if kind not in CONTAINERS:
+        fail("container.kind", "unknown container kind", " | ".join(CONTAINERS), kind)
+    records_key = container.get("records")
+    if records_key is not None:
+        if kind != "json":
+            fail("container.records", "records applies to the json container only")
+        text_of(records_key, "container.records")
+    delimiter = container.get("delimiter", ",")
+    if "delimiter" in container and kind != "csv":
+        fail("container.delimiter", "delimiter applies to the csv container only")
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+        fail("container.delimiter", "delimiter must be one character", "','", delimiter)
+
+    extensions = doc.get("extensions", [".csv"] if kind == "csv" else
+                         [".jsonl"] if kind == "jsonl" else [".json"])
+    if not isinstance(extensions, list) or not all(isinstance(e, str) for e in extensions):
+        fail("extensions", "extensions must be a list of strings", '[".json"]', extensions)
+
+    ident = table(doc.get("identify"), "identify") if "identify" in doc else \
+        fail("identify", "missing [identify]", 'identify = { keys = ["satNo", "epoch"] }')
+    no_extra(ident, ("keys",), "identify")
+    keys = ident.get("keys")
+    if not isinstance(keys, list) or not keys or not all(
+            isinstance(k, str) and k for k in keys):
+        fail("identify.keys", "identify.keys must be a non-empty list of key names",
+             '["satNo", "meanMotion", "epoch"]', keys)
+
+    marking_key = marking_default = None
+    if "marking" in doc:
+        marking = table(doc["marking"], "marking")
+        no_extra(marking, ("key", "default"), "marking")
+        if "key" in marking:
+            marking_key = text_of(marking["key"], "marking.key")
+        if "default" in marking:
+            marking_default = text_of(marking["default"], "marking.default")
+            try:
+                mk.parse(marking_default)
+            except MarkingError as e:
+                fail("marking.default", f"marking.default is not a marking: {e}",
+                     "U, UNCLASSIFIED//REL TO USA, GBR, ...", marking_default)
+
+    fields_doc = table(doc.get("fields"), "fields") if "fields" in doc else \
+        fail("fields", "missing [fields]", 'object_id = "satNo"')
+    specs = []
+    for column, raw in fields_doc.items():
+        specs.append(_field_spec(column, raw, fail))
+    mapped = {s.column for s in specs}
+    missing = [c for c in _REQUIRED if c not in mapped]
+    if missing:
+        fail(f"fields.{missing[0]}", f"required column {missing[0]} is not mapped",
+             f'{missing[0]} = "<key in the feed>"')
+    used: dict[str, str] = {}
+    for s in specs:
+        if s.key in used:
+            fail(f"fields.{s.column}", f"key {s.key!r} is mapped twice ({used[s.key]} and "
+                 f"{s.column})")
+        used[s.key] = s.column
+    return Description(name, description, kind, tuple(keys), tuple(specs), marking_key,
+                       marking_default, records_key, delimiter, priority, tuple(extensions),
+                       path)
+
+
+def _field_spec(column: str, raw, fail) -> FieldSpec:
+    where = f"fields.{column}"
+    if column not in _TYPES:
+        fail(where, f"{column!r} is not a canonical element column",
+             "one of " + ", ".join(_TYPES))
+    if isinstance(raw, str):
+        raw = {"key": raw}
+    if not isinstance(raw, dict):
+        fail(where, f"{where} must be a key name or a table", f'{column} = "<key>" or '
+             f'{column} = {{ key = "<key>", ... }}', raw)
+    arrow = str(_TYPES[column])
+    if column == "epoch":
+        kind = "time"
+    elif arrow.startswith("int"):
+        kind = "int"
+    elif arrow == "double":
+        kind = "float"
+    else:
+        kind = "str"
+    allowed = ["key", "default"] + (["unit"] if kind == "float" else []) + \
+        (["time"] if kind == "time" else [])
+    extra = sorted(set(raw) - set(allowed))
+    if extra:
+        fail(f"{where}.{extra[0]}", f"{extra[0]!r} does not apply to {column}",
+             "one of " + ", ".join(allowed))
+    key = raw.get("key")
+    if not isinstance(key, str) or not key:
+        fail(f"{where}.key", f"{where}.key must be the feed's key or CSV column name",
+             got=key)
+    unit, factor, time = None, 1.0, None
+    if kind == "float":
+        units = UNITS.get(column, {})
+        canonical = next(iter(units))
+        unit = raw.get("unit", canonical)
+        if unit not in units:
+            fail(f"{where}.unit", f"unit {unit!r} is not known for {column}",
+                 "one of " + ", ".join(units), unit)
+        factor = units[unit]
+    if kind == "time":
+        time = raw.get("time", "iso8601")
+        if time not in TIME_FORMATS:
+            fail(f"{where}.time", f"time format {time!r} is not known",
+                 "one of " + ", ".join(TIME_FORMATS), time)
+    default = raw.get("default")
+    if default is not None:
+        if column in ("object_id", "epoch"):
+            fail(f"{where}.default", f"{column} cannot have a default")
+        ok = {"float": isinstance(default, (int, float)) and math.isfinite(default),
+              "int": isinstance(default, int),
+              "str": isinstance(default, str)}[kind] and not isinstance(default, bool)
+        if not ok:
+            fail(f"{where}.default", f"default for {column} must be a {kind}", got=default)
+    return FieldSpec(column, key, kind, factor, unit, time, default,
+                     _INT_BITS.get(arrow, 64))
+
+
+# ---------------------------------------------------------------------------------------------
+# Identifying and reading files
+
+
+def _identify(desc: Description, head: bytes) -> bool:
+    """Whether ``head`` (a file's first bytes) starts with a record that has every one of
+    ``identify.keys``."""
+    first = _first_record(desc, decode(head))
+    return isinstance(first, dict) and all(k in first for k in desc.identify_keys)
+
+
+def _first_record(desc: Description, text: str):
+    text = text.lstrip()
+    try:
+        if desc.container == "csv":
+            line = next(csv.reader(io.StringIO(text), delimiter=desc.delimiter), None)
+            return dict.fromkeys(c.strip() for c in line) if line else None
+        if desc.container == "jsonl":
+            line = text.split("\n", 1)[0]
+            return json.loads(line)
+        if desc.records_key is not None:
+            m = re.search(r'"%s"\s*:\s*\[' % re.escape(desc.records_key), text)
+            if not text.startswith("{") or m is None:
+                return None
+            pos = m.end()
+        elif text.startswith("["):
+            pos = 1
+        else:
+            return None
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        return json.JSONDecoder().raw_decode(text, pos)[0]
+    except (ValueError, RecursionError):
+        return None
+
+
+def _read(desc: Description, stream: BinaryIO, uri: str) -> Iterator[Batch]:
+    """Yield batches of records read from ``stream`` with the layout ``desc``."""
+    batch = Batch()
+    for number, obj, raw in _records(desc, stream, uri):
+        if isinstance(obj, Reject):
+            batch.rejects.append(obj)
+        else:
+            try:
+                batch.records.append(_convert(desc, obj, number, raw))
+            except FormatError as e:
+                batch.rejects.append(Reject(number, raw, e.message, e.field))
+        if len(batch) >= BATCH_RECORDS:
+            yield batch
+            batch = Batch()
+    if len(batch):
+        yield batch
+
+
+def _dumps(obj) -> str:
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+    except (ValueError, TypeError, RecursionError):
+        return repr(obj)
+
+
+def _records(desc: Description, stream: BinaryIO, uri: str):
+    """``(record number, dict or Reject, raw text)`` for each record of the file."""
+    text = decode(stream.read())
+    if desc.container == "json":
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise FormatError(f"file is not valid JSON: {e.msg}", path=uri, line=e.lineno,
+                              expected="a JSON list of objects",
+                              got=text[max(0, e.pos - 40):e.pos + 40]) from None
+        except (ValueError, RecursionError) as e:
+            raise FormatError(f"file cannot be read as JSON: {e}", path=uri) from None
+        if desc.records_key is not None:
+            if not isinstance(doc, dict) or not isinstance(doc.get(desc.records_key), list):
+                raise FormatError(f"top level is not an object with a list under "
+                                  f"{desc.records_key!r}", path=uri,
+                                  expected=f'{{"{desc.records_key}": [{{...}}, ...]}}',
+                                  got=text[:80])
+            doc = doc[desc.records_key]
+        if not isinstance(doc, list):
+            raise FormatError("top level of the file is not a JSON list", path=uri,
+                              expected="[{...}, {...}]", got=text[:80])
+        for i, obj in enumerate(doc, 1):
+            raw = _dumps(obj)
+            if isinstance(obj, dict):
+                yield i, obj, raw
+            else:
+                yield i, Reject(i, raw, "record is not a JSON object"), raw
+    elif desc.container == "jsonl":
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError) as e:
+                yield i, Reject(i, line, f"line is not valid JSON: {e}"), line
+                continue
+            if isinstance(obj, dict):
+                yield i, obj, line
+            else:
+                yield i, Reject(i, line, "line is not a JSON object"), line
+    else:
+        yield from _csv_records(desc, text, uri)
+
+
+def _csv_records(desc: Description, text: str, uri: str):
+    lines = io.StringIO(text, newline="")
+    reader = csv.reader(lines, delimiter=desc.delimiter, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as e:
+        raise FormatError(f"CSV header cannot be read: {e}", path=uri, line=1) from None
+    if not header:
+        return
+    header = [h.strip() for h in header]
+    last = reader.line_num
+    while True:
+        start = last + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            # a broken quote runs to the end of the file: nothing after it can be placed
+            raise FormatError(f"CSV cannot be read: {e}", path=uri, line=start) from None
+        last = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        raw = desc.delimiter.join(row)
+        if len(row) != len(header):
+            yield start, Reject(start, raw, f"row has {len(row)} columns, the header "
+                                            f"{len(header)}"), raw
+            continue
+        yield start, dict(zip(header, row)), raw
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _fail(spec: FieldSpec, message: str, value=None, expected: str | None = None):
+    reason = f"field {spec.key!r} ({spec.column}): {message}"
+    if expected:
+        reason += f"; expected {expected}"
+    if value is not None:
+        got = repr(value)
+        reason += f"; got {got[:_GOT_MAX] + ('...' if len(got) > _GOT_MAX else '')}"
+    raise FormatError(reason, field=spec.column, expected=None)
+
+
+def _convert(desc: Description, obj: dict, number: int, raw: str) -> dict:
+    rec: dict[str, Any] = dict.fromkeys(ELEMENT_COLUMNS)
+    rec.update(source_record=number, _raw=raw)
+    for spec in desc.fields:
+        value = obj.get(spec.key)
+        if _missing(value):
+            if spec.default is not None:
+                value = spec.default
+            elif spec.required:
+                _fail(spec, "missing", expected=f"a value under key {spec.key!r}")
+            else:
+                rec[spec.column] = None
+                continue
+        rec[spec.column] = _value(spec, value)
+    if desc.marking_key is not None:
+        text = obj.get(desc.marking_key)
+        if _missing(text):
+            text = desc.marking_default
+        elif not isinstance(text, str):
+            raise FormatError(f"field {desc.marking_key!r} (marking): not text; got "
+                              f"{repr(text)[:_GOT_MAX]}", field="marking")
+        rec["marking"] = text
+    else:
+        rec["marking"] = desc.marking_default
+    try:
+        validate_elements(rec)
+    except FormatError as e:
+        spec = next(s for s in desc.fields if s.column == e.field)
+        _fail(spec, e.message, obj.get(spec.key), e.expected)
+    return rec
+
+
+def _value(spec: FieldSpec, value):
+    if isinstance(value, (bool, list, dict)):
+        _fail(spec, f"not a {'time' if spec.kind == 'time' else spec.kind} value", value)
+    if spec.kind == "str":
+        if not isinstance(value, str):
+            _fail(spec, "not text", value)
+        return value.strip()
+    if spec.kind == "time":
+        return _time(spec, value)
+    if isinstance(value, str) and not (_INT_TEXT if spec.kind == "int" else _NUMBER_TEXT
+                                       ).match(value):
+        _fail(spec, f"not {'an integer' if spec.kind == 'int' else 'a number'}", value)
+    try:
+        out = (parse_int if spec.kind == "int" else parse_float)(value, spec.column)
+    except FormatError as e:
+        _fail(spec, e.message, value)
+    if spec.kind == "int":
+        lim = 2 ** (spec.int_bits - 1)
+        if not -lim <= out < lim:
+            _fail(spec, f"outside the int{spec.int_bits} range", value)
+        return out
+    if spec.factor != 1.0:
+        out = out * spec.factor
+        if not math.isfinite(out):
+            _fail(spec, f"not finite in {spec.unit}", value)
+    return out
+
+
+def _time(spec: FieldSpec, value) -> int:
+    scale = TIME_FORMATS[spec.time]
+    if scale is None:
+        if not isinstance(value, str):
+            _fail(spec, "not ISO-8601 text", value, "YYYY-MM-DDThh:mm:ss.ffffffZ")
+        try:
+            ns = parse_epoch(value)
+        except FormatError as e:
+            _fail(spec, e.message, value, e.expected)
+    else:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                _fail(spec, "not a finite number", value)
+            count = Fraction(repr(value))
+        elif isinstance(value, int):
+            count = Fraction(value)
+        elif isinstance(value, str) and _NUMBER_TEXT.match(value):
+            count = Fraction(value.strip())
+        else:
+            _fail(spec, f"not a {spec.time} time", value)
+        ns = math.floor(count * scale + Fraction(1, 2))
+    if not _INT64_MIN <= ns <= _INT64_MAX:
+        _fail(spec, "outside the representable range of timestamp[ns] (1677 to 2262)", value)
+    return ns
