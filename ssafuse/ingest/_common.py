@@ -89,6 +89,7 @@ def fraction_ns(digits: str, unit_ns: int) -> int:
     """``0.<digits>`` of ``unit_ns`` nanoseconds, rounded to the nearest nanosecond, exactly."""
     if not digits:
         return 0
+    digits = digits[:30]  # beyond 1e-30 of a day nothing changes a nanosecond
     scale = 10 ** len(digits)
     return (int(digits) * unit_ns * 2 + scale) // (2 * scale)
 
@@ -172,7 +173,7 @@ def parse_float(text, field_name: str) -> float:
         raise FormatError("not a number", field=field_name, got=repr(text))
     try:
         value = float(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise FormatError("not a number", field=field_name, got=repr(text)) from None
     if value != value or value in (float("inf"), float("-inf")):
         raise FormatError("not a finite number", field=field_name, got=repr(text))
