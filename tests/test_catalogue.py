@@ -33,8 +33,7 @@ def _sgp4_km(row: dict, when: dt.datetime):
     jd, fr = jday(when.year, when.month, when.day, when.hour, when.minute,
                   when.second + when.microsecond / 1e6)
     err, r, _ = sat.sgp4(jd, fr)
-    assert err == 0
-    return r
+    return r if err == 0 else None  # e.g. a March element set that decays before July
 
 
 @pytest.mark.slow
@@ -55,11 +54,15 @@ def test_newest_epoch_wins_and_disagreement_matches_sgp4(tmp_path):
         entry = by_id[oid]
         assert entry["epoch"].strftime("%Y-%m-%dT%H:%M:%S.%f") == newest
         assert entry["n_sources"] == 2 and entry["sources"] == ["ct-july", "ct-march"]
-    for oid in both[::500]:
+    for oid in both[::200]:
         entry = by_id[oid]
         chosen, other = (b[oid], a[oid]) if entry["source"] == "ct-july" else (a[oid], b[oid])
         when = dt.datetime.strptime(chosen["EPOCH"], "%Y-%m-%dT%H:%M:%S.%f")
-        expected = math.dist(_sgp4_km(chosen, when), _sgp4_km(other, when))
+        r1, r2 = _sgp4_km(chosen, when), _sgp4_km(other, when)
+        if r1 is None or r2 is None:
+            assert entry["max_disagreement_km"] is None and not entry["sources_disagree"]
+            continue
+        expected = math.dist(r1, r2)
         # Both paths run sgp4init on the same values; their epochs differ only by float
         # rounding (< 1 microsecond, < 1 cm along track), so 1 m is generous.
         assert entry["max_disagreement_km"] == pytest.approx(expected, abs=1e-3)
@@ -81,8 +84,9 @@ def test_markings_combine_and_identical_sets_agree(tmp_path):
         assert entry["classification"] == "UNCLASSIFIED"
         assert entry["releasable_to"] == ["USA"]
         assert entry["marking"] == "UNCLASSIFIED//REL TO USA"
-        # The same element set in two formats: no disagreement at all.
-        assert entry["max_disagreement_km"] == 0.0
+        # The same element set in two formats; the TLE rounds BSTAR to 5 digits (0.0039787182
+        # -> 0.39787e-2 for 67298), which at the epoch itself moves nothing measurable.
+        assert entry["max_disagreement_km"] < 1e-6
         assert entry["sources_disagree"] is False
 
 

@@ -1,3 +1,670 @@
-"""TLE adapter (being written)."""
-from ._common import Format
-FORMAT = Format("tle", "elements", "TLE 2LE/3LE", lambda head: False, lambda s, u: iter(()), 10)
+"""TLE adapter: two-line element sets, with or without name lines (2LE / 3LE).
+
+Reads the fixed-column layout that Space-Track and CelesTrak publish (NORAD's punch-card
+format; python-sgp4's ``io.py`` keeps the same templates), one record per line-1 / line-2
+pair, optionally preceded by a name line: CelesTrak's space-padded ``ISS (ZARYA)`` or
+Space-Track's ``0 ISS (ZARYA)``. 2LE and 3LE records may be mixed in one file; blank lines and
+``#`` comment lines (as in Vallado's ``SGP4-VER.TLE``) are not records.
+
+Every record is either accepted, as a dict keyed by :data:`ssafuse.schema.ELEMENT_COLUMNS`
+plus ``source_record`` (1-based line number of its first line), ``marking`` (the
+classification column) and ``_raw`` (its lines joined by ``\\n``), or refused as a
+:class:`~ssafuse.ingest._common.Reject` whose reason names the field and shows the column
+template. Both lines' checksums are verified. Lines that belong to no complete record (a line
+1 without its line 2, a name line followed by no element set, stray text) are rejects too, so
+accepted + rejected always equals the records read.
+
+Two departures from the strict 69-column layout are read, both unambiguous:
+
+* text after column 69 separated from it by a blank, as in Vallado's verification file whose
+  line 2 carries start / stop / step minutes: the element set is read from columns 1-69, the
+  extra text stays in ``_raw``;
+* line 2 with an 8-digit eccentricity field (CelesTrak, 2026, e.g. object 67298): every column
+  after it sits one to the right and the line has 70 columns. It is read on that shifted
+  layout only when the whole line matches it and its checksum (column 70, over columns 1-69)
+  agrees; the standard layout needs a blank in column 34 where the shifted one has a digit, so
+  the two can never both match.
+
+Layouts are data (the column tables below); the layout regexes, the templates shown in
+errors and the diagnostics are all built from them. Parsing is on bytes: the reader groups
+lines into records, then parses each batch of well-formed records with numpy (exact
+fixed-point arithmetic, the same doubles ``float()`` gives) and any other record one at a
+time, which is also where refusals are explained. Records are yielded in batches of
+:data:`BATCH_RECORDS`, so memory stays bounded whatever the file size.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import BinaryIO, Iterator
+
+import numpy as np
+from sgp4.alpha5 import from_alpha5
+
+from ..errors import FormatError
+from ._common import (NS_PER_DAY, Batch, Format, Reject, days_from_civil, decode,
+                      epoch_from_year_day, validate_elements)
+
+__all__ = ["FORMAT", "LINE1_TEMPLATE", "LINE2_TEMPLATE", "LINE2_WIDE_ECC_TEMPLATE",
+           "LINE1_COLUMNS", "LINE2_COLUMNS", "LINE2_WIDE_ECC_COLUMNS", "BATCH_RECORDS",
+           "identify", "read"]
+
+#: Records (accepted + rejected) per yielded :class:`Batch`.
+BATCH_RECORDS = 50_000
+
+#: A line that is not a TLE line and is at least this long is stray text, not a name line
+#: (CelesTrak names are 24 characters, Space-Track's ``0 `` + 24).
+NAME_MAX = 64
+
+
+def _right_aligned(width: int) -> str:
+    """An unsigned integer right-aligned in ``width`` columns (blank- or zero-padded)."""
+    return "(?:" + "|".join(" " * k + f"[0-9]{{{width - k}}}" for k in range(width)) + ")"
+
+
+def _decimal(int_width: int, frac_width: int) -> str:
+    """``NNN.NNNN`` with the integer part right-aligned (leading blanks allowed)."""
+    return _right_aligned(int_width) + r"\." + f"[0-9]{{{frac_width}}}"
+
+
+#: Field kinds: (regex for the field's exact columns, template text for error messages).
+_KINDS: dict[str, tuple[str, str]] = {
+    "line1": ("1", "1"),
+    "line2": ("2", "2"),
+    "catalogue": (_right_aligned(5)[:-1] + "|[A-HJ-NP-Z][0-9]{4})", "NNNNN"),
+    "classification": ("[A-Z ]", "C"),
+    # launch year, launch number, piece (1-3 letters, or none for analyst objects), or blank
+    "intl_designator": ("(?:[0-9]{5}(?:[A-Z]{3}|[A-Z]{2} |[A-Z]  |   )| {8})", "NNNNNAAA"),
+    "epoch": ("[0-9]{2}" + _decimal(3, 8), "NNNNN.NNNNNNNN"),
+    "mean_motion_dot": (r"[ +-]\.[0-9]{8}", "+.NNNNNNNN"),
+    "exponent": ("[ +-][0-9]{5}[+-][0-9]", "+NNNNN-N"),
+    "ephemeris_type": ("[0-9 ]", "N"),
+    "element_set_no": (_right_aligned(4), "NNNN"),
+    "checksum": ("[0-9]", "N"),
+    "angle": (_decimal(3, 4), "NNN.NNNN"),
+    "eccentricity": ("[0-9]{7}", "NNNNNNN"),
+    "eccentricity8": ("[0-9]{8}", "NNNNNNNN"),
+    "mean_motion": (_decimal(2, 8), "NN.NNNNNNNN"),
+    "rev_at_epoch": (_right_aligned(5), "NNNNN"),
+}
+
+#: Line 1 columns: (field, first column, last column (1-based, inclusive), kind). Columns
+#: that no field covers must be blank.
+LINE1_COLUMNS: tuple[tuple[str, int, int, str], ...] = (
+    ("line_number", 1, 1, "line1"),
+    ("object_id", 3, 7, "catalogue"),
+    ("classification", 8, 8, "classification"),
+    ("intl_designator", 10, 17, "intl_designator"),
+    ("epoch", 19, 32, "epoch"),
+    ("mean_motion_dot", 34, 43, "mean_motion_dot"),
+    ("mean_motion_ddot", 45, 52, "exponent"),
+    ("bstar", 54, 61, "exponent"),
+    ("ephemeris_type", 63, 63, "ephemeris_type"),
+    ("element_set_no", 65, 68, "element_set_no"),
+    ("checksum", 69, 69, "checksum"),
+)
+
+LINE2_COLUMNS: tuple[tuple[str, int, int, str], ...] = (
+    ("line_number", 1, 1, "line2"),
+    ("object_id", 3, 7, "catalogue"),
+    ("inclination_deg", 9, 16, "angle"),
+    ("raan_deg", 18, 25, "angle"),
+    ("eccentricity", 27, 33, "eccentricity"),
+    ("arg_perigee_deg", 35, 42, "angle"),
+    ("mean_anomaly_deg", 44, 51, "angle"),
+    ("mean_motion_rev_day", 53, 63, "mean_motion"),
+    ("rev_at_epoch", 64, 68, "rev_at_epoch"),
+    ("checksum", 69, 69, "checksum"),
+)
+
+#: Line 2 as CelesTrak wrote it in 2026 for some objects: an 8-digit eccentricity, every
+#: later column one to the right, 70 columns in all.
+LINE2_WIDE_ECC_COLUMNS: tuple[tuple[str, int, int, str], ...] = tuple(
+    (name, a, b, kind) if b < 27 else
+    ("eccentricity", 27, 34, "eccentricity8") if name == "eccentricity" else
+    (name, a + 1, b + 1, kind)
+    for name, a, b, kind in LINE2_COLUMNS)
+
+
+def _template(columns) -> str:
+    width = columns[-1][2]
+    out = [" "] * width
+    for _, a, b, kind in columns:
+        out[a - 1:b] = _KINDS[kind][1]
+    return "".join(out)
+
+
+def _layout_regex(columns) -> re.Pattern[bytes]:
+    parts, pos = [], 1
+    for _, a, b, kind in columns:
+        parts.append(" " * (a - pos) + "(?:" + _KINDS[kind][0] + ")")
+        pos = b + 1
+    return re.compile("".join(parts).encode("ascii"))
+
+
+#: The column templates (``N`` a digit, ``A`` a letter, ``C`` the classification, ``+`` a
+#: sign); the same text python-sgp4 shows in its TLE errors.
+LINE1_TEMPLATE = _template(LINE1_COLUMNS)
+LINE2_TEMPLATE = _template(LINE2_COLUMNS)
+LINE2_WIDE_ECC_TEMPLATE = _template(LINE2_WIDE_ECC_COLUMNS)
+
+_LINE1_RE = _layout_regex(LINE1_COLUMNS)
+_LINE2_RE = _layout_regex(LINE2_COLUMNS)
+_LINE2_WIDE_RE = _layout_regex(LINE2_WIDE_ECC_COLUMNS)
+_FIELD_RE = {kind: re.compile(("(?:" + rx + ")").encode("ascii"))
+             for kind, (rx, _) in _KINDS.items()}
+
+# Checksum: digits count their value, '-' counts 1, everything else 0 (mod 10).
+_CHECKSUM_TABLE = bytearray(256)
+for _d in range(10):
+    _CHECKSUM_TABLE[48 + _d] = _d
+_CHECKSUM_TABLE[ord("-")] = 1
+_CHECKSUM_TABLE = bytes(_CHECKSUM_TABLE)
+del _d
+
+# Classification column byte -> marking text (None when blank: the feed default applies).
+_MARKING = {c: chr(c) for c in range(ord("A"), ord("Z") + 1)}
+_MARKING[ord(" ")] = None
+
+_SEPARATORS = b" \t"
+
+# Byte classes: every character class in the layout regexes is a union of these, so two
+# lines of the same shape either both match a layout or both fail (given column 1 is tested
+# separately, as the reader does). Digits -> '9', letters other than I and O -> 'A', I and
+# O -> 'I' (Alpha-5 skips them), blank . + - as themselves, anything else -> '?'.
+_SHAPE_TABLE = bytearray(b"?" * 256)
+for _c in b"0123456789":
+    _SHAPE_TABLE[_c] = ord("9")
+for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+    _SHAPE_TABLE[_c] = ord("I") if _c in b"IO" else ord("A")
+for _c in b" .+-":
+    _SHAPE_TABLE[_c] = _c
+_SHAPE_TABLE = bytes(_SHAPE_TABLE)
+del _c
+_SHAPES_MAX = 4096
+
+#: Bytes read from the stream at a time.
+BLOCK_BYTES = 1 << 20
+
+
+def _checksum(line: bytes, n: int) -> int:
+    """Mod-10 sum of the first ``n`` columns: digits their value, '-' one, the rest zero."""
+    return sum(line[:n].translate(_CHECKSUM_TABLE)) % 10
+
+
+def _diagnose(line: bytes, number: int, columns, template: str) -> FormatError:
+    """The first column of ``line`` that breaks ``columns``, as a :class:`FormatError` showing
+    the template; or a checksum error when the layout holds."""
+    got = decode(line)
+    width = columns[-1][2]
+    if line[2:8].isdigit() and len(line) > 8:
+        return FormatError(
+            f"TLE line {number} has a 6-digit catalogue number {decode(line[2:8])!r} in "
+            f"columns 3-8, which shifts every later column; the TLE layout holds 5 (Alpha-5 "
+            f"up to 339999), larger numbers need OMM", field="object_id", expected=template,
+            got=got)
+    pos = 1
+    for name, a, b, kind in columns:
+        where = f"column {a}" if a == b else f"columns {a}-{b}"
+        if len(line) < b:
+            return FormatError(
+                f"TLE line {number} is truncated: it has {len(line)} columns, {name} needs "
+                f"{where}", field=name, expected=template, got=got)
+        gap = line[pos - 1:a - 1]
+        if gap.strip(b" "):
+            return FormatError(
+                f"TLE line {number} columns {pos}-{a - 1} (before {name}) must be blank, got "
+                f"{decode(gap)!r}", field=name, expected=template, got=got)
+        text = line[a - 1:b]
+        if not _FIELD_RE[kind].fullmatch(text):
+            return FormatError(
+                f"TLE line {number} {where} ({name}): {decode(text)!r} does not match the "
+                f"layout {_KINDS[kind][1]!r}",
+                field=name, expected=template, got=got)
+        pos = b + 1
+    if len(line) > width:
+        return FormatError(
+            f"TLE line {number} has {len(line)} columns; text after column {width} must be "
+            f"separated from it by a blank", field="checksum", expected=template, got=got)
+    return _checksum_error(line, number, width)
+
+
+def _checksum_error(line: bytes, number: int, width: int) -> FormatError:
+    found = line[width - 1] - 48
+    expected = _checksum(line, width - 1)
+    return FormatError(
+        f"TLE line {number} checksum mismatch: the digits of columns 1-{width - 1} give "
+        f"{expected}, column {width} has {found}", field="checksum", got=decode(line))
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        return decode(data)
+
+
+def _line2_error(l2: bytes, shift: int) -> FormatError:
+    """Why line 2 (trailing blanks removed) fails, on the layout ``shift`` selects."""
+    if shift:
+        if not _LINE2_WIDE_RE.fullmatch(l2):
+            return _diagnose(l2, 2, LINE2_WIDE_ECC_COLUMNS, LINE2_WIDE_ECC_TEMPLATE)
+        return _checksum_error(l2, 2, 70)
+    return _diagnose(l2, 2, LINE2_COLUMNS, LINE2_TEMPLATE)
+
+
+def _record(name: bytes | None, l1: bytes, l2: bytes, first: int, raw: str,
+            shapes: tuple[set, set, set]) -> dict | Reject:
+    """One element set from its lines (trailing blanks stripped), or why it is refused.
+
+    ``shapes`` holds, for line 1, line 2 and the 8-digit-eccentricity line 2, the byte-class
+    shapes (see ``_SHAPE_TABLE``) of lines already found to match that layout in this read;
+    it only saves regex calls, never changes an answer.
+    """
+    # ---- line 1: layout, then checksum
+    if len(l1) != 69:
+        if len(l1) > 69 and l1[69] in _SEPARATORS:
+            l1 = l1[:69]
+        else:
+            return Reject.from_error(_diagnose(l1, 1, LINE1_COLUMNS, LINE1_TEMPLATE), first, raw)
+    shape = l1.translate(_SHAPE_TABLE)
+    known = shapes[0]
+    if shape not in known:
+        if not _LINE1_RE.fullmatch(l1):
+            return Reject.from_error(_diagnose(l1, 1, LINE1_COLUMNS, LINE1_TEMPLATE), first, raw)
+        if len(known) < _SHAPES_MAX:
+            known.add(shape)
+    if sum(l1[:68].translate(_CHECKSUM_TABLE)) % 10 != l1[68] - 48:
+        return Reject.from_error(_checksum_error(l1, 1, 69), first, raw)
+    # ---- line 2: standard layout, or the 8-digit eccentricity one (column 34 a digit)
+    s = 0
+    n2 = len(l2)
+    if n2 != 69:
+        if n2 == 70 and 48 <= l2[33] <= 57 and 48 <= l2[69] <= 57:
+            s = 1
+        elif n2 > 69 and l2[69] in _SEPARATORS:
+            l2 = l2[:69]
+        else:
+            return Reject.from_error(_line2_error(l2, 0), first, raw)
+    shape = l2.translate(_SHAPE_TABLE)
+    known = shapes[1 + s]
+    if shape not in known:
+        if not (_LINE2_WIDE_RE if s else _LINE2_RE).fullmatch(l2):
+            return Reject.from_error(_line2_error(l2, s), first, raw)
+        if len(known) < _SHAPES_MAX:
+            known.add(shape)
+    if sum(l2[:68 + s].translate(_CHECKSUM_TABLE)) % 10 != l2[68 + s] - 48:
+        return Reject.from_error(_checksum_error(l2, 2, 69 + s), first, raw)
+    # ---- fields
+    try:
+        c1 = l1[2:7]
+        object_id = from_alpha5(c1.decode("ascii")) if c1[0] >= 65 else int(c1)
+        c2 = l2[2:7]
+        if c2 != c1 and (from_alpha5(c2.decode("ascii")) if c2[0] >= 65 else int(c2)) != object_id:
+            raise FormatError(
+                f"catalogue numbers differ: line 1 has {c1.decode().strip()!r}, "
+                f"line 2 has {c2.decode().strip()!r}", field="object_id")
+        year = l1[18:20]
+        ephemeris = l1[62]
+        object_name = _object_name(name)
+        intl = None
+        if l1[9] != 32:
+            d = l1[9:17].decode("ascii")
+            intl = ("19" if d[:2] >= "57" else "20") + d[:2] + "-" + d[2:5] + d[5:].rstrip()
+        b = l1[53:61]
+        dd = l1[44:52]
+        rec = {
+            "object_id": object_id,
+            "intl_designator": intl,
+            "object_name": object_name,
+            "epoch": epoch_from_year_day(int(year) + (1900 if year >= b"57" else 2000),
+                                         l1[20:32].decode("ascii")),
+            "mean_motion_rev_day": float(l2[52 + s:63 + s]),
+            "eccentricity": float(b"0." + l2[26:33 + s]),
+            "inclination_deg": float(l2[8:16]),
+            "raan_deg": float(l2[17:25]),
+            "arg_perigee_deg": float(l2[34 + s:42 + s]),
+            "mean_anomaly_deg": float(l2[43 + s:51 + s]),
+            # ' 12345-5' -> 0.12345e-5 through a decimal string, so the double is the one an
+            # OMM's 1.2345e-06 gives
+            "bstar": float(b[:1] + b"0." + b[1:6] + b"e" + b[6:]),
+            "mean_motion_dot": float(l1[33:43]),
+            "mean_motion_ddot": float(dd[:1] + b"0." + dd[1:6] + b"e" + dd[6:]),
+            "ephemeris_type": None if ephemeris == 32 else ephemeris - 48,
+            "element_set_no": int(l1[64:68]),
+            "rev_at_epoch": int(l2[63 + s:68 + s]),
+            "object_type": None,
+            "rcs_size": None,
+            "country": None,
+            "source_record": first,
+            "marking": _MARKING[l1[7]],
+            "_raw": raw,
+        }
+        validate_elements(rec)
+    except FormatError as e:
+        return Reject.from_error(e, first, raw)
+    return rec
+
+
+# ---- the fast path: a block of well-formed records at once, with numpy
+#
+# Every numeric TLE field is a fixed-point decimal (``NNN.NNNN`` is an integer over 10**4), so
+# its value is an integer numerator over a power of ten, both exact in a double; IEEE
+# division rounds their exact quotient correctly, which is the double ``float(text)`` gives.
+# The fast path therefore returns the very values :func:`_record` does (tests check this on
+# every record of the shared catalogues); it only takes records whose lines both have 69
+# columns, match their layout (by shape) and pass their checksums, and hands every other
+# record to :func:`_record`, which also explains refusals.
+
+_DIGIT_TABLE = bytes(c - 48 if 48 <= c <= 57 else 0 for c in range(256))
+_POW10 = np.array([float(10**k) for k in range(23)])  # exact doubles
+_NS_PER_FRACTION_UNIT = NS_PER_DAY // 10**8  # a day's 8 fraction digits count 864 us each
+
+
+def _digits(d: np.ndarray, cols) -> np.ndarray:
+    """Integer value of the digits at ``cols`` of each row of digit values ``d`` (blanks
+    count as leading zeros)."""
+    cols = list(cols)
+    return d[:, cols].astype(np.int64) @ 10 ** np.arange(len(cols) - 1, -1, -1, dtype=np.int64)
+
+
+def _exponent_fields(a: np.ndarray, d: np.ndarray, at: int) -> np.ndarray:
+    """``+NNNNN-N`` starting at column ``at`` (0-based): sign, 0.NNNNN, exponent."""
+    mantissa = _digits(d, range(at + 1, at + 6)).astype(np.float64)
+    exponent = np.where(a[:, at + 6] == 45, -d[:, at + 7].astype(np.int64), d[:, at + 7])
+    k = 5 - exponent  # value = mantissa / 10**k
+    value = np.where(k >= 0, mantissa / _POW10[np.clip(k, 0, 22)],
+                     mantissa * _POW10[np.clip(-k, 0, 22)])
+    return np.where(a[:, at] == 45, -value, value)
+
+
+def _epochs(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch (ns since 1970) of each line 1 and whether its day of year is valid, with the
+    arithmetic of :func:`~ssafuse.ingest._common.epoch_from_year_day` (8 fraction digits
+    are an exact number of nanoseconds, so nothing rounds)."""
+    yy = d[:, 18].astype(np.int64) * 10 + d[:, 19]
+    year = yy + np.where(yy >= 57, 1900, 2000)
+    day = _digits(d, (20, 21, 22))
+    fraction = _digits(d, range(24, 32))
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    valid = (day >= 1) & (day <= 365 + leap)
+    years, index = np.unique(year, return_inverse=True)
+    jan1 = np.array([days_from_civil(int(y), 1, 1) for y in years], np.int64)[index]
+    return (jan1 + day - 1) * NS_PER_DAY + fraction * _NS_PER_FRACTION_UNIT, valid
+
+
+def _block(cands: list, records: list, rejects: list, shapes: tuple[set, set, set]) -> None:
+    """Parse candidate records ``(name, line1, line2, first, raw)`` into ``records`` and
+    ``rejects``, in file order (``shapes`` as for :func:`_record`)."""
+    fast = []
+    shapes1, shapes2 = shapes[0], shapes[1]
+    for c in cands:
+        l1, l2 = c[1], c[2]
+        if len(l1) == 69 and len(l2) == 69:
+            s1 = l1.translate(_SHAPE_TABLE)
+            s2 = l2.translate(_SHAPE_TABLE)
+            if s1 not in shapes1:
+                if not _LINE1_RE.fullmatch(l1):
+                    continue
+                if len(shapes1) < _SHAPES_MAX:
+                    shapes1.add(s1)
+            if s2 not in shapes2:
+                if not _LINE2_RE.fullmatch(l2):
+                    continue
+                if len(shapes2) < _SHAPES_MAX:
+                    shapes2.add(s2)
+            fast.append(c)
+    m = len(fast)
+    if m:
+        blob1 = b"".join([c[1] for c in fast])
+        blob2 = b"".join([c[2] for c in fast])
+        a1 = np.frombuffer(blob1, np.uint8).reshape(m, 69)
+        a2 = np.frombuffer(blob2, np.uint8).reshape(m, 69)
+        c1 = np.frombuffer(blob1.translate(_CHECKSUM_TABLE), np.uint8).reshape(m, 69)
+        c2 = np.frombuffer(blob2.translate(_CHECKSUM_TABLE), np.uint8).reshape(m, 69)
+        d1 = np.frombuffer(blob1.translate(_DIGIT_TABLE), np.uint8).reshape(m, 69)
+        d2 = np.frombuffer(blob2.translate(_DIGIT_TABLE), np.uint8).reshape(m, 69)
+        epoch, ok = _epochs(d1)
+        ok &= ((c1[:, :68].sum(axis=1, dtype=np.int64) % 10 == d1[:, 68])
+               & (c2[:, :68].sum(axis=1, dtype=np.int64) % 10 == d2[:, 68])
+               & (a1[:, 2:7] == a2[:, 2:7]).all(axis=1))
+        if not ok.all():  # the slow path says why
+            keep = np.flatnonzero(ok)
+            fast = [fast[i] for i in keep.tolist()]
+            a1, a2, d1, d2, epoch = a1[keep], a2[keep], d1[keep], d2[keep], epoch[keep]
+            m = len(fast)
+    slow = len(fast) != len(cands)
+    fast_ids = {id(c) for c in fast} if slow else ()
+    if m:
+        object_id = _digits(d1, range(2, 7))
+        alpha = np.flatnonzero(a1[:, 2] >= 65)
+        if alpha.size:  # Alpha-5: a letter for the hundred-thousands
+            object_id[alpha] = [from_alpha5(fast[i][1][2:7].decode("ascii"))
+                                for i in alpha.tolist()]
+        ndot = _digits(d1, range(35, 43)) / 1e8
+        ndot = np.where(a1[:, 33] == 45, -ndot, ndot)
+        ephemeris = np.where(a1[:, 62] == 32, -1, d1[:, 62])
+        values = zip(
+            _names([c[0] for c in fast]), _intl_designators(a1, d1),
+            object_id.tolist(), epoch.tolist(), ndot.tolist(),
+            _exponent_fields(a1, d1, 44).tolist(), _exponent_fields(a1, d1, 53).tolist(),
+            ephemeris.tolist(), _digits(d1, range(64, 68)).tolist(),
+            [_MARKING[c] for c in a1[:, 7].tobytes()],
+            (_digits(d2, (8, 9, 10, 12, 13, 14, 15)) / 1e4).tolist(),
+            (_digits(d2, (17, 18, 19, 21, 22, 23, 24)) / 1e4).tolist(),
+            (_digits(d2, range(26, 33)) / 1e7).tolist(),
+            (_digits(d2, (34, 35, 36, 38, 39, 40, 41)) / 1e4).tolist(),
+            (_digits(d2, (43, 44, 45, 47, 48, 49, 50)) / 1e4).tolist(),
+            (_digits(d2, (52, 53, 55, 56, 57, 58, 59, 60, 61, 62)) / 1e8).tolist(),
+            _digits(d2, range(63, 68)).tolist())
+    for c in cands:
+        if slow and id(c) not in fast_ids:
+            out = _record(*c, shapes)
+            (records if out.__class__ is dict else rejects).append(out)
+            continue
+        (nm, intl, oid, ep, nd, ndd, bs, et, es, mk, inc, ra, ec, ap, ma, mm, rv) = next(values)
+        first = c[3]
+        rec = {
+            "object_id": oid,
+            "intl_designator": intl,
+            "object_name": nm,
+            "epoch": ep,
+            "mean_motion_rev_day": mm,
+            "eccentricity": ec,
+            "inclination_deg": inc,
+            "raan_deg": ra,
+            "arg_perigee_deg": ap,
+            "mean_anomaly_deg": ma,
+            "bstar": bs,
+            "mean_motion_dot": nd,
+            "mean_motion_ddot": ndd,
+            "ephemeris_type": None if et < 0 else et,
+            "element_set_no": es,
+            "rev_at_epoch": rv,
+            "object_type": None,
+            "rcs_size": None,
+            "country": None,
+            "source_record": first,
+            "marking": mk,
+            "_raw": c[4],
+        }
+        try:
+            validate_elements(rec)
+        except FormatError as e:
+            rejects.append(Reject.from_error(e, first, c[4]))
+            continue
+        records.append(rec)
+
+
+def _object_name(name: bytes | None) -> str | None:
+    """The name of a name line: blanks and Space-Track's ``0 `` prefix removed."""
+    if name is None:
+        return None
+    text = _text(name).strip()
+    if text[:2] == "0 ":
+        text = text[2:].lstrip()
+    return text or None
+
+
+def _names(names: list) -> list:
+    """:func:`_object_name` of each name line, decoded in one go where all are ASCII."""
+    if None in names:
+        return [_object_name(n) for n in names]
+    try:
+        texts = b"\n".join(names).decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        return [_object_name(n) for n in names]
+    out = []
+    for text in texts:
+        text = text.strip()
+        if text[:2] == "0 ":
+            text = text[2:].lstrip()
+        out.append(text or None)
+    return out
+
+
+def _intl_designators(a: np.ndarray, d: np.ndarray) -> list:
+    """``YYYY-NNNPPP`` of each line 1's columns 10-17 (``98067A`` -> ``1998-067A``), None
+    where blank; launch years 57-99 are 19xx."""
+    m = len(a)
+    out = np.empty((m, 12), np.uint8)
+    yy = d[:, 9].astype(np.int64) * 10 + d[:, 10]
+    out[:, 0] = ord("1") + (yy < 57)
+    out[:, 1] = np.where(yy < 57, ord("0"), ord("9"))
+    out[:, 2:4] = a[:, 9:11]
+    out[:, 4] = ord("-")
+    out[:, 5:11] = a[:, 11:17]
+    out[:, 11] = ord("\n")
+    texts = [t.rstrip() for t in out.tobytes().decode("ascii").split("\n")[:m]]
+    for i in np.flatnonzero(a[:, 9] == 32).tolist():
+        texts[i] = None
+    return texts
+
+
+def read(stream: BinaryIO, uri: str) -> Iterator[Batch]:
+    """Element sets of a TLE file, in :class:`Batch` es of about :data:`BATCH_RECORDS`.
+
+    ``stream`` is read in blocks of :data:`BLOCK_BYTES` and split into lines (``\n``, with
+    an optional ``\r`` before it); ``uri`` is only for messages. Never raises for a bad
+    record: it becomes a :class:`Reject` whose ``record`` is the 1-based line number of its
+    first line.
+    """
+    records: list[dict] = []
+    rejects: list[Reject] = []
+    cands: list[tuple] = []  # complete name? / line 1 / line 2 groups, parsed per batch
+    shapes: tuple[set, set, set] = (set(), set(), set())
+    # The record being assembled: its first line number, its raw lines, its name line and
+    # line 1 (trailing blanks stripped) where seen so far.
+    first = 0
+    raws: list[bytes] = []
+    name: bytes | None = None
+    line1: bytes | None = None
+    number = 0
+    carry = b""
+    while True:
+        block = stream.read(BLOCK_BYTES)
+        if block:
+            lines = (carry + block).split(b"\n")
+            carry = lines.pop()
+        elif carry:
+            lines, carry = [carry], b""
+        else:
+            break
+        if number == 0 and lines and lines[0][:3] == b"\xef\xbb\xbf":
+            lines[0] = lines[0][3:]
+        for body in lines:
+            number += 1
+            body = body.rstrip(b"\r")
+            line = body.rstrip()
+            if not line or line[0] == 35:  # blank, or a '#' comment
+                continue
+            head = line[:2]
+            if head == b"2 ":
+                raws.append(body)
+                if line1 is not None:
+                    cands.append((name, line1, line, first, _text(b"\n".join(raws))))
+                else:
+                    if name is None:
+                        first = number
+                    rejects.append(Reject(first, _text(b"\n".join(raws)),
+                                          "TLE line 2 without a line 1 before it"))
+                raws = []
+                name = line1 = None
+                if len(cands) + len(rejects) >= BATCH_RECORDS:
+                    _block(cands, records, rejects, shapes)
+                    yield Batch(records, rejects)
+                    records, rejects, cands = [], [], []
+                continue
+            if line1 is not None:  # anything but a line 2 ends a pending line 1
+                rejects.append(Reject(first, _text(b"\n".join(raws)),
+                                      "TLE line 1 not followed by a line 2"))
+                raws = []
+                name = line1 = None
+            if head == b"1 ":
+                if name is None:
+                    first = number
+                raws.append(body)
+                line1 = line
+            else:
+                if name is not None:
+                    rejects.append(Reject(first, _text(raws[0]),
+                                          "name line not followed by a TLE line 1 and line 2",
+                                          "object_name"))
+                    raws = []
+                    name = None
+                if len(line) >= NAME_MAX:
+                    rejects.append(Reject(
+                        number, _text(body),
+                        f"not a TLE line (it does not start with '1 ' or '2 ') and too long "
+                        f"({len(line)} characters) for a name line"))
+                else:
+                    first = number
+                    name = line
+                    raws = [body]
+            if len(cands) + len(rejects) >= BATCH_RECORDS:  # a file of nothing but rejects
+                _block(cands, records, rejects, shapes)
+                yield Batch(records, rejects)
+                records, rejects, cands = [], [], []
+
+    if line1 is not None:
+        rejects.append(Reject(first, _text(b"\n".join(raws)),
+                              "TLE line 1 not followed by a line 2 (end of file)"))
+    elif name is not None:
+        rejects.append(Reject(first, _text(raws[0]),
+                              "name line not followed by a TLE line 1 and line 2 (end of file)",
+                              "object_name"))
+    if cands:
+        _block(cands, records, rejects, shapes)
+    if records or rejects:
+        yield Batch(records, rejects)
+
+
+def identify(head: bytes) -> bool:
+    """True when the first records of ``head`` (a file's first bytes) are TLE line 1 / line 2
+    pairs, with or without a name line before the first pair. Blank and ``#`` lines are
+    skipped; OMM KVN / XML / JSON / CSV never start that way."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    lines = []
+    for raw in head.split(b"\n")[:64]:
+        line = raw.rstrip()
+        if line and line[0] != 35:
+            lines.append(line)
+        if len(lines) == 3:
+            break
+    for start in (0, 1):
+        pair = lines[start:start + 2]
+        if len(pair) < 2:
+            continue
+        l1, l2 = pair
+        if (l1[:2] == b"1 " and l2[:2] == b"2 " and len(l1) >= 64 and len(l2) >= 64
+                and l1[2:7] == l2[2:7] and l1[23:24] == b"." and l2[11:12] == b"."
+                and (start == 0 or lines[0][:2] not in (b"1 ", b"2 "))):
+            return True
+    return False
+
+
+FORMAT = Format(
+    "tle", "elements",
+    "Two-line element sets (2LE, or 3LE with CelesTrak or Space-Track '0 ' name lines)",
+    identify, read, 10, extensions=(".tle", ".txt", ".3le", ".2le"))
