@@ -126,5 +126,31 @@ def formats():
                    + (f"  [{ext}]" if ext else ""))
 
 
+@main.command("pc")
+@click.argument("cdms", nargs=-1, required=True, metavar="CDM...")
+@click.option("--hbr-m", type=click.FloatRange(min=0), default=None, metavar="X",
+              help="Combined hard-body radius in metres (default: the CDM's own, e.g. CARA's "
+                   "'COMMENT HBR = 10 [m]', else --hbr-table).")
+@click.option("--hbr-table", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE.csv", help="CARA's per-object HBR table (HBR_Mass_Estimates_*.csv); "
+              "the combined HBR is the sum of both objects'. Used when the CDM states none.")
+@click.option("--method", type=click.Choice(["foster", "foster-square",
+                                             "foster-square-equal-area", "chan", "alfano2005"]),
+              default="foster", show_default=True, help="Pc method.")
+@click.option("--out", default=None, metavar="FILE.parquet", type=click.Path(dir_okay=False),
+              help="Also write one row per message to this Parquet file.")
+def pc_command(cdms, hbr_m, hbr_table, method, out):
+    """Probability of collision of CCSDS CDMs (KVN or XML): one line per message.
+
+    CDM... are files, folders (every CDM in them) or globs. A file that cannot be read is
+    reported with the reason and the others still computed (exit code 1).
+    """
+    from .pc import pc_of_files
+
+    rows, refused = pc_of_files(cdms, hbr_m=hbr_m, hbr_table=hbr_table, method=method, out=out,
+                           echo=click.echo)
+    sys.exit(EXIT_SOME_FILES_REFUSED if refused else EXIT_OK)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -116,10 +116,123 @@ CATALOGUE = pa.schema(
            nullable=False),
     ], metadata={"table": "catalogue"})
 
+#: One row per close approach found by screening (``ssafuse.screen``).
+CONJUNCTIONS = pa.schema([
+    _f("object_id_1", pa.int64(), "NORAD number of object 1: the primary when screening "
+       "primaries, else the smaller number", nullable=False),
+    _f("object_id_2", pa.int64(), "NORAD number of object 2", nullable=False),
+    _f("object_name_1", pa.string(), "name of object 1 as received"),
+    _f("object_name_2", pa.string(), "name of object 2 as received"),
+    _f("tca", TIME, "time of closest approach, refined on SGP4 itself (UTC)", nullable=False),
+    _f("miss_distance_km", pa.float64(), "range at TCA (TEME, SGP4 positions)", unit="km",
+       nullable=False),
+    _f("relative_speed_km_s", pa.float64(), "|v2 - v1| at TCA", unit="km/s", nullable=False),
+    _f("radial_km", pa.float64(), "object 2 relative to object 1 at TCA, radial component of "
+       "object 1's RIC frame", unit="km", nullable=False),
+    _f("in_track_km", pa.float64(), "in-track component (RIC of object 1)", unit="km",
+       nullable=False),
+    _f("cross_track_km", pa.float64(), "cross-track component (RIC of object 1)", unit="km",
+       nullable=False),
+    _f("dse_1_days", pa.float64(), "days since object 1's element set epoch at TCA",
+       unit="day", nullable=False),
+    _f("dse_2_days", pa.float64(), "days since object 2's element set epoch at TCA",
+       unit="day", nullable=False),
+    _f("co_located", pa.bool_(), "the pair stayed closer than the threshold over the whole "
+       "window: one row per window, at its minimum range", nullable=False),
+    _f("pc", pa.float64(), "probability of collision, where assessed", unit="1"),
+    _f("pc_method", pa.string(), "how pc was computed (e.g. FOSTER-2D)"),
+    _f("max_pc", pa.float64(), "maximum Pc without covariance (Alfano), where assessed",
+       unit="1"),
+    _f("threshold_km", pa.float64(), "screening threshold", unit="km", nullable=False),
+    _f("window_start", TIME, "screening window start (UTC)", nullable=False),
+    _f("window_end", TIME, "screening window end (UTC)", nullable=False),
+    _f("source_1", pa.string(), "source of object 1's element set"),
+    _f("epoch_1", TIME, "epoch of object 1's element set (UTC)", nullable=False),
+    _f("source_sha256_1", pa.string(), "SHA-256 of the file object 1's element set came from"),
+    _f("source_record_1", pa.int64(), "record number of object 1's element set in that file"),
+    _f("source_2", pa.string(), "source of object 2's element set"),
+    _f("epoch_2", TIME, "epoch of object 2's element set (UTC)", nullable=False),
+    _f("source_sha256_2", pa.string(), "SHA-256 of the file object 2's element set came from"),
+    _f("source_record_2", pa.int64(), "record number of object 2's element set in that file"),
+    _f("classification", pa.string(), "most restrictive classification of the two element "
+       "sets", nullable=False),
+    _f("releasable_to", pa.list_(pa.string()), "intersection of the two element sets' "
+       "releasability; null when neither states a caveat"),
+    _f("marking", pa.string(), "the combined marking as text", nullable=False),
+], metadata={"table": "conjunctions"})
+
+def _cdm_object_fields(i: int) -> list[pa.Field]:
+    return [
+        _f(f"object{i}_id", pa.int64(), f"object {i}'s NORAD number (OBJECT_DESIGNATOR when "
+           "it is a number)"),
+        _f(f"object{i}_designator", pa.string(), f"object {i}'s OBJECT_DESIGNATOR as received",
+           nullable=False),
+        _f(f"object{i}_name", pa.string(), f"object {i}'s OBJECT_NAME"),
+        _f(f"object{i}_intl_designator", pa.string(), f"object {i}'s INTERNATIONAL_DESIGNATOR"),
+        _f(f"object{i}_ref_frame", pa.string(), f"object {i}'s REF_FRAME", nullable=False),
+        _f(f"object{i}_covariance_method", pa.string(), f"object {i}'s COVARIANCE_METHOD"),
+        _f(f"object{i}_maneuverable", pa.string(), f"object {i}'s MANEUVERABLE"),
+        _f(f"object{i}_r_km", pa.list_(pa.float64(), 3), f"object {i}'s position X, Y, Z at TCA "
+           "in REF_FRAME", unit="km", nullable=False),
+        _f(f"object{i}_v_km_s", pa.list_(pa.float64(), 3), f"object {i}'s velocity at TCA in "
+           "REF_FRAME", unit="km/s", nullable=False),
+        _f(f"object{i}_cov_rtn", pa.list_(pa.float64(), 21), f"object {i}'s 6x6 RTN covariance, "
+           "lower triangle row by row (CR_R, CT_R, CT_T, CN_R, ... CNDOT_NDOT)",
+           unit="m**2, m**2/s, m**2/s**2", nullable=False),
+    ]
+
+
+#: One row per Conjunction Data Message read (CCSDS 508.0-B-1, KVN or XML).
+CDMS = pa.schema([
+    _f("message_id", pa.string(), "MESSAGE_ID", nullable=False),
+    _f("creation_date", TIME, "CREATION_DATE (UTC)", nullable=False),
+    _f("originator", pa.string(), "ORIGINATOR", nullable=False),
+    _f("message_for", pa.string(), "MESSAGE_FOR"),
+    _f("conjunction_id", pa.string(), "CONJUNCTION_ID (CDM-2)"),
+    _f("tca", TIME, "time of closest approach (UTC)", nullable=False),
+    _f("miss_distance_km", pa.float64(), "MISS_DISTANCE", unit="km", nullable=False),
+    _f("relative_speed_km_s", pa.float64(), "RELATIVE_SPEED", unit="km/s"),
+    _f("relative_position_rtn_km", pa.list_(pa.float64(), 3), "RELATIVE_POSITION_R/T/N",
+       unit="km"),
+    _f("relative_velocity_rtn_km_s", pa.list_(pa.float64(), 3), "RELATIVE_VELOCITY_R/T/N",
+       unit="km/s"),
+    _f("collision_probability", pa.float64(), "COLLISION_PROBABILITY as stated in the CDM"),
+    _f("collision_probability_method", pa.string(), "COLLISION_PROBABILITY_METHOD"),
+    _f("hbr_m", pa.float64(), "combined hard-body radius the CDM states (CARA's COMMENT HBR, "
+       "or the sum of CDM-2 HBRs)", unit="m"),
+    *_cdm_object_fields(1),
+    *_cdm_object_fields(2),
+    _f("keywords_json", pa.string(), "the whole message (every keyword and comment) as JSON",
+       nullable=False),
+] + PROVENANCE_FIELDS + MARKING_FIELDS, metadata={"table": "cdms"})
+
+#: One row per Pc computed (``ssafuse pc``).
+PC_RESULTS = pa.schema([
+    _f("source_uri", pa.string(), "the CDM file", nullable=False),
+    _f("message_id", pa.string(), "MESSAGE_ID"),
+    _f("object1_designator", pa.string(), "object 1's OBJECT_DESIGNATOR"),
+    _f("object2_designator", pa.string(), "object 2's OBJECT_DESIGNATOR"),
+    _f("tca", TIME, "time of closest approach (UTC)"),
+    _f("miss_distance_km", pa.float64(), "miss distance in the encounter plane (at the "
+       "linear-motion TCA)", unit="km"),
+    _f("hbr_m", pa.float64(), "combined hard-body radius used", unit="m"),
+    _f("hbr_source", pa.string(), "where the HBR came from: option, cdm, cara-table"),
+    _f("pc", pa.float64(), "probability of collision; null when it cannot be computed"),
+    _f("pc_method", pa.string(), "foster, foster-square, foster-square-equal-area, chan, "
+       "alfano2005", nullable=False),
+    _f("pc_flags", pa.list_(pa.string()), "what happened (npd-remediated, zero-miss, ...)",
+       nullable=False),
+    _f("cdm_pc", pa.float64(), "COLLISION_PROBABILITY stated in the CDM, for comparison"),
+    _f("error", pa.string(), "why the file could not be used (then pc is null)"),
+], metadata={"table": "pc_results"})
+
 SCHEMAS: dict[str, pa.Schema] = {
     "elements": ELEMENTS,
     "rejects": REJECTS,
     "catalogue": CATALOGUE,
+    "conjunctions": CONJUNCTIONS,
+    "cdms": CDMS,
+    "pc_results": PC_RESULTS,
 }
 
 #: Every table the store knows, including those later capabilities fill.
@@ -132,6 +245,9 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
     "elements": ("source", "ingest_date"),
     "rejects": ("source", "ingest_date"),
     "catalogue": (),
+    "conjunctions": (),
+    "cdms": ("source", "ingest_date"),
+    "pc_results": (),
 }
 
 

@@ -242,7 +242,7 @@ class Store:
         return self.path(table) / f"source={source}" / f"ingest_date={day}" / f"part-{sha[:16]}.parquet"
 
     def _remove_parts(self, source: str, sha: str) -> None:
-        for table in ("elements", "rejects"):
+        for table in [t for t, keys in PARTITIONS.items() if keys == ("source", "ingest_date")]:
             for pattern in (f"part-{sha[:16]}.parquet", f".part-{sha[:16]}.parquet.*.tmp"):
                 for p in self.path(table).glob(f"source={source}/*/{pattern}"):
                     p.unlink()
@@ -296,16 +296,18 @@ class Store:
                                   message=f"already ingested from {prior.get('uri')} at "
                                           f"{prior.get('ingested_at')}")
         self._remove_parts(source, sha)  # leftovers of a killed ingest of this same file
-        writers = {t: _PartWriter(self._part(t, source, day, sha), _file_schema(t))
-                   for t in ("elements", "rejects")}
+        writers = {"rejects": _PartWriter(self._part("rejects", source, day, sha),
+                                          _file_schema("rejects"))}
         rep = FileReport(uri, source, format, sha, "ingested")
         try:
             try:
                 fmt, _, batches = iter_file(uri, source=source, format=format, marking=marking,
                                             ingested_at_ns=now_ns, sha256=sha)
                 rep.format = fmt.name
+                rows_writer = writers.setdefault(fmt.table, _PartWriter(
+                    self._part(fmt.table, source, day, sha), _file_schema(fmt.table)))
                 for elements, rejects in batches:
-                    writers["elements"].write(elements)
+                    rows_writer.write(elements)
                     writers["rejects"].write(rejects)
                     rep.accepted += elements.num_rows
                     rep.rejected += rejects.num_rows

@@ -31,12 +31,18 @@ __all__ = ["Format", "Batch", "Reject", "FileResult", "formats", "get_format", "
            "read_file", "iter_file", "sha256_file"]
 
 HEAD_BYTES = 64 * 1024
+#: Columns the ingest layer adds to every record (provenance and marking).
+_ADDED_COLUMNS = frozenset(("source", "source_format", "source_uri", "source_sha256",
+                            "source_record", "ingested_at", "classification", "releasable_to",
+                            "marking"))
 RAW_MAX = 512
 
 
 @lru_cache(maxsize=None)
 def _builtin_formats() -> tuple[Format, ...]:
-    return (tle.FORMAT, *omm.FORMATS, *declarative.formats())
+    from .. import cdm  # CCSDS CDMs fill the "cdms" table
+
+    return (tle.FORMAT, *omm.FORMATS, *declarative.formats(), *cdm.formats())
 
 
 def formats() -> tuple[Format, ...]:
@@ -227,9 +233,16 @@ def to_tables(batch: Batch, prov: Provenance) -> tuple[pa.Table, pa.Table]:
         texts.append(t)
     schema = SCHEMAS[batch.table]
     n = len(kept)
-    columns = {name: [r.get(name) for r in kept] for name in ELEMENT_COLUMNS}
-    columns["epoch"] = pa.array(np.array(columns["epoch"], dtype="int64")).cast(
-        schema.field("epoch").type) if n else pa.array([], schema.field("epoch").type)
+    # The adapter's columns: every field of the table's schema that is not provenance or
+    # marking (for elements, exactly ELEMENT_COLUMNS); times arrive as int nanoseconds.
+    own = ELEMENT_COLUMNS if batch.table == "elements" else tuple(
+        name for name in schema.names if name not in _ADDED_COLUMNS)
+    columns = {name: [r.get(name) for r in kept] for name in own}
+    for name in own:
+        ftype = schema.field(name).type
+        if pa.types.is_timestamp(ftype):
+            columns[name] = pa.array(np.array(columns[name], dtype="int64")).cast(ftype) \
+                if n else pa.array([], ftype)
     columns.update({
         "source": [prov.source] * n,
         "source_format": [prov.source_format] * n,
