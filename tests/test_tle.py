@@ -51,7 +51,7 @@ def shared(*parts: str) -> Path:
 def read_bytes(data: bytes):
     """All records, all rejects and the batch sizes of reading ``data``."""
     batches = list(tle.read(io.BytesIO(data), "<test>"))
-    records = [r for b in batches for r in b.records]
+    records = [r for b in batches for r in b.all_records()]
     rejects = [r for b in batches for r in b.rejects]
     return records, rejects, [len(b) for b in batches]
 
@@ -59,7 +59,7 @@ def read_bytes(data: bytes):
 def read_path(path: Path):
     with open(path, "rb") as fh:
         batches = list(tle.read(fh, str(path)))
-    return [r for b in batches for r in b.records], [r for b in batches for r in b.rejects]
+    return [r for b in batches for r in b.all_records()], [r for b in batches for r in b.rejects]
 
 
 def tle_checksum(line: str) -> int:

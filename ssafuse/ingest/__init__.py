@@ -16,6 +16,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from typing import Iterator
 
 import numpy as np
@@ -206,38 +207,57 @@ def _rejects_table(rejects: list[Reject], prov: Provenance, table: str) -> pa.Ta
     }, schema=SCHEMAS["rejects"])
 
 
+def _columns_of(batch: Batch, own: tuple[str, ...]) -> dict[str, list]:
+    """The batch's accepted records as columns (``own`` plus ``source_record``, ``marking``
+    and ``_raw``), record dicts first, then the adapter's own columns."""
+    keys = (*own, "source_record", "marking", "_raw")
+    records = batch.records
+    try:  # adapters fill every column (None where absent): transpose in one pass
+        columns = (dict(zip(keys, map(list, zip(*map(itemgetter(*keys), records)))))
+                   if records else {k: [] for k in keys})
+    except KeyError:
+        columns = {k: [r.get(k) for r in records] for k in keys}
+    if batch.columns:
+        n = len(batch.columns["source_record"])
+        for k in keys:
+            extra = batch.columns.get(k)
+            columns[k].extend([None] * n if extra is None else
+                              extra.tolist() if isinstance(extra, np.ndarray) else extra)
+    return columns
+
+
 def to_tables(batch: Batch, prov: Provenance) -> tuple[pa.Table, pa.Table]:
-    """Canonical ``(elements, rejects)`` tables of one adapter batch: markings parsed (a
-    record with an unparseable marking is rejected, never guessed), provenance added."""
+    """Canonical ``(rows, rejects)`` tables of one adapter batch (rows in the schema of
+    ``batch.table``): markings parsed (a record with an unparseable marking is rejected, never
+    guessed), provenance added."""
     rejects = list(batch.rejects)
-    kept, levels, rels, texts = [], [], [], []
-    default_text = str(prov.default_marking)
-    cache: dict[str, tuple[mk.Marking, str]] = {}
-    for rec in batch.records:
-        text = rec.get("marking")
-        try:
-            if text is None:
-                m, t = prov.default_marking, default_text
-            else:
-                hit = cache.get(text)
-                if hit is None:
-                    hit = cache[text] = mk.apply_default(text, prov.default_marking)
-                m, t = hit
-        except MarkingError as e:
-            rejects.append(Reject(rec["source_record"], rec.get("_raw", str(text))[:RAW_MAX],
-                                  f"unparseable marking: {e}", "marking"))
-            continue
-        kept.append(rec)
-        levels.append(m.classification)
-        rels.append(None if m.releasable_to is None else list(m.releasable_to))
-        texts.append(t)
     schema = SCHEMAS[batch.table]
-    n = len(kept)
     # The adapter's columns: every field of the table's schema that is not provenance or
     # marking (for elements, exactly ELEMENT_COLUMNS); times arrive as int nanoseconds.
     own = ELEMENT_COLUMNS if batch.table == "elements" else tuple(
         name for name in schema.names if name not in _ADDED_COLUMNS)
-    columns = {name: [r.get(name) for r in kept] for name in own}
+    columns = _columns_of(batch, own)
+    # Each distinct marking text is parsed once; a batch rarely holds more than a few.
+    parsed: dict = {None: (prov.default_marking, str(prov.default_marking))}
+    for text in set(columns["marking"]):
+        if text not in parsed:
+            try:
+                parsed[text] = mk.apply_default(text, prov.default_marking)
+            except MarkingError as e:
+                parsed[text] = e
+    if any(isinstance(v, MarkingError) for v in parsed.values()):
+        keep = []
+        for i, text in enumerate(columns["marking"]):
+            hit = parsed[text]
+            if isinstance(hit, MarkingError):
+                raw = columns["_raw"][i] or str(text)
+                rejects.append(Reject(columns["source_record"][i], raw[:RAW_MAX],
+                                      f"unparseable marking: {hit}", "marking"))
+            else:
+                keep.append(i)
+        columns = {k: [v[i] for i in keep] for k, v in columns.items()}
+    marks = [parsed[t] for t in columns["marking"]]
+    n = len(marks)
     for name in own:
         ftype = schema.field(name).type
         if pa.types.is_timestamp(ftype):
@@ -248,13 +268,17 @@ def to_tables(batch: Batch, prov: Provenance) -> tuple[pa.Table, pa.Table]:
         "source_format": [prov.source_format] * n,
         "source_uri": [prov.source_uri] * n,
         "source_sha256": [prov.source_sha256] * n,
-        "source_record": [r["source_record"] for r in kept],
+        "source_record": columns["source_record"],
         "ingested_at": pa.array(np.full(n, prov.ingested_at_ns, dtype="int64")).cast(
             schema.field("ingested_at").type),
-        "classification": levels,
-        "releasable_to": rels,
-        "marking": texts,
+        "classification": [m.classification for m, _ in marks],
+        "releasable_to": [None if m.releasable_to is None else list(m.releasable_to)
+                          for m, _ in marks],
+        "marking": [t for _, t in marks],
     })
+    del columns["_raw"]
     elements = pa.Table.from_pydict(columns, schema=schema)
+    if batch.records and batch.columns:  # keep file order
+        elements = elements.sort_by("source_record")
     rejects.sort(key=lambda r: r.record)
     return elements, _rejects_table(rejects, prov, batch.table)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+
+import numpy as np
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator
 
@@ -41,14 +43,38 @@ class Reject:
 
 @dataclass
 class Batch:
-    """Records parsed from one stretch of a file, and the records refused in it."""
+    """Records parsed from one stretch of a file, and the records refused in it.
+
+    Accepted records come as dicts in ``records`` (the simple way), or, for adapters that
+    parse whole blocks at once, as ``columns``: the same keys, each mapped to a list or
+    array of equal length (``_raw`` may be left out). A batch may use both.
+    """
 
     records: list[dict] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     table: str = "elements"
+    columns: dict | None = None
+
+    @property
+    def accepted(self) -> int:
+        n = len(self.records)
+        if self.columns:
+            n += len(self.columns["source_record"])
+        return n
 
     def __len__(self) -> int:
-        return len(self.records) + len(self.rejects)
+        return self.accepted + len(self.rejects)
+
+    def all_records(self) -> list[dict]:
+        """Every accepted record as a dict, ``records`` and ``columns`` together, in file
+        order (for tests and small files; the ingest layer reads the columns directly)."""
+        out = list(self.records)
+        if self.columns:
+            n = len(self.columns["source_record"])
+            cols = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                    for k, v in self.columns.items()}
+            out += [{k: v[i] for k, v in cols.items()} for i in range(n)]
+        return sorted(out, key=lambda r: r["source_record"])
 
 
 @dataclass(frozen=True)
@@ -199,27 +225,42 @@ def parse_int(text, field_name: str) -> int:
         raise FormatError("not an integer", field=field_name, got=repr(text)) from None
 
 
+#: Physical limits every element set must meet: ``(column, low, high, high_inclusive,
+#: expected)``; the low bound is inclusive except for mean motion and catalogue number (> 0).
+ELEMENT_LIMITS = (
+    ("object_id", 1, 10**9, False, "a catalogue number from 1 to 999999999"),
+    ("epoch", EPOCH_MIN_NS, EPOCH_MAX_NS, False, "an epoch between 1900 and 2200"),
+    ("mean_motion_rev_day", 0.0, 20.0, False, "mean motion between 0 and 20 rev/day"),
+    ("eccentricity", 0.0, 1.0, False, "eccentricity in [0, 1)"),
+    ("inclination_deg", 0.0, 180.0, True, "inclination in [0, 180] deg"),
+    ("raan_deg", -360.0, 360.0, True, "RAAN in [-360, 360] deg"),
+    ("arg_perigee_deg", -360.0, 360.0, True, "argument of perigee in [-360, 360] deg"),
+    ("mean_anomaly_deg", -360.0, 360.0, True, "mean anomaly in [-360, 360] deg"),
+)
+_POSITIVE = frozenset({"mean_motion_rev_day"})
+
+
+def _within(value, low, high, high_inclusive, name):
+    above = value > low if name in _POSITIVE else value >= low
+    return above & ((value <= high) if high_inclusive else (value < high))
+
+
 def validate_elements(rec: dict) -> None:
-    """Physical range checks shared by every element-set adapter; raises :class:`FormatError`
-    naming the field. Values are checked after parsing, so every format refuses the same
-    records for the same reasons."""
-    checks = (
-        ("object_id", 0 < rec["object_id"] < 10**9, "a catalogue number from 1 to 999999999"),
-        ("mean_motion_rev_day", 0.0 < rec["mean_motion_rev_day"] < 20.0,
-         "mean motion between 0 and 20 rev/day"),
-        ("eccentricity", 0.0 <= rec["eccentricity"] < 1.0, "eccentricity in [0, 1)"),
-        ("inclination_deg", 0.0 <= rec["inclination_deg"] <= 180.0,
-         "inclination in [0, 180] deg"),
-        ("raan_deg", -360.0 <= rec["raan_deg"] <= 360.0, "RAAN in [-360, 360] deg"),
-        ("arg_perigee_deg", -360.0 <= rec["arg_perigee_deg"] <= 360.0,
-         "argument of perigee in [-360, 360] deg"),
-        ("mean_anomaly_deg", -360.0 <= rec["mean_anomaly_deg"] <= 360.0,
-         "mean anomaly in [-360, 360] deg"),
-    )
-    epoch = rec["epoch"]
-    checks += (("epoch", EPOCH_MIN_NS <= epoch < EPOCH_MAX_NS,
-                "an epoch between 1900 and 2200"),)
-    for name, ok, expected in checks:
-        if not ok:
+    """Physical range checks shared by every element-set adapter (:data:`ELEMENT_LIMITS`);
+    raises :class:`FormatError` naming the field. Values are checked after parsing, so every
+    format refuses the same records for the same reasons."""
+    for name, low, high, high_inclusive, expected in ELEMENT_LIMITS:
+        if not _within(rec[name], low, high, high_inclusive, name):
             raise FormatError(f"{name} out of range", field=name, expected=expected,
                               got=repr(rec[name]))
+
+
+def elements_within_limits(columns: dict) -> "np.ndarray":
+    """Vectorized :func:`validate_elements`: a boolean mask of the rows of ``columns``
+    (column name -> numpy array) that meet every limit. Rows outside it are to be passed to
+    :func:`validate_elements` one by one for their reason."""
+    ok = None
+    for name, low, high, high_inclusive, _ in ELEMENT_LIMITS:
+        inside = _within(columns[name], low, high, high_inclusive, name)
+        ok = inside if ok is None else ok & inside
+    return ok

@@ -43,7 +43,8 @@ from sgp4.alpha5 import from_alpha5
 
 from ..errors import FormatError
 from ._common import (NS_PER_DAY, Batch, Format, Reject, days_from_civil, decode,
-                      epoch_from_year_day, validate_elements)
+                      elements_within_limits, epoch_from_year_day,
+                      validate_elements)
 
 __all__ = ["FORMAT", "LINE1_TEMPLATE", "LINE2_TEMPLATE", "LINE2_WIDE_ECC_TEMPLATE",
            "LINE1_COLUMNS", "LINE2_COLUMNS", "LINE2_WIDE_ECC_COLUMNS", "BATCH_RECORDS",
@@ -393,9 +394,11 @@ def _epochs(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (jan1 + day - 1) * NS_PER_DAY + fraction * _NS_PER_FRACTION_UNIT, valid
 
 
-def _block(cands: list, records: list, rejects: list, shapes: tuple[set, set, set]) -> None:
-    """Parse candidate records ``(name, line1, line2, first, raw)`` into ``records`` and
-    ``rejects``, in file order (``shapes`` as for :func:`_record`)."""
+def _block(cands: list, records: list, rejects: list,
+           shapes: tuple[set, set, set]) -> dict | None:
+    """Parse candidate records ``(name, line1, line2, first, raw)``: well-formed ones a block
+    at a time into the returned columns (see :class:`Batch`), the rest one by one into
+    ``records`` and ``rejects`` (``shapes`` as for :func:`_record`)."""
     fast = []
     shapes1, shapes2 = shapes[0], shapes[1]
     for c in cands:
@@ -434,66 +437,58 @@ def _block(cands: list, records: list, rejects: list, shapes: tuple[set, set, se
             a1, a2, d1, d2, epoch = a1[keep], a2[keep], d1[keep], d2[keep], epoch[keep]
             m = len(fast)
     slow = len(fast) != len(cands)
-    fast_ids = {id(c) for c in fast} if slow else ()
-    if m:
-        object_id = _digits(d1, range(2, 7))
-        alpha = np.flatnonzero(a1[:, 2] >= 65)
-        if alpha.size:  # Alpha-5: a letter for the hundred-thousands
-            object_id[alpha] = [from_alpha5(fast[i][1][2:7].decode("ascii"))
-                                for i in alpha.tolist()]
-        ndot = _digits(d1, range(35, 43)) / 1e8
-        ndot = np.where(a1[:, 33] == 45, -ndot, ndot)
-        ephemeris = np.where(a1[:, 62] == 32, -1, d1[:, 62])
-        values = zip(
-            _names([c[0] for c in fast]), _intl_designators(a1, d1),
-            object_id.tolist(), epoch.tolist(), ndot.tolist(),
-            _exponent_fields(a1, d1, 44).tolist(), _exponent_fields(a1, d1, 53).tolist(),
-            ephemeris.tolist(), _digits(d1, range(64, 68)).tolist(),
-            [_MARKING[c] for c in a1[:, 7].tobytes()],
-            (_digits(d2, (8, 9, 10, 12, 13, 14, 15)) / 1e4).tolist(),
-            (_digits(d2, (17, 18, 19, 21, 22, 23, 24)) / 1e4).tolist(),
-            (_digits(d2, range(26, 33)) / 1e7).tolist(),
-            (_digits(d2, (34, 35, 36, 38, 39, 40, 41)) / 1e4).tolist(),
-            (_digits(d2, (43, 44, 45, 47, 48, 49, 50)) / 1e4).tolist(),
-            (_digits(d2, (52, 53, 55, 56, 57, 58, 59, 60, 61, 62)) / 1e8).tolist(),
-            _digits(d2, range(63, 68)).tolist())
-    for c in cands:
-        if slow and id(c) not in fast_ids:
-            out = _record(*c, shapes)
-            (records if out.__class__ is dict else rejects).append(out)
-            continue
-        (nm, intl, oid, ep, nd, ndd, bs, et, es, mk, inc, ra, ec, ap, ma, mm, rv) = next(values)
-        first = c[3]
-        rec = {
-            "object_id": oid,
-            "intl_designator": intl,
-            "object_name": nm,
-            "epoch": ep,
-            "mean_motion_rev_day": mm,
-            "eccentricity": ec,
-            "inclination_deg": inc,
-            "raan_deg": ra,
-            "arg_perigee_deg": ap,
-            "mean_anomaly_deg": ma,
-            "bstar": bs,
-            "mean_motion_dot": nd,
-            "mean_motion_ddot": ndd,
-            "ephemeris_type": None if et < 0 else et,
-            "element_set_no": es,
-            "rev_at_epoch": rv,
-            "object_type": None,
-            "rcs_size": None,
-            "country": None,
-            "source_record": first,
-            "marking": mk,
-            "_raw": c[4],
-        }
-        try:
-            validate_elements(rec)
-        except FormatError as e:
-            rejects.append(Reject.from_error(e, first, c[4]))
-            continue
-        records.append(rec)
+    if slow:
+        fast_ids = {id(c) for c in fast}
+        for c in cands:
+            if id(c) not in fast_ids:
+                out = _record(*c, shapes)
+                (records if out.__class__ is dict else rejects).append(out)
+    if not m:
+        return None
+    object_id = _digits(d1, range(2, 7))
+    alpha = np.flatnonzero(a1[:, 2] >= 65)
+    if alpha.size:  # Alpha-5: a letter for the hundred-thousands
+        object_id[alpha] = [from_alpha5(fast[i][1][2:7].decode("ascii"))
+                            for i in alpha.tolist()]
+    ndot = _digits(d1, range(35, 43)) / 1e8
+    ephemeris = np.where(a1[:, 62] == 32, -1, d1[:, 62])
+    columns = {
+        "object_id": object_id,
+        "intl_designator": _intl_designators(a1, d1),
+        "object_name": _names([c[0] for c in fast]),
+        "epoch": epoch,
+        "mean_motion_rev_day": _digits(d2, (52, 53, 55, 56, 57, 58, 59, 60, 61, 62)) / 1e8,
+        "eccentricity": _digits(d2, range(26, 33)) / 1e7,
+        "inclination_deg": _digits(d2, (8, 9, 10, 12, 13, 14, 15)) / 1e4,
+        "raan_deg": _digits(d2, (17, 18, 19, 21, 22, 23, 24)) / 1e4,
+        "arg_perigee_deg": _digits(d2, (34, 35, 36, 38, 39, 40, 41)) / 1e4,
+        "mean_anomaly_deg": _digits(d2, (43, 44, 45, 47, 48, 49, 50)) / 1e4,
+        "bstar": _exponent_fields(a1, d1, 53),
+        "mean_motion_dot": np.where(a1[:, 33] == 45, -ndot, ndot),
+        "mean_motion_ddot": _exponent_fields(a1, d1, 44),
+        "ephemeris_type": [None if e < 0 else e for e in ephemeris.tolist()],
+        "element_set_no": _digits(d1, range(64, 68)),
+        "rev_at_epoch": _digits(d2, range(63, 68)),
+        "object_type": [None] * m,  # not in a TLE
+        "rcs_size": [None] * m,
+        "country": [None] * m,
+        "source_record": np.array([c[3] for c in fast], np.int64),
+        "marking": [_MARKING[c] for c in a1[:, 7].tobytes()],
+        "_raw": [c[4] for c in fast],
+    }
+    ok = elements_within_limits(columns)
+    if not ok.all():  # validate_elements says why, one record at a time
+        for i in np.flatnonzero(~ok).tolist():
+            rec = {k: (v[i].item() if isinstance(v, np.ndarray) else v[i])
+                   for k, v in columns.items()}
+            try:
+                validate_elements(rec)
+            except FormatError as e:
+                rejects.append(Reject.from_error(e, rec["source_record"], rec["_raw"]))
+        keep = np.flatnonzero(ok)
+        columns = {k: (v[keep] if isinstance(v, np.ndarray) else [v[i] for i in keep.tolist()])
+                   for k, v in columns.items()}
+    return columns
 
 
 def _object_name(name: bytes | None) -> str | None:
@@ -591,8 +586,8 @@ def read(stream: BinaryIO, uri: str) -> Iterator[Batch]:
                 raws = []
                 name = line1 = None
                 if len(cands) + len(rejects) >= BATCH_RECORDS:
-                    _block(cands, records, rejects, shapes)
-                    yield Batch(records, rejects)
+                    columns = _block(cands, records, rejects, shapes)
+                    yield Batch(records, rejects, columns=columns)
                     records, rejects, cands = [], [], []
                 continue
             if line1 is not None:  # anything but a line 2 ends a pending line 1
@@ -622,8 +617,8 @@ def read(stream: BinaryIO, uri: str) -> Iterator[Batch]:
                     name = line
                     raws = [body]
             if len(cands) + len(rejects) >= BATCH_RECORDS:  # a file of nothing but rejects
-                _block(cands, records, rejects, shapes)
-                yield Batch(records, rejects)
+                columns = _block(cands, records, rejects, shapes)
+                yield Batch(records, rejects, columns=columns)
                 records, rejects, cands = [], [], []
 
     if line1 is not None:
@@ -633,10 +628,9 @@ def read(stream: BinaryIO, uri: str) -> Iterator[Batch]:
         rejects.append(Reject(first, _text(raws[0]),
                               "name line not followed by a TLE line 1 and line 2 (end of file)",
                               "object_name"))
-    if cands:
-        _block(cands, records, rejects, shapes)
-    if records or rejects:
-        yield Batch(records, rejects)
+    columns = _block(cands, records, rejects, shapes) if cands else None
+    if records or rejects or columns:
+        yield Batch(records, rejects, columns=columns)
 
 
 def identify(head: bytes) -> bool:
