@@ -32,9 +32,7 @@ probability is unit-free. ``pc_from_states`` takes positions in one inertial fra
 
 from __future__ import annotations
 
-import glob
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -719,31 +717,21 @@ def _cdm():
     return cdm
 
 
+def _looks_like_cdm(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return _cdm().identify_kvn(head) or _cdm().identify_xml(head)
+
+
 def expand_cdm_inputs(inputs) -> list[str]:
     """Files named by paths, folders (every file in them whose first bytes look like a CDM)
     and globs, in the order given, each once."""
-    out: list[str] = []
-    for item in inputs:
-        item = os.fspath(item)
-        if os.path.isdir(item):
-            for root, dirs, files in os.walk(item):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for f in sorted(files):
-                    p = os.path.join(root, f)
-                    if f.startswith("."):
-                        continue
-                    try:
-                        with open(p, "rb") as fh:
-                            head = fh.read(4096)
-                    except OSError:
-                        continue
-                    if _cdm().identify_kvn(head) or _cdm().identify_xml(head):
-                        out.append(p)
-        elif any(c in item for c in "*?["):
-            out.extend(sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p)))
-        else:
-            out.append(item)
-    return list(dict.fromkeys(out))
+    from .store import expand_inputs
+
+    return expand_inputs(inputs, accept=_looks_like_cdm)
 
 
 def pc_of_files(inputs, *, hbr_m=None, hbr_table=None, method="foster", out=None, echo=print):

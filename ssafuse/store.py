@@ -34,7 +34,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from . import __version__
-from .errors import FormatError, MarkingError, StoreError, UnknownFormatError
+from .errors import FormatError, StoreError, UnknownFormatError
 from .ingest import Provenance, file_reject, iter_file, sha256_file
 from .markings import parse as parse_marking
 from .schema import PARTITIONS, SCHEMAS, TABLES
@@ -162,24 +162,30 @@ def _file_schema(table: str) -> pa.Schema:
     return schema
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike]) -> list[str]:
+def expand_inputs(inputs: Iterable[str | os.PathLike], accept=None) -> list[str]:
     """Files named by paths, folders and globs, in the order given, each once.
 
-    A folder gives every file below it whose extension some format reads (``.tle``, ``.json``,
-    ``.xml``, ... as ``ssafuse formats`` lists), sorted, hidden files skipped, so a README or a
-    script beside the feeds is not mistaken for one. Paths and globs are taken as they are; a
-    name that matches nothing is kept so the caller reports it as unreadable."""
-    from .ingest import formats
+    A folder gives every file below it that ``accept(path)`` admits, sorted, hidden files
+    skipped; by default, every file whose extension some format reads (``.tle``, ``.json``,
+    ``.xml``, ... as ``ssafuse formats`` lists), so a README or a script beside the feeds is
+    not mistaken for one. Paths and globs are taken as they are; a name that matches nothing
+    is kept so the caller reports it as unreadable."""
+    if accept is None:
+        from .ingest import formats
 
-    known = tuple({ext.lower() for f in formats() for ext in f.extensions})
+        known = tuple({ext.lower() for f in formats() for ext in f.extensions})
+
+        def accept(path: str) -> bool:
+            return path.lower().endswith(known)
+
     out: list[str] = []
     for item in inputs:
         item = os.fspath(item)
         if os.path.isdir(item):
             for root, dirs, files in os.walk(item):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                out.extend(os.path.join(root, f) for f in sorted(files)
-                           if not f.startswith(".") and f.lower().endswith(known))
+                out.extend(p for p in (os.path.join(root, f) for f in sorted(files)
+                                       if not f.startswith(".")) if accept(p))
         elif any(c in item for c in "*?["):
             out.extend(sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p)))
         else:
