@@ -19,6 +19,7 @@ earlier parts replaced, never doubled.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import glob
 import json
@@ -79,16 +80,13 @@ class IngestReport:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
+    """Flush a directory's entries (a rename into it) to disk, where the platform allows."""
+    with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _tmp_name(final: Path) -> Path:
