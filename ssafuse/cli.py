@@ -152,5 +152,59 @@ def pc_command(cdms, hbr_m, hbr_table, method, out):
     sys.exit(EXIT_SOME_FILES_REFUSED if refused else EXIT_OK)
 
 
+@main.command("correlate")
+@_store_option()
+@click.option("--gate-arcmin", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="Angular gate: the best object closer than this is assigned, else UCT.")
+@click.option("--max-age-days", default=30.0, show_default=True,
+              type=click.FloatRange(min=0), help="Use no element set farther than this in "
+              "epoch from the observation.")
+@click.option("--sensors", "sensor_files", multiple=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False),
+              help="Site list or sensor CSV (repeatable; first wins), added to the store's "
+                   "sensors table and saved there.")
+@click.option("--out", default=None, metavar="FILE.parquet", type=click.Path(dir_okay=False),
+              help="Also write the correlations to this Parquet file.")
+def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
+    """Correlate every observation in the store with its element sets: assigned object or
+    UCT, residuals and score per observation.
+
+    Writes STORE/correlations/correlations.parquet; observations whose sensor is unknown go
+    to the rejects table (source=correlate) with that reason.
+    """
+    import datetime as dt
+    from pathlib import Path
+
+    from .correlate import correlate
+    from .sensors import merge, read_sensors
+    from .store import Store, _file_schema, write_parquet
+
+    store = Store(store_dir)
+    if not store.root.exists():
+        raise click.UsageError(f"no store at {store_dir}")
+    sensors = merge(*[read_sensors(f) for f in sensor_files], store.table("sensors"))
+    if sensor_files:
+        store.write("sensors", sensors, "sensors.parquet")
+    now = dt.datetime.now(dt.timezone.utc)
+    now_ns = int(now.timestamp()) * 10**9
+    corr, rejects = correlate(store.table("observations"), store.table("elements"), sensors,
+                              gate_arcmin=gate_arcmin, max_age_days=max_age_days,
+                              now_ns=now_ns)
+    path = store.write("correlations", corr, "correlations.parquet")
+    if rejects.num_rows:
+        part = (store.path("rejects") / "source=correlate" / f"ingest_date={now.date()}"
+                / f"part-correlate-{now.strftime('%H%M%S')}.parquet")
+        write_parquet(part, rejects.select(_file_schema("rejects").names).cast(
+            _file_schema("rejects")))
+    if out:
+        write_parquet(Path(out), corr)
+    status = corr["status"].to_pylist()
+    click.echo(f"{corr.num_rows} observations: {status.count('correlated')} correlated, "
+               f"{status.count('uct')} UCT, {status.count('no-angles')} without angles, "
+               f"{sum(corr['cross_tag'].to_pylist())} possible cross-tags; "
+               f"{rejects.num_rows} rejected (unknown sensor) -> {path}"
+               + (f" and {out}" if out else ""))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -226,6 +226,102 @@ PC_RESULTS = pa.schema([
     _f("error", pa.string(), "why the file could not be used (then pc is null)"),
 ], metadata={"table": "pc_results"})
 
+#: One row per measurement (``ssafuse.ingest.optical``, ``tdm``, declarative feeds). Angles are
+#: as the sensor reported them: ``ra_deg`` / ``dec_deg`` topocentric, referred to ``frame``;
+#: ``az_deg`` / ``el_deg`` topocentric horizontal (azimuth from north through east).
+OBSERVATION_FIELDS = [
+    _f("obs_id", pa.string(), "observation id: the feed's own id where it has one, else "
+       "source:sha256[:12]:record", nullable=False),
+    _f("time", TIME, "time of the measurement (UTC; TDM time systems converted)",
+       nullable=False),
+    _f("sensor_id", pa.string(), "sensor / observing site as the feed names it (COSPAR site "
+       "number, TDM participant, UDL idSensor)", nullable=False),
+    _f("object_id", pa.int64(), "NORAD number the observer reported; null when none"),
+    _f("intl_designator", pa.string(), "COSPAR designator the observer reported, YYYY-NNNPPP"),
+    _f("kind", pa.string(), "optical | radar | laser | rf", nullable=False),
+    _f("ra_deg", pa.float64(), "right ascension (topocentric, in `frame`)", unit="deg"),
+    _f("dec_deg", pa.float64(), "declination (topocentric, in `frame`)", unit="deg"),
+    _f("az_deg", pa.float64(), "azimuth, from north through east", unit="deg"),
+    _f("el_deg", pa.float64(), "elevation", unit="deg"),
+    _f("range_km", pa.float64(), "one-way range sensor to object", unit="km"),
+    _f("range_rate_km_s", pa.float64(), "one-way range rate", unit="km/s"),
+    _f("angle_sigma_deg", pa.float64(), "1-sigma uncertainty of each angle", unit="deg"),
+    _f("range_sigma_km", pa.float64(), "1-sigma uncertainty of range", unit="km"),
+    _f("range_rate_sigma_km_s", pa.float64(), "1-sigma uncertainty of range rate",
+       unit="km/s"),
+    _f("time_sigma_s", pa.float64(), "1-sigma uncertainty of the time", unit="s"),
+    _f("magnitude", pa.float64(), "visual magnitude", unit="mag"),
+    _f("magnitude_sigma", pa.float64(), "magnitude uncertainty", unit="mag"),
+    _f("frame", pa.string(), "reference of ra/dec: J2000 (=EME2000/ICRF, to arcsec level), "
+       "B1950, B1855, B1875, B1900, J2050 (mean equator and equinox of that epoch), OF-DATE "
+       "(true equator and equinox of date); of az/el: AZEL (geometric elevation) or "
+       "AZEL-APPARENT (elevation not corrected for refraction)"),
+    _f("station_status", pa.string(), "IOD station status / sky condition code"),
+    _f("behaviour", pa.string(), "optical behaviour code (IOD, UK, RDE)"),
+    _f("flash_period_s", pa.float64(), "flash period", unit="s"),
+    _f("uct", pa.bool_(), "the feed itself flagged the observation as uncorrelated"),
+]
+
+OBSERVATIONS = pa.schema(OBSERVATION_FIELDS + PROVENANCE_FIELDS + MARKING_FIELDS,
+                         metadata={"table": "observations"})
+
+#: Columns an adapter may fill for an observation.
+OBSERVATION_COLUMNS = tuple(f.name for f in OBSERVATION_FIELDS)
+
+#: Observing sites (``ssafuse.sensors``): COSPAR site lists, TDM participants, a user's file.
+SENSORS = pa.schema([
+    _f("sensor_id", pa.string(), "site / sensor code as observations name it",
+       nullable=False),
+    _f("name", pa.string(), "observer or sensor name"),
+    _f("latitude_deg", pa.float64(), "geodetic latitude (WGS84)", unit="deg",
+       nullable=False),
+    _f("longitude_deg", pa.float64(), "longitude, east positive", unit="deg",
+       nullable=False),
+    _f("altitude_km", pa.float64(), "height above the WGS84 ellipsoid", unit="km",
+       nullable=False),
+    _f("kind", pa.string(), "optical | radar | laser | rf, where known"),
+    _f("owner", pa.string(), "owner / observer initials or agency"),
+    _f("source_uri", pa.string(), "the site list the row was read from"),
+], metadata={"table": "sensors"})
+
+#: One row per observation correlated (``ssafuse.correlate``).
+CORRELATIONS = pa.schema([
+    _f("obs_id", pa.string(), "the observation", nullable=False),
+    _f("time", TIME, "observation time (UTC)", nullable=False),
+    _f("sensor_id", pa.string(), "the sensor", nullable=False),
+    _f("source", pa.string(), "the observation's feed", nullable=False),
+    _f("reported_object_id", pa.int64(), "NORAD number the observer reported"),
+    _f("object_id", pa.int64(), "object assigned; null for a UCT"),
+    _f("status", pa.string(), "correlated | uct | no-angles", nullable=False),
+    _f("cross_tag", pa.bool_(), "reported object is catalogued but outside the gate while "
+       "another object fits", nullable=False),
+    _f("angle_residual_arcmin", pa.float64(), "great-circle angle observed - predicted of "
+       "the assigned object (of the best candidate for a UCT)", unit="arcmin"),
+    _f("ra_residual_arcsec", pa.float64(), "(RA obs - pred) * cos(dec), or azimuth * cos(el)",
+       unit="arcsec"),
+    _f("dec_residual_arcsec", pa.float64(), "dec obs - pred, or elevation", unit="arcsec"),
+    _f("range_residual_km", pa.float64(), "range obs - pred", unit="km"),
+    _f("range_rate_residual_km_s", pa.float64(), "range rate obs - pred", unit="km/s"),
+    _f("score", pa.float64(), "normalised distance to the assigned object: angle residual / "
+       "gate (plus range residual / range gate where range was measured); < 1 in the gate",
+       unit="1"),
+    _f("best_candidate_id", pa.int64(), "closest object whatever the gate"),
+    _f("second_object_id", pa.int64(), "runner-up object"),
+    _f("second_residual_arcmin", pa.float64(), "its angle residual", unit="arcmin"),
+    _f("reported_residual_arcmin", pa.float64(), "angle residual of the reported object, "
+       "where it is catalogued", unit="arcmin"),
+    _f("n_in_gate", pa.int64(), "objects inside the gate", nullable=False),
+    _f("element_epoch", TIME, "epoch of the element set used for the assigned object"),
+    _f("element_age_days", pa.float64(), "observation time - element epoch", unit="day"),
+    _f("gate_arcmin", pa.float64(), "angular gate used", unit="arcmin", nullable=False),
+    _f("source_uri", pa.string(), "file the observation came from", nullable=False),
+    _f("source_record", pa.int64(), "its record number in that file", nullable=False),
+    _f("classification", pa.string(), "most restrictive of the observation's and the element "
+       "set's", nullable=False),
+    _f("releasable_to", pa.list_(pa.string()), "intersection of both releasabilities"),
+    _f("marking", pa.string(), "the combined marking as text", nullable=False),
+], metadata={"table": "correlations"})
+
 SCHEMAS: dict[str, pa.Schema] = {
     "elements": ELEMENTS,
     "rejects": REJECTS,
@@ -233,6 +329,9 @@ SCHEMAS: dict[str, pa.Schema] = {
     "conjunctions": CONJUNCTIONS,
     "cdms": CDMS,
     "pc_results": PC_RESULTS,
+    "observations": OBSERVATIONS,
+    "sensors": SENSORS,
+    "correlations": CORRELATIONS,
 }
 
 #: Every table the store knows, including those later capabilities fill.
@@ -248,6 +347,9 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
     "conjunctions": (),
     "cdms": ("source", "ingest_date"),
     "pc_results": (),
+    "observations": ("source", "ingest_date"),
+    "sensors": (),
+    "correlations": (),
 }
 
 

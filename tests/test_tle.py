@@ -524,6 +524,20 @@ def test_out_of_range_values_are_refused_by_validate_elements():
 # ------------------------------------------------------------------------ field decoding
 
 
+def test_zero_in_the_mean_motion_dot_sign_column_is_read():
+    # TruSat's catalogue (TruSat/trusat-backend snapshot tests, Apache-2.0; also in
+    # ../shared/data/observations/trusat_backend) writes the first derivative as
+    # "0.00000000", a 0 in the sign column 34; python-sgp4 reads float(line[33:43]) = 0.0.
+    lines = ["Canyon 1",
+             "1 03334U 68063A   19056.54172494 0.00000000  00000-0  00000-0 0    06",
+             "2 03334  12.3610 315.2327 0953059 155.7787 209.0110  0.99251334    01"]
+    (rec,), rejects, _ = read_bytes(lines_of("\n".join(lines)))
+    assert rejects == []
+    assert rec["mean_motion_dot"] == 0.0 and rec["object_id"] == 3334
+    sat = Satrec.twoline2rv(lines[1], lines[2])
+    assert rec["eccentricity"] == sat.ecco and rec["rev_at_epoch"] == sat.revnum == 0
+
+
 def test_alpha5_catalogue_numbers():
     # sgp4/alpha5.py: 'A0000' is 100000 (A = 10, I and O skipped) and 'Z9999' 339999
     records = []

@@ -25,7 +25,7 @@ import pyarrow as pa
 from .. import markings as mk
 from ..errors import AmbiguousFormatError, FormatError, MarkingError, UnknownFormatError
 from ..schema import ELEMENT_COLUMNS, SCHEMAS
-from . import declarative, omm, tle
+from . import declarative, omm, optical, tle
 from ._common import Batch, Format, Reject
 
 __all__ = ["Format", "Batch", "Reject", "FileResult", "formats", "get_format", "detect",
@@ -43,7 +43,8 @@ RAW_MAX = 512
 def _builtin_formats() -> tuple[Format, ...]:
     from .. import cdm  # CCSDS CDMs fill the "cdms" table
 
-    return (tle.FORMAT, *omm.FORMATS, *declarative.formats(), *cdm.formats())
+    return (tle.FORMAT, *omm.FORMATS, *optical.FORMATS, *declarative.formats(),
+            *cdm.formats())
 
 
 def formats() -> tuple[Format, ...]:
@@ -258,6 +259,10 @@ def to_tables(batch: Batch, prov: Provenance) -> tuple[pa.Table, pa.Table]:
         columns = {k: [v[i] for i in keep] for k, v in columns.items()}
     marks = [parsed[t] for t in columns["marking"]]
     n = len(marks)
+    if "obs_id" in columns:  # observations: the feed's own id, else source:sha:record
+        stem = f"{prov.source}:{prov.source_sha256[:12]}:"
+        columns["obs_id"] = [o if o is not None else stem + str(r)
+                             for o, r in zip(columns["obs_id"], columns["source_record"])]
     for name in own:
         ftype = schema.field(name).type
         if pa.types.is_timestamp(ftype):

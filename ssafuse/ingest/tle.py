@@ -77,7 +77,8 @@ _KINDS: dict[str, tuple[str, str]] = {
     # launch year, launch number, piece (1-3 letters, or none for analyst objects), or blank
     "intl_designator": ("(?:[0-9]{5}(?:[A-Z]{3}|[A-Z]{2} |[A-Z]  |   )| {8})", "NNNNNAAA"),
     "epoch": ("[0-9]{2}" + _decimal(3, 8), "NNNNN.NNNNNNNN"),
-    "mean_motion_dot": (r"[ +-]\.[0-9]{8}", "+.NNNNNNNN"),
+    # sign column: blank, + or -; satfit and TruSat write a 0 there ("0.00000000")
+    "mean_motion_dot": (r"[ +0-]\.[0-9]{8}", "+.NNNNNNNN"),
     "exponent": ("[ +-][0-9]{5}[+-][0-9]", "+NNNNN-N"),
     "ephemeris_type": ("[0-9 ]", "N"),
     "element_set_no": (_right_aligned(4), "NNNN"),
