@@ -206,5 +206,103 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
                + (f" and {out}" if out else ""))
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=False, metavar="INPUT...")
+@_store_option(required=False)
+@click.option("--start", default=None, metavar="ISO-8601",
+              help="Window start, UTC (e.g. 2026-03-09T18:00:00Z); default: now.")
+@click.option("--days", default=7.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Window length in days.")
+@click.option("--threshold-km", default=5.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Report every pair closer than this.")
+@click.option("--primary", default="", metavar="ID,...",
+              help="Screen only these NORAD numbers against everything (default: all-vs-all).")
+@click.option("--out", default=None, metavar="FILE.parquet", type=click.Path(dir_okay=False),
+              help="Write the conjunctions to this Parquet file.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Processes to use (default: every local core).")
+def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers):
+    """Screen element sets for close approaches (all-vs-all, or --primary against all).
+
+    INPUT are element-set files in any format `ssafuse formats` lists; without INPUT the
+    store's catalogue is screened. Writes the conjunctions to the store (with a run manifest:
+    inputs, parameters, counts, objects excluded and why) and/or to --out.
+    """
+    import datetime as dt
+    import time
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    from .ingest import read_file
+    from .screen import screen as run_screen
+    from .store import Store, expand_inputs, write_parquet
+
+    if not inputs and not store_dir:
+        raise click.UsageError("give element files (INPUT...) or --store DIR with a catalogue")
+    if not store_dir and not out:
+        raise click.UsageError("give --out FILE.parquet or --store DIR for the results")
+    try:
+        primaries = [int(x) for x in primary.split(",") if x.strip()]
+    except ValueError:
+        raise click.UsageError(f"--primary takes NORAD numbers separated by commas, got {primary!r}") from None
+    now = dt.datetime.now(dt.timezone.utc)
+    if start:
+        try:
+            start_at = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.UsageError(f"--start must be ISO-8601 (2026-03-09T18:00:00Z), got {start!r}") from None
+        if start_at.tzinfo is None:
+            start_at = start_at.replace(tzinfo=dt.timezone.utc)
+    else:
+        start_at = now
+    started = time.perf_counter()
+    store = Store(store_dir) if store_dir else None
+    file_inputs = []
+    if inputs:
+        tables = []
+        for uri in expand_inputs(inputs):
+            try:
+                res = read_file(uri, source="local")
+            except (OSError, UnknownFormatError) as e:
+                click.echo(f"REFUSED {uri}: {e}", err=True)
+                continue
+            tables.append(res.elements)
+            file_inputs.append({"uri": uri, "format": res.format, "sha256": res.sha256,
+                                "read": res.records_read, "accepted": res.accepted,
+                                "rejected": res.rejected})
+        if not tables:
+            raise click.UsageError("no element sets could be read from INPUT")
+        elements = pa.concat_tables(tables)
+    else:
+        elements = store.table("catalogue")
+        file_inputs.append({"uri": str(store.path("catalogue")), "accepted": elements.num_rows})
+        if elements.num_rows == 0:
+            raise click.UsageError(f"the store {store_dir} has no catalogue: run `ssafuse catalogue`")
+
+    progress = None
+    if sys.stderr.isatty():
+        def progress(done, total):
+            click.echo(f"\rscreening: {done}/{total} time slices", nl=done == total, err=True)
+    result = run_screen(elements, start_at, days=days, threshold_km=threshold_km,
+                        primaries=primaries or None, workers=workers, progress=progress)
+    st = result.stats
+    where = []
+    if out:
+        write_parquet(Path(out), result.conjunctions)
+        where.append(out)
+    if store is not None:
+        path, manifest = store.write_screening(
+            result.conjunctions, excluded=result.excluded, inputs=file_inputs,
+            parameters=st["parameters"], now=now, started=started,
+            counts={k: v for k, v in st.items() if k != "parameters"})
+        where.append(f"{path} (manifest {manifest})")
+    click.echo(f"{st['conjunctions']} close approaches under {threshold_km:g} km "
+               f"({st['co_located']} co-located pairs) among {st['objects_screened']} objects, "
+               f"{st['objects_excluded']} excluded, in {st['seconds']:.1f} s -> "
+               + ", ".join(where))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

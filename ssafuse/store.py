@@ -364,6 +364,30 @@ class Store:
         atomic_write_bytes(path, json.dumps(manifest, indent=1, default=str).encode())
         return path
 
+    def write_screening(self, conjunctions: pa.Table, *, excluded: pa.Table | None = None,
+                        inputs: list[dict] | None = None, parameters: dict | None = None,
+                        counts: dict | None = None, now: dt.datetime | None = None,
+                        started: float | None = None) -> tuple[Path, Path]:
+        """Write one screening run: ``conjunctions/screen-<time>-<id>.parquet`` (atomic) and a
+        ``screen`` manifest with its inputs, parameters, counts and excluded objects (each with
+        its reason). Returns ``(parquet path, manifest path)``."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        stamp = now.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        final = self.path("conjunctions") / f"screen-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+        write_parquet(final, conjunctions.cast(SCHEMAS["conjunctions"]))
+        counts = dict(counts or {})
+        counts.setdefault("conjunctions", conjunctions.num_rows)
+        params = dict(parameters or {})
+        params["output"] = str(final)
+        if excluded is not None:
+            params["excluded"] = [
+                {k: (str(v) if k == "excluded_from" else v) for k, v in row.items()}
+                for row in excluded.to_pylist()]
+            counts.setdefault("excluded", excluded.num_rows)
+        manifest = self._write_manifest("screen", now, started or time.perf_counter(), params,
+                                        inputs or [], counts)
+        return final, manifest
+
     def manifests(self, kind: str | None = None) -> list[dict]:
         """Every run manifest, oldest first (optionally only one ``kind``)."""
         paths = sorted((self.root / "_manifests").glob(f"{kind or '*'}-*.json"))
