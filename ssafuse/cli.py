@@ -274,7 +274,11 @@ def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers):
                                 "rejected": res.rejected})
         if not tables:
             raise click.UsageError("no element sets could be read from INPUT")
-        elements = pa.concat_tables(tables)
+        # Several files may hold the same object: screen one element set per object, chosen
+        # as `ssafuse catalogue` chooses (newest epoch).
+        from .catalogue import build_catalogue
+
+        elements = build_catalogue(pa.concat_tables(tables))
     else:
         elements = store.table("catalogue")
         file_inputs.append({"uri": str(store.path("catalogue")), "accepted": elements.num_rows})
