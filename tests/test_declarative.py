@@ -318,7 +318,7 @@ def test_extra_directory_may_not_reuse_a_name(tmp_path):
 def test_extra_directory_adds_formats(tmp_path):
     (tmp_path / "test_feed.toml").write_text(GOOD, encoding="utf-8")
     names = [f.name for f in declarative.formats(tmp_path)]
-    assert names == ["udl-elset", "test-feed"]
+    assert names == ["udl-elset", "udl-eo-observation", "udl-radar-observation", "test-feed"]
 
 
 # --- other containers, units and time formats ---------------------------------------------
@@ -525,3 +525,172 @@ def test_marking_text_is_parsed_by_the_ingest_layer_never_guessed(changes):
             rel = expected[0].releasable_to
             assert row["releasable_to"] == (None if rel is None else list(rel))
     assert elements.num_rows + rejects.num_rows == len(src)
+
+
+# --- observation feeds: UDL EOObservation and RadarObservation --------------------------------
+# The samples (sample_tles/make_udl_obs_samples.py) copy real observations: satfit's IOD lines
+# (MIT) and Orekit's Eutelsat W3B ground-station measurements (Apache-2.0). Each record names
+# its source line in rawFileUri; the reference here is that line, parsed again: the IOD line
+# with ssafuse's IOD reader (checked against TruSat's answers in test_optical.py), the W3B line
+# with str.split and float, so a value read through the UDL description must be the very same
+# double and the time the very same nanosecond.
+
+EO_SAMPLE = ROOT / "sample_tles" / "udl_eo_obs_sample.json"
+RADAR_SAMPLE = ROOT / "sample_tles" / "udl_radar_obs_sample.json"
+needs_obs_data = pytest.mark.skipif(not (SHARED / "observations" / "satfit").is_dir(),
+                                    reason="reference data ../shared/data/observations absent")
+
+
+def obs_format(name):
+    (fmt,) = [f for f in declarative.formats() if f.name == name]
+    return fmt
+
+
+def _source_line(uri: str) -> tuple[str, int]:
+    path, _, line = uri.partition("#L")
+    text = (SHARED / path).read_text(encoding="latin-1").splitlines()
+    return text[int(line) - 1], int(line)
+
+
+def test_shipped_observation_descriptions_fill_the_observations_table():
+    eo, radar = obs_format("udl-eo-observation"), obs_format("udl-radar-observation")
+    assert eo.table == radar.table == "observations"
+    assert radar.priority > eo.priority > 10
+    assert detect(EO_SAMPLE.read_bytes()).name == "udl-eo-observation"
+    assert detect(RADAR_SAMPLE.read_bytes()).name == "udl-radar-observation"
+
+
+@needs_obs_data
+def test_eo_sample_reads_back_to_the_iod_observations_it_was_built_from():
+    from ssafuse.ingest.optical import parse_iod_line
+
+    src = json.loads(EO_SAMPLE.read_text())
+    r = read_file(EO_SAMPLE, source="partner")
+    assert (r.format, r.accepted, r.rejected) == ("udl-eo-observation", len(src), 0)
+    rows = r.elements.to_pylist()
+    for rec, row in zip(src, rows):
+        line, number = _source_line(rec["rawFileUri"])
+        ref = parse_iod_line(line, number, lenient=True)
+        assert row["time"].value == ref["time"]
+        assert (row["ra_deg"], row["dec_deg"]) == (ref["ra_deg"], ref["dec_deg"])
+        assert (row["sensor_id"], row["object_id"]) == (ref["sensor_id"], ref["object_id"])
+        assert row["angle_sigma_deg"] == ref["angle_sigma_deg"]
+        assert row["magnitude"] == ref["magnitude"]
+        assert (row["frame"], row["kind"], row["uct"]) == ("J2000", "optical", False)
+        assert row["obs_id"] == rec["id"] and row["marking"] == "U"
+    assert len({row["sensor_id"] for row in rows}) >= 3
+
+
+@needs_obs_data
+def test_radar_sample_reads_back_to_the_w3b_measurements_it_was_built_from():
+    import numpy as np
+
+    src = json.loads(RADAR_SAMPLE.read_text())
+    r = read_file(RADAR_SAMPLE, source="partner")
+    assert (r.format, r.accepted, r.rejected) == ("udl-radar-observation", len(src), 0)
+    kinds = set()
+    for rec, row in zip(src, r.elements.to_pylist()):
+        line, _ = _source_line(rec["rawFileUri"])
+        time, kind, station, *values = line.split()
+        kinds.add(kind)
+        assert row["time"].value == np.datetime64(time, "ns").astype(np.int64)
+        assert row["sensor_id"] == station and row["object_id"] == 37206
+        if kind == "RANGE":
+            assert row["range_km"] == float(values[0]) and row["az_deg"] is None
+        else:
+            assert (row["az_deg"], row["el_deg"]) == (float(values[0]), float(values[1]))
+            assert row["range_km"] is None
+        assert (row["kind"], row["frame"]) == ("radar", "AZEL")
+    assert kinds == {"RANGE", "AZ_EL"}
+
+
+def test_observation_sensor_unknown_is_an_ingest_success_and_a_correlation_reject():
+    from ssafuse.correlate import correlate
+    from ssafuse.schema import ELEMENTS, SENSORS
+
+    obs = read_file(RADAR_SAMPLE, source="partner").elements
+    corr, rejects = correlate(obs, ELEMENTS.empty_table(), SENSORS.empty_table())
+    assert corr.num_rows == 0 and rejects.num_rows == obs.num_rows
+    assert all(x.startswith("unknown sensor 'Uralla'") or x.startswith("unknown sensor")
+               for x in rejects["reason"].to_pylist())
+
+
+def _obs(**change):
+    rec = {"obTime": "2010-11-02T03:00:13.3851Z", "idSensor": "Uralla", "satNo": 37206,
+           "range": 38014.9488, "azimuth": 211.1446, "elevation": 43.4099, "uct": False,
+           "classificationMarking": "U"}
+    rec.update(change)
+    return {k: v for k, v in rec.items() if v is not ...}
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"elevation": 95.0}, "el_deg out of range"),
+    ({"azimuth": ...}, "one angle of a pair without the other"),
+    ({"range": -3.0}, "range_km out of range"),
+    ({"obTime": "yesterday"}, "field 'obTime' (time)"),
+    ({"idSensor": ""}, "field 'idSensor' (sensor_id): missing"),
+    ({"uct": "maybe"}, "field 'uct' (uct): not true or false"),
+    ({"satNo": 0}, "object_id out of range"),
+    ({"rangeRate": "fast"}, "field 'rangeRate' (range_rate_km_s): not a number"),
+])
+def test_bad_observation_records_are_rejected_with_reasons_and_neighbours_kept(change, words):
+    src = [_obs(), _obs(**change), _obs(elevation=12.5)]
+    (batch,) = obs_format("udl-radar-observation").read(
+        io.BytesIO(json.dumps(src).encode()), "t.json")
+    assert [r.record for r in batch.rejects] == [2]
+    assert words in batch.rejects[0].reason, batch.rejects[0].reason
+    assert [r["el_deg"] for r in batch.records] == [43.4099, 12.5]
+
+
+def test_eo_frame_outside_those_correlation_reduces_is_rejected():
+    src = [{"obTime": "2010-03-04T20:14:08Z", "idSensor": "2018", "ra": 80.4625,
+            "declination": 4.19, "referenceFrame": f} for f in ("J2000", "TEME", "B1950")]
+    (batch,) = obs_format("udl-eo-observation").read(io.BytesIO(json.dumps(src).encode()),
+                                                     "t.json")
+    assert [r.record for r in batch.rejects] == [2]
+    assert "frame is not one ssafuse reduces" in batch.rejects[0].reason
+    assert [r["frame"] for r in batch.records] == ["J2000", "B1950"]
+
+
+OBS_GOOD = """
+name = "obs-feed"
+table = "observations"
+container = { kind = "csv" }
+identify = { keys = ["t", "site"] }
+[fields]
+time = { key = "t", time = "unix_ms" }
+sensor_id = "site"
+kind = { value = "optical" }
+ra_deg = { key = "ra", unit = "h" }
+dec_deg = "dec"
+angle_sigma_deg = { key = "sig", unit = "arcsec" }
+"""
+
+
+def test_observation_csv_feed_converts_units():
+    d = declarative.parse_description(OBS_GOOD, path="obs.toml")
+    text = "t,site,ra,dec,sig\n1267733648000,2018,5.364166666666667,4.19,36\n"
+    (batch,) = d.to_format().read(io.BytesIO(text.encode()), "t.csv")
+    (rec,) = batch.records
+    assert rec["time"] == 1267733648 * 10**9 and rec["sensor_id"] == "2018"
+    assert rec["ra_deg"] == 5.364166666666667 * 15.0 and rec["angle_sigma_deg"] == 36 / 3600.0
+    assert batch.table == "observations" and rec["kind"] == "optical"
+
+
+@pytest.mark.parametrize("old, new, field, words", [
+    ('table = "observations"', 'table = "conjunctions"', "table", "table must be one of"),
+    ('kind = { value = "optical" }', 'kind = { value = "psychic" }', "fields.kind.value",
+     "not an observation kind"),
+    ('kind = { value = "optical" }', "", "fields.kind", "required column kind"),
+    ('dec_deg = "dec"', 'dec_deg = { value = "north" }', "fields.dec_deg.value",
+     "cannot be a constant"),
+    ('sensor_id = "site"', 'sensor_nom = "site"', "fields.sensor_nom",
+     "not a canonical observations column"),
+    ('unit = "h"', 'unit = "rev/day"', "fields.ra_deg.unit", "not known for ra_deg"),
+])
+def test_bad_observation_description_raises_a_clear_error(old, new, field, words):
+    assert old in OBS_GOOD
+    with pytest.raises(declarative.DescriptionError) as e:
+        declarative.parse_description(OBS_GOOD.replace(old, new), path="bad.toml")
+    assert e.value.field == field
+    assert words in str(e.value)

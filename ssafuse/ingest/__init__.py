@@ -25,7 +25,7 @@ import pyarrow as pa
 from .. import markings as mk
 from ..errors import AmbiguousFormatError, FormatError, MarkingError, UnknownFormatError
 from ..schema import ELEMENT_COLUMNS, SCHEMAS
-from . import declarative, omm, optical, tle
+from . import declarative, omm, optical, tdm, tle
 from ._common import Batch, Format, Reject
 
 __all__ = ["Format", "Batch", "Reject", "FileResult", "formats", "get_format", "detect",
@@ -43,7 +43,7 @@ RAW_MAX = 512
 def _builtin_formats() -> tuple[Format, ...]:
     from .. import cdm  # CCSDS CDMs fill the "cdms" table
 
-    return (tle.FORMAT, *omm.FORMATS, *optical.FORMATS, *declarative.formats(),
+    return (tle.FORMAT, *omm.FORMATS, *optical.FORMATS, *tdm.FORMATS, *declarative.formats(),
             *cdm.formats())
 
 

@@ -46,7 +46,7 @@ from typing import Any, BinaryIO, Iterator
 
 from .. import markings as mk
 from ..errors import FormatError, MarkingError
-from ..schema import ELEMENT_COLUMNS, ELEMENT_FIELDS
+from ..schema import ELEMENT_COLUMNS, ELEMENT_FIELDS, OBSERVATION_COLUMNS, OBSERVATION_FIELDS
 from ._common import Batch, Format, Reject, decode, parse_epoch, parse_float, parse_int, \
     validate_elements
 
@@ -73,14 +73,55 @@ UNITS: dict[str, dict[str, float]] = {
     "bstar": {"1/earth_radii": 1.0},
     "mean_motion_dot": {"rev/day^2": 1.0, "rad/min^2": 1440.0**2 / _TAU},
     "mean_motion_ddot": {"rev/day^3": 1.0, "rad/min^3": 1440.0**3 / _TAU},
+    # observations
+    "ra_deg": {"deg": 1.0, "rad": 180.0 / math.pi, "h": 15.0},
+    "dec_deg": _ANGLE,
+    "az_deg": _ANGLE,
+    "el_deg": _ANGLE,
+    "range_km": {"km": 1.0, "m": 1e-3},
+    "range_rate_km_s": {"km/s": 1.0, "m/s": 1e-3},
+    "angle_sigma_deg": {"deg": 1.0, "arcsec": 1.0 / 3600.0, "arcmin": 1.0 / 60.0,
+                        "rad": 180.0 / math.pi},
+    "range_sigma_km": {"km": 1.0, "m": 1e-3},
+    "range_rate_sigma_km_s": {"km/s": 1.0, "m/s": 1e-3},
+    "time_sigma_s": {"s": 1.0, "ms": 1e-3},
+    "magnitude": {"mag": 1.0},
+    "magnitude_sigma": {"mag": 1.0},
+    "flash_period_s": {"s": 1.0, "ms": 1e-3},
 }
 #: Time formats for ``epoch``: ISO-8601 UTC text, or a count since 1970-01-01 UTC.
 TIME_FORMATS = {"iso8601": None, "unix_s": 10**9, "unix_ms": 10**6, "unix_us": 10**3,
                 "unix_ns": 1}
 CONTAINERS = ("json", "jsonl", "csv")
 
-_TYPES = {f.name: f.type for f in ELEMENT_FIELDS}
-_REQUIRED = tuple(f.name for f in ELEMENT_FIELDS if not f.nullable)
+#: The tables a description may fill: their columns and the columns a record must have.
+#: (``obs_id`` is required by the schema but filled by the ingest layer when the feed has
+#: none.)
+TABLES = ("elements", "observations")
+_TYPES_OF = {"elements": {f.name: f.type for f in ELEMENT_FIELDS},
+             "observations": {f.name: f.type for f in OBSERVATION_FIELDS}}
+_COLUMNS_OF = {"elements": ELEMENT_COLUMNS, "observations": OBSERVATION_COLUMNS}
+_REQUIRED_OF = {"elements": tuple(f.name for f in ELEMENT_FIELDS if not f.nullable),
+                "observations": ("time", "sensor_id", "kind")}
+_TYPES = _TYPES_OF["elements"]
+_REQUIRED = _REQUIRED_OF["elements"]
+_NO_DEFAULT = frozenset({"object_id", "epoch", "time"})
+#: Observation values every feed must meet (the same limits the other adapters apply).
+OBSERVATION_FRAMES = frozenset({"J2000", "ICRF", "GCRF", "EME2000", "B1855", "B1875", "B1900",
+                                "B1950", "J2050", "OF-DATE", "AZEL", "AZEL-APPARENT"})
+OBSERVATION_KINDS = frozenset({"optical", "radar", "laser", "rf"})
+_OBS_LIMITS = (
+    ("ra_deg", 0.0, 360.0, False, "right ascension in [0, 360) deg"),
+    ("dec_deg", -90.0, 90.0, True, "declination in [-90, 90] deg"),
+    ("az_deg", 0.0, 360.0, False, "azimuth in [0, 360) deg"),
+    ("el_deg", -90.0, 90.0, True, "elevation in [-90, 90] deg"),
+    ("range_km", 0.0, 1e9, False, "a range above 0 km"),
+    ("angle_sigma_deg", 0.0, 180.0, True, "an uncertainty of 0 deg or more"),
+    ("range_sigma_km", 0.0, 1e9, True, "an uncertainty of 0 km or more"),
+    ("range_rate_sigma_km_s", 0.0, 1e6, True, "an uncertainty of 0 km/s or more"),
+    ("time_sigma_s", 0.0, 1e6, True, "an uncertainty of 0 s or more"),
+    ("object_id", 1, 10**9, False, "a catalogue number from 1 to 999999999"),
+)
 _INT_BITS = {"int16": 16, "int32": 32, "int64": 64}
 _NUMBER_TEXT = re.compile(r"^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?\s*$", re.ASCII)
 _INT_TEXT = re.compile(r"^\s*[+-]?\d{1,19}\s*$", re.ASCII)
@@ -99,17 +140,19 @@ class FieldSpec:
     ``time`` format (``epoch``), with ``default`` used when the key is absent or empty."""
 
     column: str
-    key: str
-    kind: str                 # "float", "int", "str" or "time"
+    key: str | None           # None for a constant (``value``)
+    kind: str                 # "float", "int", "str", "bool" or "time"
     factor: float = 1.0       # to the canonical unit
     unit: str | None = None
     time: str | None = None
     default: Any = None
     int_bits: int = 64
+    value: Any = None         # a constant, the same for every record (no key)
+    table: str = "elements"
 
     @property
     def required(self) -> bool:
-        return self.column in _REQUIRED and self.default is None
+        return self.column in _REQUIRED_OF[self.table] and self.default is None
 
 
 @dataclass(frozen=True, repr=False)
@@ -128,12 +171,13 @@ class Description:
     priority: int = DEFAULT_PRIORITY
     extensions: tuple[str, ...] = ()
     path: str | None = None
+    table: str = "elements"
 
     def __repr__(self) -> str:
         return f"Description({self.name!r}, path={self.path!r})"
 
     def to_format(self) -> Format:
-        return Format(self.name, "elements", self.description, partial(_identify, self),
+        return Format(self.name, self.table, self.description, partial(_identify, self),
                       partial(_read, self), self.priority, self.extensions)
 
 
@@ -209,9 +253,10 @@ def parse_description(text: str, path: str | None = None) -> Description:
     if not isinstance(name, str) or not _NAME.match(name):
         fail("name", "name must be lower-case letters, digits and hyphens", "udl-elset", name)
     description = text_of(doc.get("description", name), "description")
-    if doc.get("table", "elements") != "elements":
-        fail("table", "only the elements table can be described yet", "elements",
-             doc.get("table"))
+    table_name = doc.get("table", "elements")
+    if table_name not in TABLES:
+        fail("table", "table must be one of " + ", ".join(TABLES), " | ".join(TABLES),
+             table_name)
     priority = doc.get("priority", DEFAULT_PRIORITY)
     if not isinstance(priority, int) or isinstance(priority, bool):
         fail("priority", "priority must be an integer", str(DEFAULT_PRIORITY), priority)
@@ -265,44 +310,64 @@ def parse_description(text: str, path: str | None = None) -> Description:
         fail("fields", "missing [fields]", 'object_id = "satNo"')
     specs = []
     for column, raw in fields_doc.items():
-        specs.append(_field_spec(column, raw, fail))
+        specs.append(_field_spec(column, raw, fail, table_name))
     mapped = {s.column for s in specs}
-    missing = [c for c in _REQUIRED if c not in mapped]
+    missing = [c for c in _REQUIRED_OF[table_name] if c not in mapped]
     if missing:
         fail(f"fields.{missing[0]}", f"required column {missing[0]} is not mapped",
              f'{missing[0]} = "<key in the feed>"')
     used: dict[str, str] = {}
     for s in specs:
+        if s.key is None:
+            continue
         if s.key in used:
             fail(f"fields.{s.column}", f"key {s.key!r} is mapped twice ({used[s.key]} and "
                  f"{s.column})")
         used[s.key] = s.column
     return Description(name, description, kind, tuple(keys), tuple(specs), marking_key,
                        marking_default, records_key, delimiter, priority, tuple(extensions),
-                       path)
+                       path, table_name)
 
 
-def _field_spec(column: str, raw, fail) -> FieldSpec:
+def _field_spec(column: str, raw, fail, table: str = "elements") -> FieldSpec:
     where = f"fields.{column}"
-    if column not in _TYPES:
-        fail(where, f"{column!r} is not a canonical element column",
-             "one of " + ", ".join(_TYPES))
+    types = _TYPES_OF[table]
+    if column not in types:
+        what = "element" if table == "elements" else "observations"
+        fail(where, f"{column!r} is not a canonical {what} column",
+             "one of " + ", ".join(types))
     if isinstance(raw, str):
         raw = {"key": raw}
     if not isinstance(raw, dict):
         fail(where, f"{where} must be a key name or a table", f'{column} = "<key>" or '
              f'{column} = {{ key = "<key>", ... }}', raw)
-    arrow = str(_TYPES[column])
-    if column == "epoch":
+    arrow = str(types[column])
+    if arrow.startswith("timestamp"):
         kind = "time"
     elif arrow.startswith("int"):
         kind = "int"
     elif arrow == "double":
         kind = "float"
+    elif arrow == "bool":
+        kind = "bool"
     else:
         kind = "str"
+    if "value" in raw and table == "observations":
+        extra = sorted(set(raw) - {"value"})
+        if extra:
+            fail(f"{where}.{extra[0]}", f"a constant ({where}.value) takes no {extra[0]!r}",
+                 f'{column} = {{ value = ... }}')
+        if column in _NO_DEFAULT or kind not in ("str", "bool"):
+            fail(f"{where}.value", f"{column} cannot be a constant (only text and true/false "
+                 "columns such as kind, frame, uct)")
+        constant = raw["value"]
+        if not isinstance(constant, bool if kind == "bool" else str) or (
+                kind == "str" and not constant.strip()):
+            fail(f"{where}.value", f"value for {column} must be a {kind}", got=constant)
+        _check_constant(column, constant, f"{where}.value", fail)
+        return FieldSpec(column, None, kind, value=constant, table=table)
     allowed = ["key", "default"] + (["unit"] if kind == "float" else []) + \
-        (["time"] if kind == "time" else [])
+        (["time"] if kind == "time" else []) + (["value"] if table == "observations" else [])
     extra = sorted(set(raw) - set(allowed))
     if extra:
         fail(f"{where}.{extra[0]}", f"{extra[0]!r} does not apply to {column}",
@@ -327,15 +392,27 @@ def _field_spec(column: str, raw, fail) -> FieldSpec:
                  "one of " + ", ".join(TIME_FORMATS), time)
     default = raw.get("default")
     if default is not None:
-        if column in ("object_id", "epoch"):
+        if column in _NO_DEFAULT:
             fail(f"{where}.default", f"{column} cannot have a default")
-        ok = {"float": isinstance(default, (int, float)) and math.isfinite(default),
-              "int": isinstance(default, int),
-              "str": isinstance(default, str)}[kind] and not isinstance(default, bool)
+        ok = {"float": isinstance(default, (int, float)) and math.isfinite(default)
+              and not isinstance(default, bool),
+              "int": isinstance(default, int) and not isinstance(default, bool),
+              "bool": isinstance(default, bool),
+              "str": isinstance(default, str)}[kind]
         if not ok:
             fail(f"{where}.default", f"default for {column} must be a {kind}", got=default)
+        _check_constant(column, default, f"{where}.default", fail)
     return FieldSpec(column, key, kind, factor, unit, time, default,
-                     _INT_BITS.get(arrow, 64))
+                     _INT_BITS.get(arrow, 64), table=table)
+
+
+def _check_constant(column: str, value, where: str, fail) -> None:
+    if column == "frame" and value not in OBSERVATION_FRAMES:
+        fail(where, f"frame {value!r} is not one ssafuse reduces",
+             "one of " + ", ".join(sorted(OBSERVATION_FRAMES)), value)
+    if column == "kind" and value not in OBSERVATION_KINDS:
+        fail(where, f"kind {value!r} is not an observation kind",
+             " | ".join(sorted(OBSERVATION_KINDS)), value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +453,7 @@ def _first_record(desc: Description, text: str):
 
 def _read(desc: Description, stream: BinaryIO, uri: str) -> Iterator[Batch]:
     """Yield batches of records read from ``stream`` with the layout ``desc``."""
-    batch = Batch()
+    batch = Batch(table=desc.table)
     for number, obj, raw in _records(desc, stream, uri):
         if isinstance(obj, Reject):
             batch.rejects.append(obj)
@@ -387,7 +464,7 @@ def _read(desc: Description, stream: BinaryIO, uri: str) -> Iterator[Batch]:
                 batch.rejects.append(Reject(number, raw, e.message, e.field))
         if len(batch) >= BATCH_RECORDS:
             yield batch
-            batch = Batch()
+            batch = Batch(table=desc.table)
     if len(batch):
         yield batch
 
@@ -490,9 +567,12 @@ def _fail(spec: FieldSpec, message: str, value=None, expected: str | None = None
 
 
 def _convert(desc: Description, obj: dict, number: int, raw: str) -> dict:
-    rec: dict[str, Any] = dict.fromkeys(ELEMENT_COLUMNS)
+    rec: dict[str, Any] = dict.fromkeys(_COLUMNS_OF[desc.table])
     rec.update(source_record=number, _raw=raw)
     for spec in desc.fields:
+        if spec.key is None:
+            rec[spec.column] = spec.value
+            continue
         value = obj.get(spec.key)
         if _missing(value):
             if spec.default is not None:
@@ -514,14 +594,49 @@ def _convert(desc: Description, obj: dict, number: int, raw: str) -> dict:
     else:
         rec["marking"] = desc.marking_default
     try:
-        validate_elements(rec)
+        (validate_elements if desc.table == "elements" else validate_observation)(rec)
     except FormatError as e:
         spec = next(s for s in desc.fields if s.column == e.field)
-        _fail(spec, e.message, obj.get(spec.key), e.expected)
+        _fail(spec, e.message, obj.get(spec.key) if spec.key else spec.value, e.expected)
     return rec
 
 
+def validate_observation(rec: dict) -> None:
+    """Range checks for an observation record (angles, ranges, uncertainties, frame, kind);
+    :class:`FormatError` naming the column. An azimuth or right ascension of exactly 360 is
+    read as 0."""
+    for name in ("ra_deg", "az_deg"):
+        if rec[name] == 360.0:
+            rec[name] = 0.0
+    for name, low, high, high_inclusive, expected in _OBS_LIMITS:
+        v = rec[name]
+        if v is None:
+            continue
+        above = v > low if name in ("range_km", "object_id") else v >= low
+        if not (above and (v <= high if high_inclusive else v < high)):
+            raise FormatError(f"{name} out of range", field=name, expected=expected,
+                              got=repr(v))
+    if rec["frame"] is not None and rec["frame"] not in OBSERVATION_FRAMES:
+        raise FormatError("frame is not one ssafuse reduces", field="frame",
+                          expected="one of " + ", ".join(sorted(OBSERVATION_FRAMES)),
+                          got=repr(rec["frame"]))
+    if rec["kind"] not in OBSERVATION_KINDS:
+        raise FormatError("kind is not an observation kind", field="kind",
+                          expected=" | ".join(sorted(OBSERVATION_KINDS)), got=repr(rec["kind"]))
+    for a, b in (("ra_deg", "dec_deg"), ("az_deg", "el_deg")):
+        if (rec[a] is None) != (rec[b] is None):
+            one = a if rec[a] is not None else b
+            raise FormatError("one angle of a pair without the other", field=one,
+                              expected=f"{a} and {b} together")
+
+
 def _value(spec: FieldSpec, value):
+    if spec.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        _fail(spec, "not true or false", value)
     if isinstance(value, (bool, list, dict)):
         _fail(spec, f"not a {'time' if spec.kind == 'time' else spec.kind} value", value)
     if spec.kind == "str":
