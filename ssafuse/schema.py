@@ -140,9 +140,19 @@ CONJUNCTIONS = pa.schema([
     _f("co_located", pa.bool_(), "the pair stayed closer than the threshold over the whole "
        "window: one row per window, at its minimum range", nullable=False),
     _f("pc", pa.float64(), "probability of collision, where assessed", unit="1"),
-    _f("pc_method", pa.string(), "how pc was computed (e.g. FOSTER-2D)"),
-    _f("max_pc", pa.float64(), "maximum Pc without covariance (Alfano), where assessed",
-       unit="1"),
+    _f("pc_method", pa.string(), "how pc was computed: 'foster-2d:cdm:<MESSAGE_ID>' (Foster 2-D "
+       "from the covariances of that CDM in the store) or 'foster-2d:assumed-covariance' (from "
+       "SGP4 states and a user-supplied covariance per object type: an assumption, not an "
+       "orbit determination); null when no covariance is known (ssafuse.assess)"),
+    _f("max_pc", pa.float64(), "maximum Pc without covariance (Alfano 2005, as SOCRATES): the "
+       "largest Foster Pc over the size of an isotropic encounter-plane covariance, for the "
+       "miss at TCA and hbr_m; 1 when the miss is within hbr_m; a bound, never a Pc "
+       "(ssafuse.assess)", unit="1"),
+    _f("max_pc_sigma_km", pa.float64(), "the standard deviation at which max_pc occurs "
+       "(SOCRATES's dilution threshold); null when max_pc is 1", unit="km"),
+    _f("hbr_m", pa.float64(), "combined hard-body radius used for pc and max_pc", unit="m"),
+    _f("hbr_source", pa.string(), "where hbr_m came from: 'cdm' (the matched CDM states it), "
+       "'cara-table' (sum of both objects' CARA HBRs), 'hbr_m' (the caller's combined value)"),
     _f("threshold_km", pa.float64(), "screening threshold", unit="km", nullable=False),
     _f("window_start", TIME, "screening window start (UTC)", nullable=False),
     _f("window_end", TIME, "screening window end (UTC)", nullable=False),

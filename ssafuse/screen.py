@@ -405,6 +405,10 @@ def _run_slice(slice_no: int) -> Slice:
                         usable=w["usable"], co_pairs=w["co_pairs"])
 
 
+def _run_slice_numbered(slice_no: int) -> tuple[int, Slice]:
+    return slice_no, _run_slice(slice_no)
+
+
 def _warm_up() -> None:
     """Compile the kernels once in this process (forked workers inherit them)."""
     coef = np.zeros((2, 1, 4, 3))
@@ -443,10 +447,39 @@ def _co_location_candidates(sats, usable, primary, start_ns, threshold_km):
     return pairs[keep].astype(np.int64)
 
 
+def _run_local(sats, params: ScreenParams, workers: int, progress, **shared) -> list[Slice]:
+    """Every time slice in this process (``workers == 1``) or on ``workers`` forked processes,
+    which inherit the ``Satrec`` objects (they do not pickle)."""
+    _warm_up()
+    _WORK.update(sats=sats, params=params, **shared)
+    slices: list[Slice] = []
+    try:
+        if workers == 1:
+            for s in range(params.n_slices):
+                slices.append(_run_slice(s))
+                if progress:
+                    progress(len(slices), params.n_slices)
+        else:
+            ctx = multiprocessing.get_context("fork")
+            done: dict[int, Slice] = {}
+            with ctx.Pool(workers) as pool:
+                for s, sl in pool.imap_unordered(_run_slice_numbered, range(params.n_slices)):
+                    done[s] = sl
+                    if progress:
+                        progress(len(done), params.n_slices)
+            # in slice order, whatever order they finished in: ties between slices (a
+            # co-located pair at the same smallest range in two slices) resolve the same way
+            # on any number of processes or Dask workers
+            slices = [done[s] for s in range(params.n_slices)]
+    finally:
+        _WORK.clear()
+    return slices
+
+
 def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5.0, *,
            primaries: Sequence[int] | None = None, knot_s: float = 300.0, n_sub: int = 12,
            slice_knots: int = 24, workers: int | None = None,
-           progress: Callable[[int, int], None] | None = None) -> ScreenResult:
+           progress: Callable[[int, int], None] | None = None, dask=None) -> ScreenResult:
     """Screen an ``elements`` or ``catalogue`` table for close approaches.
 
     ``start``: window start (timezone-aware datetime, ISO-8601 text or ns since 1970 UTC);
@@ -454,7 +487,10 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     NORAD numbers to screen against everything (default: all-vs-all); ``workers``: processes
     (default: every local core; 1 runs in this process); ``progress(done, total)`` is called
     after each time slice. One element set per object is expected (a catalogue); with several
-    rows for an object, each is screened as its own object.
+    rows for an object, each is screened as its own object. ``dask`` runs the time slices on a
+    Dask cluster instead of local processes: a scheduler address (``"tcp://host:8786"``),
+    ``"local"`` / ``"local:N"`` for a ``LocalCluster`` of N worker processes, or a
+    ``distributed.Client`` (see :mod:`ssafuse.distributed`); the result is the same.
 
     Returns a :class:`ScreenResult`: ``conjunctions`` in the ``conjunctions`` schema, one row per
     close approach sorted by TCA, TCA and miss distance from SGP4 itself.
@@ -479,27 +515,18 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     pad = np.where(usable, pad, 0.0)
     co_pairs = _co_location_candidates(sats, usable, primary, start_ns, params.threshold_km)
 
-    _warm_up()
-    workers = workers or os.cpu_count() or 1
-    workers = max(1, min(workers, params.n_slices))
-    _WORK.update(sats=sats, params=params, pad=pad, primary=primary, usable=usable,
-                 co_pairs=co_pairs)
-    slices: list[Slice] = []
-    try:
-        if workers == 1:
-            for s in range(params.n_slices):
-                slices.append(_run_slice(s))
-                if progress:
-                    progress(len(slices), params.n_slices)
-        else:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(workers) as pool:
-                for sl in pool.imap_unordered(_run_slice, range(params.n_slices)):
-                    slices.append(sl)
-                    if progress:
-                        progress(len(slices), params.n_slices)
-    finally:
-        _WORK.clear()
+    dask_info: dict = {}
+    if dask is not None:
+        from .distributed import run_slices, slice_work
+
+        work = slice_work(elements, params, pad=pad, primary=primary, usable=usable,
+                          co_pairs=co_pairs)
+        slices, dask_info = run_slices(dask, work, params.n_slices, progress)
+        workers = dask_info["workers"]
+    else:
+        workers = max(1, min(workers or os.cpu_count() or 1, params.n_slices))
+        slices = _run_local(sats, params, workers, progress, pad=pad, primary=primary,
+                            usable=usable, co_pairs=co_pairs)
 
     i, j, t, d, sp, ric = merge_slices(slices)
     window_s = (end_ns - start_ns) / NS_PER_S
@@ -562,6 +589,7 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
         "candidates_refined": int(sum(s.n_candidates for s in slices)),
         "slice_seconds": round(sum(s.seconds for s in slices), 3),
         "seconds": round(time.perf_counter() - t_run, 3),
+        **dask_info,
         "parameters": {"start": _iso(start_ns), "end": _iso(end_ns),
                        "threshold_km": params.threshold_km, "knot_s": params.knot_s,
                        "n_sub": params.n_sub, "slice_knots": params.slice_knots,
@@ -621,6 +649,9 @@ def _conjunctions_table(elements, i, j, t_s, d, sp, ric, co_flag, params) -> pa.
         "pc": pa.nulls(n, pa.float64()),
         "pc_method": pa.nulls(n, pa.string()),
         "max_pc": pa.nulls(n, pa.float64()),
+        "max_pc_sigma_km": pa.nulls(n, pa.float64()),
+        "hbr_m": pa.nulls(n, pa.float64()),
+        "hbr_source": pa.nulls(n, pa.string()),
         "threshold_km": np.full(n, params.threshold_km),
         "window_start": pa.array(np.full(n, params.start_ns)).cast(ts),
         "window_end": pa.array(np.full(n, params.end_ns)).cast(ts),

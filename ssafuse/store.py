@@ -15,6 +15,18 @@ so a killed run never leaves a half-written file visible. The ledger entry of a 
 written last; re-ingesting a file already in the ledger (same SHA-256 and source) changes
 nothing, and a file whose ingest was killed before its ledger entry is ingested again with its
 earlier parts replaced, never doubled.
+
+A store may also live on object storage, named by an fsspec URL (``s3://bucket/prefix``,
+``gs://...``, ``abfs://...``; credentials and endpoint from the environment or
+``storage_options``), so that Dask workers on other machines read and write the same store.
+Every operation goes through one fsspec filesystem (``Store.fs``); only the commit of a written
+file differs. On a local disk it is the rename above. Object stores have no rename (S3's
+"rename" is a copy and a delete), but a PUT of a whole object is atomic: readers see the old
+object or the new one, never part of one, and a multipart upload only appears when it is
+completed. So on object storage each file is built whole in memory and stored with one put
+(``fs.pipe_file``) under its final key: a killed run leaves nothing visible (at worst an
+unfinished multipart upload, which a bucket lifecycle rule cleans up), and the ledger entry is
+still written last.
 """
 
 from __future__ import annotations
@@ -24,12 +36,14 @@ import datetime as dt
 import glob
 import json
 import os
+import posixpath
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import fsspec
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -117,12 +131,17 @@ def write_parquet(final: Path, table: pa.Table) -> None:
 
 
 class _PartWriter:
-    """Streams batches into one hidden Parquet file; :meth:`commit` renames it into place."""
+    """Streams batches into one hidden Parquet file; :meth:`commit` renames it into place.
 
-    def __init__(self, final: Path, schema: pa.Schema):
-        self.final = final
+    With ``fs`` (a store on object storage) the file is built in memory and :meth:`commit`
+    stores it with one atomic put under ``final``; :meth:`abort` leaves nothing behind."""
+
+    def __init__(self, final: Path | str, schema: pa.Schema, fs=None):
+        self.final = final if fs is not None else Path(final)
         self.schema = schema
+        self.fs = fs
         self.tmp: Path | None = None
+        self.sink = None
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0
 
@@ -130,9 +149,13 @@ class _PartWriter:
         if table.num_rows == 0:
             return
         if self.writer is None:
-            self.final.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = _tmp_name(self.final)
-            self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+            if self.fs is None:
+                self.final.parent.mkdir(parents=True, exist_ok=True)
+                self.tmp = _tmp_name(self.final)
+                self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+            else:
+                self.sink = pa.BufferOutputStream()
+                self.writer = pq.ParquetWriter(self.sink, self.schema, compression="zstd")
         self.writer.write_table(table.select(self.schema.names).cast(self.schema))
         self.rows += table.num_rows
 
@@ -140,6 +163,9 @@ class _PartWriter:
         if self.writer is None:
             return
         self.writer.close()
+        if self.fs is not None:
+            self.fs.pipe_file(self.final, self.sink.getvalue().to_pybytes())
+            return
         with open(self.tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(self.tmp, self.final)
@@ -148,7 +174,8 @@ class _PartWriter:
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            self.tmp.unlink(missing_ok=True)
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)
 
 
 def _file_schema(table: str) -> pa.Schema:
@@ -191,25 +218,76 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], accept=None) -> list[str]
     return list(dict.fromkeys(out))
 
 
+def is_url(root) -> bool:
+    """Whether a store root is an fsspec URL (``s3://bucket/prefix``) rather than a local path."""
+    return isinstance(root, str) and "://" in root and not root.startswith("file://")
+
+
 class Store:
-    """A Parquet store rooted at a directory (created on first write).
+    """A Parquet store rooted at a directory (created on first write), or at an fsspec URL
+    such as ``s3://bucket/prefix`` (``storage_options`` go to the filesystem, e.g.
+    ``{"endpoint_url": ...}`` for an S3-compatible server).
 
     >>> store = Store("store")
     >>> report = store.ingest(["sample_tles/"], source="celestrak")   # doctest: +SKIP
     >>> store.table("elements").num_rows                               # doctest: +SKIP
     """
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike, *, storage_options: dict | None = None):
+        self.storage_options = dict(storage_options or {})
+        self.local = not is_url(root)
+        if self.local:
+            root = os.fspath(root)
+            self.root: Path | str = Path(root[7:] if root.startswith("file://") else root)
+            self.fs = fsspec.filesystem("file")
+        else:
+            self.root = root.rstrip("/")
+            # other processes (Dask workers, other machines) write here too: list afresh
+            self.fs, _ = fsspec.core.url_to_fs(
+                self.root, **{"use_listings_cache": False, **self.storage_options})
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
 
+    def __reduce__(self):
+        # rebuilt from its root where it is unpickled (a Dask worker): one filesystem per process
+        return (_rebuild_store, (str(self.root), self.storage_options))
+
+    def _loc(self, *parts: str) -> str:
+        """A location under the root, as the store's filesystem takes it."""
+        return posixpath.join(str(self.root), *parts)
+
+    def _out(self, loc: str) -> Path | str:
+        """A location as the API returns it: a ``Path`` locally, a URL on object storage."""
+        return Path(loc) if self.local else loc
+
+    def exists(self) -> bool:
+        """Whether anything was written to the store yet."""
+        return self.fs.exists(str(self.root))
+
+    def _write_bytes(self, loc: str, data: bytes) -> None:
+        if self.local:
+            atomic_write_bytes(Path(loc), data)
+        else:  # one PUT of the whole object: atomic (see the module docstring)
+            self.fs.pipe_file(loc, data)
+
+    def _write_parquet(self, loc: str, table: pa.Table) -> None:
+        if self.local:
+            write_parquet(Path(loc), table)
+        else:
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink, compression="zstd")
+            self.fs.pipe_file(loc, sink.getvalue().to_pybytes())
+
+    def _read_json(self, loc: str) -> dict:
+        return json.loads(self.fs.cat_file(loc))
+
     # -- reading ---------------------------------------------------------------------------
-    def path(self, table: str) -> Path:
+    def path(self, table: str) -> Path | str:
+        """Where a table's files are: a ``Path`` for a local store, a URL on object storage."""
         if table not in TABLES:
             raise StoreError(f"no table {table!r}; tables are {', '.join(TABLES)}")
-        return self.root / table
+        return self._out(self._loc(table))
 
     def dataset(self, table: str) -> ds.Dataset:
         """A ``pyarrow.dataset`` over a table's files, partition columns included."""
@@ -219,13 +297,16 @@ class Store:
             schema = schema.append(pa.field(key, pa.string()))
         part = (ds.partitioning(pa.schema([(k, pa.string()) for k in keys]), flavor="hive")
                 if keys else None)
-        return ds.dataset(self.path(table), format="parquet", partitioning=part, schema=schema)
+        loc = self.fs._strip_protocol(self._loc(table))
+        return ds.dataset(loc, format="parquet", partitioning=part, schema=schema,
+                          filesystem=self.fs)
 
     def table(self, table: str, columns: list[str] | None = None, filter=None) -> pa.Table:
         """A whole table in its canonical schema (empty when nothing was written yet).
         ``columns`` selects columns; ``filter`` is a ``pyarrow.compute`` expression."""
         schema = SCHEMAS[table]
-        if not self.path(table).exists() or not any(self.path(table).rglob("*.parquet")):
+        self.path(table)  # checks the name
+        if not any(p.endswith(".parquet") for p in self.fs.find(self._loc(table))):
             out = schema.empty_table()
             return out.select(columns) if columns else out
         data = self.dataset(table).to_table(columns=columns or schema.names, filter=filter)
@@ -233,27 +314,29 @@ class Store:
         return data.cast(target)
 
     # -- writing ---------------------------------------------------------------------------
-    def write(self, table: str, data: pa.Table, name: str) -> Path:
+    def write(self, table: str, data: pa.Table, name: str) -> Path | str:
         """Write a whole unpartitioned table (e.g. ``catalogue``) atomically as ``name``."""
-        final = self.path(table) / name
-        write_parquet(final, data.cast(SCHEMAS[table]) if table in SCHEMAS else data)
-        return final
+        self.path(table)  # checks the name
+        final = self._loc(table, name)
+        self._write_parquet(final, data.cast(SCHEMAS[table]) if table in SCHEMAS else data)
+        return self._out(final)
 
-    def _ledger(self, source: str, sha: str) -> Path:
-        return self.root / "_ingested" / source / f"{sha}.json"
+    def _ledger(self, source: str, sha: str) -> str:
+        return self._loc("_ingested", source, f"{sha}.json")
 
-    def _part(self, table: str, source: str, day: str, sha: str) -> Path:
-        return self.path(table) / f"source={source}" / f"ingest_date={day}" / f"part-{sha[:16]}.parquet"
+    def _part(self, table: str, source: str, day: str, sha: str) -> str:
+        return self._loc(table, f"source={source}", f"ingest_date={day}",
+                         f"part-{sha[:16]}.parquet")
 
     def _remove_parts(self, source: str, sha: str) -> None:
         for table in [t for t, keys in PARTITIONS.items() if keys == ("source", "ingest_date")]:
             for pattern in (f"part-{sha[:16]}.parquet", f".part-{sha[:16]}.parquet.*.tmp"):
-                for p in self.path(table).glob(f"source={source}/*/{pattern}"):
-                    p.unlink()
+                for p in self.fs.glob(self._loc(table, f"source={source}", "*", pattern)):
+                    self.fs.rm_file(p)
 
     def ingest(self, inputs: Iterable[str | os.PathLike], *, source: str,
                format: str | None = None, marking: str = "UNCLASSIFIED",
-               now: dt.datetime | None = None, progress=None) -> IngestReport:
+               now: dt.datetime | None = None, progress=None, dask=None) -> IngestReport:
         """Ingest files, folders and globs from one feed into the store.
 
         ``source`` names the feed (letters, digits, ``._-``); ``format`` forces a format
@@ -262,6 +345,12 @@ class Store:
         A file that cannot be read, or that no format recognises, is refused as a whole: one
         row in ``rejects`` with the reason, and the run goes on with the next file.
         Returns an :class:`IngestReport` and writes a manifest under ``_manifests/``.
+
+        ``dask`` (a scheduler address, ``"local[:N]"`` or a ``distributed.Client``) reads and
+        parses the files on a Dask cluster, each file one task that writes its own parts and
+        ledger entry (so the store must be one the workers reach: a shared path or an
+        ``s3://`` URL); the reports, the rejects and the manifest are the same as a local
+        run's (see :func:`ssafuse.distributed.ingest_files`).
         """
         if not source or set(source) - _SOURCE_OK:
             raise ValueError(f"source name {source!r} must be letters, digits, '.', '_' or '-'")
@@ -273,35 +362,44 @@ class Store:
         day = now.astimezone(dt.timezone.utc).date().isoformat()
         started = time.perf_counter()
         report = IngestReport()
-        for uri in expand_inputs(inputs):
-            rep = self._ingest_file(uri, source=source, format=format, marking=marking,
-                                    now_ns=now_ns, day=day)
-            report.files.append(rep)
-            if progress is not None:
-                progress(rep)
+        if dask is not None:
+            from .distributed import ingest_files
+
+            report.files = ingest_files(dask, self, expand_inputs(inputs), source=source,
+                                        format=format, marking=marking, now_ns=now_ns,
+                                        day=day, progress=progress)
+        else:
+            for uri in expand_inputs(inputs):
+                rep = self._ingest_file(uri, source=source, format=format, marking=marking,
+                                        now_ns=now_ns, day=day)
+                report.files.append(rep)
+                if progress is not None:
+                    progress(rep)
         report.manifest = str(self._write_manifest("ingest", now, started, {
             "source": source, "format": format, "marking": marking,
         }, [asdict(f) for f in report.files]))
         return report
 
     def _ingest_file(self, uri: str, *, source: str, format: str | None, marking: str,
-                     now_ns: int, day: str) -> FileReport:
+                     now_ns: int, day: str, sha: str | None = None) -> FileReport:
+        """Ingest one file (``sha``: its SHA-256 when the caller already has it)."""
         t0 = time.perf_counter()
         try:
-            sha = sha256_file(uri)
+            sha = sha or sha256_file(uri)
         except OSError as e:
             return FileReport(uri, source, format, None, "refused",
                               message=f"cannot read file: {e.strerror or e}")
         ledger = self._ledger(source, sha)
-        if ledger.exists():
-            prior = json.loads(ledger.read_text())
+        if self.fs.exists(ledger):
+            prior = self._read_json(ledger)
             if prior.get("status") == "ingested" or not format or format == prior.get("format"):
                 return FileReport(uri, source, prior.get("format"), sha, "already-ingested",
                                   message=f"already ingested from {prior.get('uri')} at "
                                           f"{prior.get('ingested_at')}")
         self._remove_parts(source, sha)  # leftovers of a killed ingest of this same file
+        fs = None if self.local else self.fs
         writers = {"rejects": _PartWriter(self._part("rejects", source, day, sha),
-                                          _file_schema("rejects"))}
+                                          _file_schema("rejects"), fs)}
         rep = FileReport(uri, source, format, sha, "ingested")
         try:
             try:
@@ -309,7 +407,7 @@ class Store:
                                             ingested_at_ns=now_ns, sha256=sha)
                 rep.format = fmt.name
                 rows_writer = writers.setdefault(fmt.table, _PartWriter(
-                    self._part(fmt.table, source, day, sha), _file_schema(fmt.table)))
+                    self._part(fmt.table, source, day, sha), _file_schema(fmt.table), fs))
                 for elements, rejects in batches:
                     rows_writer.write(elements)
                     writers["rejects"].write(rejects)
@@ -333,7 +431,7 @@ class Store:
             raise
         rep.read = rep.accepted + rep.rejected
         rep.seconds = round(time.perf_counter() - t0, 6)
-        atomic_write_bytes(ledger, json.dumps({
+        self._write_bytes(ledger, json.dumps({
             "uri": uri, "source": source, "sha256": sha, "format": rep.format,
             "status": rep.status, "read": rep.read, "accepted": rep.accepted,
             "rejected": rep.rejected, "ingested_at": day,
@@ -341,11 +439,11 @@ class Store:
         return rep
 
     def _write_manifest(self, kind: str, now: dt.datetime, started: float, parameters: dict,
-                        inputs: list[dict], counts: dict | None = None) -> Path:
+                        inputs: list[dict], counts: dict | None = None) -> Path | str:
         import numpy
         import sgp4
         stamp = now.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        path = self.root / "_manifests" / f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}.json"
+        path = self._loc("_manifests", f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}.json")
         manifest = {
             "kind": kind,
             "started_at": now.isoformat(),
@@ -361,20 +459,21 @@ class Store:
             "versions": {"ssafuse": __version__, "sgp4": sgp4.__version__,
                          "pyarrow": pa.__version__, "numpy": numpy.__version__},
         }
-        atomic_write_bytes(path, json.dumps(manifest, indent=1, default=str).encode())
-        return path
+        self._write_bytes(path, json.dumps(manifest, indent=1, default=str).encode())
+        return self._out(path)
 
     def write_screening(self, conjunctions: pa.Table, *, excluded: pa.Table | None = None,
                         inputs: list[dict] | None = None, parameters: dict | None = None,
                         counts: dict | None = None, now: dt.datetime | None = None,
-                        started: float | None = None) -> tuple[Path, Path]:
+                        started: float | None = None) -> tuple[Path | str, Path | str]:
         """Write one screening run: ``conjunctions/screen-<time>-<id>.parquet`` (atomic) and a
         ``screen`` manifest with its inputs, parameters, counts and excluded objects (each with
         its reason). Returns ``(parquet path, manifest path)``."""
         now = now or dt.datetime.now(dt.timezone.utc)
         stamp = now.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        final = self.path("conjunctions") / f"screen-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
-        write_parquet(final, conjunctions.cast(SCHEMAS["conjunctions"]))
+        final = self._out(self._loc("conjunctions",
+                                    f"screen-{stamp}-{uuid.uuid4().hex[:8]}.parquet"))
+        self._write_parquet(str(final), conjunctions.cast(SCHEMAS["conjunctions"]))
         counts = dict(counts or {})
         counts.setdefault("conjunctions", conjunctions.num_rows)
         params = dict(parameters or {})
@@ -390,5 +489,9 @@ class Store:
 
     def manifests(self, kind: str | None = None) -> list[dict]:
         """Every run manifest, oldest first (optionally only one ``kind``)."""
-        paths = sorted((self.root / "_manifests").glob(f"{kind or '*'}-*.json"))
-        return [json.loads(p.read_text()) for p in paths]
+        paths = sorted(self.fs.glob(self._loc("_manifests", f"{kind or '*'}-*.json")))
+        return [self._read_json(p) for p in paths]
+
+
+def _rebuild_store(root: str, storage_options: dict) -> Store:
+    return Store(root, storage_options=storage_options)

@@ -1,0 +1,574 @@
+"""Conjunction assessment: Pc and maximum Pc of screened conjunctions, and one CCSDS CDM each.
+
+>>> from ssafuse.assess import assess, write_cdms
+>>> res = screen(catalogue, "2026-03-09T18:00:00Z", days=7)               # doctest: +SKIP
+>>> conj = assess(res.conjunctions, hbr_m=10.0, elements=catalogue,
+...               cdms=store.table("cdms"))                               # doctest: +SKIP
+>>> write_cdms(conj, catalogue, "out/", creation_date=now)              # doctest: +SKIP
+
+:func:`assess` fills, for every event, ``max_pc`` (Alfano's maximum Pc over the size of an
+isotropic covariance, as SOCRATES reports it: element sets carry no covariance, so this is a
+bound, never a Pc) with ``max_pc_sigma_km`` (the dilution threshold), and ``pc`` /
+``pc_method`` where a covariance is known:
+
+1. a CDM in the ``cdms`` table for the same pair (either order) with its TCA within
+   ``tca_tolerance_s``: Foster's 2-D Pc from that CDM's states and covariances, exactly as
+   ``ssafuse pc`` computes it (:func:`ssafuse.pc.pc_from_cdm`); ``pc_method``
+   ``'foster-2d:cdm:<MESSAGE_ID>'``. Several matches: the newest CREATION_DATE wins.
+2. else a caller's ``covariance_model`` ``{object_type: (sigma_r_km, sigma_t_km, sigma_n_km)}``
+   (key ``'*'``: any other type; an element set without a type is ``'UNKNOWN'``): Foster 2-D
+   from both objects' SGP4 states at TCA and those diagonal RTN covariances;
+   ``pc_method`` ``'foster-2d:assumed-covariance'``. The labels say what the number rests on.
+
+One combined hard-body radius per event (``hbr_m``, ``hbr_source``), for ``pc`` and ``max_pc``
+alike: the matched CDM's own (CARA's ``COMMENT HBR``), else the sum of both objects' radii in
+CARA's table (``hbr_table``) when both are listed, else ``hbr_m``.
+
+:func:`conjunction_cdms` / :func:`write_cdms` write one CDM per conjunction: relative
+metadata, each object's SGP4 state at TCA converted from TEME to GCRF with Skyfield, and the
+covariance of ``covariance_model``; without one, the mandatory RTN covariance is written as
+zeros with COMMENTs saying that element sets carry no covariance (a placeholder, not an
+accuracy: Pc tools, ssafuse's included, refuse a zero covariance rather than trust it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from . import markings as mk
+from . import pc as pcmod
+from .ingest._common import NS_PER_DAY
+from .propagate import jd_from_ns, satrecs_exact
+from .schema import CONJUNCTIONS
+
+__all__ = ["DEFAULT_HBR_M", "PC_METHOD_ASSUMED", "assess", "conjunction_cdms", "write_cdms",
+           "states_at_tca", "teme_to_gcrf"]
+
+#: Combined hard-body radius (m) when neither a CDM nor CARA's table gives one: a round figure
+#: for a few-metre payload against a small object. SOCRATES's per-object radii are not
+#: published; its top events of 2026-03-09 correspond to combined radii of 12-30 m under this
+#: isotropic maximum (tests/test_assess.py): pass ``hbr_m`` / ``hbr_table`` for your objects.
+DEFAULT_HBR_M = 10.0
+PC_METHOD_ASSUMED = "foster-2d:assumed-covariance"
+PC_METHOD_CDM = "foster-2d:cdm:"
+#: CCSDS SANA names written in COLLISION_PROBABILITY_METHOD / COLLISION_MAX_PC_METHOD.
+CDM_PC_METHOD = "FOSTER-1992"
+CDM_MAX_PC_METHOD = "ALFANO-2005"
+NS_PER_S = 10**9
+
+
+# ---------------------------------------------------------------------------------------------
+# Element sets and SGP4 states of the two objects of each event
+# ---------------------------------------------------------------------------------------------
+
+def _element_index(conjunctions: pa.Table, elements: pa.Table | None) -> np.ndarray:
+    """``(n, 2)`` row indices into ``elements`` of the element set each object of each event
+    was screened with (same object_id and epoch; the same file and record preferred), -1 where
+    it is not in ``elements``."""
+    n = conjunctions.num_rows
+    out = np.full((n, 2), -1, dtype=np.int64)
+    if elements is None or elements.num_rows == 0 or n == 0:
+        return out
+    ids = elements["object_id"].to_pylist()
+    ep = elements["epoch"].cast(pa.int64()).to_pylist()
+    sha = elements["source_sha256"].to_pylist() if "source_sha256" in elements.column_names \
+        else [None] * len(ids)
+    rec = elements["source_record"].to_pylist() if "source_record" in elements.column_names \
+        else [None] * len(ids)
+    exact: dict = {}
+    loose: dict = {}
+    for k, key in enumerate(zip(ids, ep)):
+        exact.setdefault(key + (sha[k], rec[k]), k)
+        loose.setdefault(key, k)
+    for j, s in enumerate(("1", "2")):
+        cid = conjunctions[f"object_id_{s}"].to_pylist()
+        cep = conjunctions[f"epoch_{s}"].cast(pa.int64()).to_pylist()
+        csha = conjunctions[f"source_sha256_{s}"].to_pylist()
+        crec = conjunctions[f"source_record_{s}"].to_pylist()
+        for i in range(n):
+            k = exact.get((cid[i], cep[i], csha[i], crec[i]))
+            out[i, j] = k if k is not None else loose.get((cid[i], cep[i]), -1)
+    return out
+
+
+def states_at_tca(conjunctions: pa.Table, elements: pa.Table):
+    """Both objects' SGP4 states at each event's TCA, from the element sets the events were
+    screened with (looked up in ``elements`` by object id and epoch).
+
+    Returns ``(ok, r, v, index)``: ``ok`` bool ``(n,)`` (False where an element set is missing
+    or SGP4 failed), ``r`` TEME positions in km and ``v`` TEME velocities in km/s, shape
+    ``(2, n, 3)`` (axis 0: object 1, object 2; NaN where not ok), ``index`` the ``(n, 2)`` rows
+    of ``elements`` used (-1: missing)."""
+    idx = _element_index(conjunctions, elements)
+    n = conjunctions.num_rows
+    r = np.full((2, n, 3), np.nan)
+    v = np.full((2, n, 3), np.nan)
+    ok = (idx >= 0).all(axis=1)
+    if not ok.any():
+        return ok, r, v, idx
+    used = np.unique(idx[ok])
+    sats = dict(zip(used.tolist(), satrecs_exact(elements.take(pa.array(used)))))
+    jd, fr = jd_from_ns(conjunctions["tca"].cast(pa.int64()).to_numpy())
+    for i in np.flatnonzero(ok):
+        for j in range(2):
+            e, rr, vv = sats[int(idx[i, j])].sgp4(float(jd[i]), float(fr[i]))
+            if e:
+                ok[i] = False
+                break
+            r[j, i], v[j, i] = rr, vv
+    r[:, ~ok] = np.nan
+    v[:, ~ok] = np.nan
+    return ok, r, v, idx
+
+
+_TS = None
+
+
+def _timescale():
+    global _TS
+    if _TS is None:
+        from skyfield.api import load
+        _TS = load.timescale(builtin=True)   # leap seconds and UT1 shipped with skyfield
+    return _TS
+
+
+def teme_to_gcrf(times_ns, r_teme_km, v_teme_km_s):
+    """Rotate SGP4's TEME states to GCRF with Skyfield's TEME frame (AIAA 2006-6753
+    Appendix C; the rotation Skyfield's ``EarthSatellite.at`` applies). ``times_ns``: UTC ns
+    since 1970, shape ``(n,)``; ``r``, ``v``: ``(n, 3)`` in km, km/s. Returns GCRF
+    ``(r_km, v_km_s)``. The frame's rotation rate (precession-nutation, ~1e-7 km/s in LEO) is
+    left out of the velocity, as Skyfield leaves it out."""
+    from skyfield.sgp4lib import TEME
+
+    ns = np.asarray(times_ns, dtype=np.int64)
+    r = np.asarray(r_teme_km, dtype=float).reshape(-1, 3)
+    v = np.asarray(v_teme_km_s, dtype=float).reshape(-1, 3)
+    if ns.size == 0:
+        return r.copy(), v.copy()
+    days, rem = np.divmod(ns, NS_PER_DAY)
+    t = _timescale().utc(1970, 1, 1 + days, 0, 0, rem / 1e9)
+    R = TEME.rotation_at(t)                  # (3, 3, n): GCRS -> TEME
+    return np.einsum("jin,nj->ni", R, r), np.einsum("jin,nj->ni", R, v)
+
+
+# ---------------------------------------------------------------------------------------------
+# assess
+# ---------------------------------------------------------------------------------------------
+
+def _hbr_table(hbr_table) -> dict[int, float] | None:
+    if hbr_table is None or isinstance(hbr_table, dict):
+        return hbr_table
+    return pcmod.load_cara_hbr(os.fspath(hbr_table))
+
+
+def _match_cdms(conjunctions: pa.Table, cdms: pa.Table | None, tol_s: float) -> np.ndarray:
+    """Row in ``cdms`` of the CDM each event takes its covariance from, -1 where none: the
+    same pair of NORAD numbers in either order, TCA within ``tol_s``; the newest
+    CREATION_DATE (then the nearest TCA) among several."""
+    n = conjunctions.num_rows
+    out = np.full(n, -1, dtype=np.int64)
+    if cdms is None or cdms.num_rows == 0 or n == 0:
+        return out
+    a = cdms["object1_id"].to_pylist()
+    b = cdms["object2_id"].to_pylist()
+    t = cdms["tca"].cast(pa.int64()).to_numpy()
+    created = cdms["creation_date"].cast(pa.int64()).to_numpy()
+    by_pair: dict = {}
+    for k, (x, y) in enumerate(zip(a, b)):
+        if x is not None and y is not None:
+            by_pair.setdefault(frozenset((x, y)), []).append(k)
+    c1 = conjunctions["object_id_1"].to_pylist()
+    c2 = conjunctions["object_id_2"].to_pylist()
+    ct = conjunctions["tca"].cast(pa.int64()).to_numpy()
+    tol = tol_s * NS_PER_S
+    for i in range(n):
+        cand = [k for k in by_pair.get(frozenset((c1[i], c2[i])), ())
+                if abs(int(t[k]) - int(ct[i])) <= tol]
+        if cand:
+            out[i] = max(cand, key=lambda k: (created[k], -abs(int(t[k]) - int(ct[i]))))
+    return out
+
+
+def _cov_rtn_6x6(tril21) -> np.ndarray:
+    """``(n, 6, 6)`` symmetric matrices from lower triangles stored row by row (CDM order)."""
+    c = np.asarray(tril21, dtype=float).reshape(-1, 21)
+    out = np.zeros((c.shape[0], 6, 6))
+    rows, cols = np.tril_indices(6)
+    out[:, rows, cols] = c
+    out[:, cols, rows] = c
+    return out
+
+
+def _pc_from_cdm_rows(cdms: pa.Table, rows: np.ndarray, hbr_m: np.ndarray) -> np.ndarray:
+    """Foster 2-D Pc of CDM rows of the ``cdms`` table, as :func:`ssafuse.pc.pc_from_cdm`
+    computes it from the message (states km -> m, RTN covariances rotated to the inertial
+    frame, both objects in the same inertial frame, else NaN)."""
+    sub = cdms.take(pa.array(rows))
+    r, v, c, frames = [], [], [], []
+    for s in ("1", "2"):
+        r.append(np.array(sub[f"object{s}_r_km"].to_pylist(), dtype=float).reshape(-1, 3) * 1e3)
+        v.append(np.array(sub[f"object{s}_v_km_s"].to_pylist(), dtype=float).reshape(-1, 3)
+                 * 1e3)
+        c.append(_cov_rtn_6x6(sub[f"object{s}_cov_rtn"].to_pylist()))
+        frames.append(sub[f"object{s}_ref_frame"].to_pylist())
+    frame_ok = np.array([f1 == f2 and f1 in pcmod._INERTIAL_FRAMES
+                         for f1, f2 in zip(*frames)], dtype=bool)
+    C1 = pcmod.rtn_to_inertial(r[0], v[0], c[0])
+    C2 = pcmod.rtn_to_inertial(r[1], v[1], c[1])
+    res = pcmod.pc_from_states(r[0], v[0], C1, r[1], v[1], C2, hbr_m, "foster")
+    return np.where(frame_ok, res.pc, np.nan)
+
+
+def _object_types(elements: pa.Table | None, idx: np.ndarray) -> list[list[str]]:
+    types = (elements["object_type"].to_pylist()
+             if elements is not None and "object_type" in elements.column_names else None)
+    out = []
+    for row in idx:
+        out.append([(types[k] if types is not None and k >= 0 and types[k] else "UNKNOWN")
+                    .strip().upper() for k in row])
+    return out
+
+
+def _sigmas_km(model: dict, object_type: str):
+    s = model.get(object_type, model.get("*"))
+    if s is None:
+        return None
+    s = tuple(float(x) for x in s)
+    if len(s) != 3 or not all(math.isfinite(x) and x > 0 for x in s):
+        raise ValueError(f"covariance_model[{object_type!r}] must be three positive sigmas "
+                         f"(radial, transverse, normal) in km, got {s!r}")
+    return s
+
+
+def _assumed_cov_rtn_m2(sigmas_km) -> np.ndarray:
+    """6x6 RTN covariance (m**2): the position sigmas on the diagonal, velocity block zero."""
+    c = np.zeros((6, 6))
+    c[0, 0], c[1, 1], c[2, 2] = (np.square(sigmas_km) * 1e6)
+    return c
+
+
+def assess(conjunctions: pa.Table, *, hbr_m: float | None = DEFAULT_HBR_M,
+           hbr_table=None, elements: pa.Table | None = None, cdms: pa.Table | None = None,
+           covariance_model: dict | None = None, tca_tolerance_s: float = 60.0) -> pa.Table:
+    """The conjunctions (schema ``conjunctions``) with ``max_pc``, ``max_pc_sigma_km``,
+    ``hbr_m``, ``hbr_source`` for every event and ``pc`` / ``pc_method`` where a covariance is
+    known (see the module docstring for the rules).
+
+    ``hbr_m``: combined hard-body radius in metres for events no CDM or table covers (None:
+    :data:`DEFAULT_HBR_M`). ``hbr_table``: CARA's per-object HBR table, as a path or as
+    :func:`ssafuse.pc.load_cara_hbr` returns it. ``elements``: the elements or catalogue table
+    the events were screened from (needed for ``covariance_model``: SGP4 states at TCA and the
+    ``object_type`` of each object). ``cdms``: the store's ``cdms`` table. ``covariance_model``:
+    ``{object_type: (sigma_r_km, sigma_t_km, sigma_n_km)}``, key ``'*'`` for any other type.
+    Markings: where a CDM's covariance is used, the event's marking becomes the combination
+    of its own and the CDM's (most restrictive level, intersected releasability).
+    """
+    conj = conjunctions.cast(CONJUNCTIONS) if conjunctions.schema != CONJUNCTIONS else conjunctions
+    n = conj.num_rows
+    default = DEFAULT_HBR_M if hbr_m is None else float(hbr_m)
+    if not (default >= 0 and math.isfinite(default)):
+        raise ValueError(f"hbr_m must be a finite radius >= 0 in metres, got {hbr_m!r}")
+    table = _hbr_table(hbr_table)
+    match = _match_cdms(conj, cdms, tca_tolerance_s)
+    # one combined HBR per event: the matched CDM's, else CARA's table, else hbr_m
+    hbr = np.full(n, default)
+    source = np.full(n, "hbr_m", dtype=object)
+    if table:
+        ids1 = conj["object_id_1"].to_pylist()
+        ids2 = conj["object_id_2"].to_pylist()
+        for i in range(n):
+            h1, h2 = table.get(ids1[i]), table.get(ids2[i])
+            if h1 is not None and h2 is not None:
+                hbr[i], source[i] = h1 + h2, "cara-table"
+    has_cdm = match >= 0
+    if has_cdm.any():
+        cdm_hbr = cdms["hbr_m"].to_pylist()
+        for i in np.flatnonzero(has_cdm):
+            h = cdm_hbr[match[i]]
+            if h is not None and math.isfinite(h):
+                hbr[i], source[i] = h, "cdm"
+    # maximum Pc: at TCA the relative position is normal to the relative velocity, so the
+    # miss vector lies in the encounter plane and its length is the encounter-plane miss.
+    miss_m = conj["miss_distance_km"].to_numpy() * 1e3
+    max_pc, sigma_m = pcmod.max_pc(miss_m, hbr)
+    pc = np.full(n, np.nan)
+    method = np.full(n, None, dtype=object)
+    cdm_used = np.zeros(n, dtype=bool)
+    if has_cdm.any():
+        sel = np.flatnonzero(has_cdm)
+        p = _pc_from_cdm_rows(cdms, match[sel], hbr[sel])
+        ids = cdms["message_id"].to_pylist()
+        for i, value in zip(sel, p):
+            if math.isfinite(value):
+                pc[i] = value
+                method[i] = PC_METHOD_CDM + ids[match[i]]
+                cdm_used[i] = True
+    if covariance_model:
+        todo = np.flatnonzero(~cdm_used)
+        if todo.size and elements is not None:
+            sub = conj.take(pa.array(todo))
+            ok, r, v, idx = states_at_tca(sub, elements)
+            types = _object_types(elements, idx)
+            covs = np.zeros((2, todo.size, 6, 6))
+            for q in range(todo.size):
+                for j in range(2):
+                    s = _sigmas_km(covariance_model, types[q][j])
+                    if s is None:
+                        ok[q] = False
+                    else:
+                        covs[j, q] = _assumed_cov_rtn_m2(s)
+            if ok.any():
+                rm, vm = r[:, ok] * 1e3, v[:, ok] * 1e3
+                C1 = pcmod.rtn_to_inertial(rm[0], vm[0], covs[0, ok])
+                C2 = pcmod.rtn_to_inertial(rm[1], vm[1], covs[1, ok])
+                res = pcmod.pc_from_states(rm[0], vm[0], C1, rm[1], vm[1], C2,
+                                           hbr[todo[ok]], "foster")
+                for i, value in zip(todo[ok], res.pc):
+                    if math.isfinite(value):
+                        pc[i], method[i] = value, PC_METHOD_ASSUMED
+    out = conj
+    cols = {
+        "pc": pa.array(np.where(np.isfinite(pc), pc, np.nan), pa.float64(),
+                       mask=~np.isfinite(pc)),
+        "pc_method": pa.array(list(method), pa.string()),
+        "max_pc": pa.array(max_pc, pa.float64(), mask=~np.isfinite(max_pc)),
+        "max_pc_sigma_km": pa.array(sigma_m / 1e3, pa.float64(), mask=~np.isfinite(sigma_m)),
+        "hbr_m": pa.array(hbr, pa.float64()),
+        "hbr_source": pa.array(list(source), pa.string()),
+    }
+    if cdm_used.any():
+        cols.update(_combined_markings(conj, cdms, match, cdm_used))
+    for name, arr in cols.items():
+        out = out.set_column(out.schema.get_field_index(name), CONJUNCTIONS.field(name), arr)
+    return out
+
+
+def _combined_markings(conj, cdms, match, used) -> dict:
+    cls = conj["classification"].to_pylist()
+    rel = conj["releasable_to"].to_pylist()
+    text = conj["marking"].to_pylist()
+    has = "classification" in cdms.column_names
+    c_cls = cdms["classification"].to_pylist() if has else None
+    c_rel = cdms["releasable_to"].to_pylist() if has else None
+    for i in np.flatnonzero(used):
+        k = int(match[i])
+        if not has or c_cls[k] is None:
+            continue
+        m = mk.combine([mk.Marking(cls[i], None if rel[i] is None else tuple(rel[i])),
+                        mk.Marking(c_cls[k], None if c_rel[k] is None else tuple(c_rel[k]))])
+        cls[i] = m.classification
+        rel[i] = None if m.releasable_to is None else list(m.releasable_to)
+        text[i] = str(m)
+    return {"classification": pa.array(cls, pa.string()),
+            "releasable_to": pa.array(rel, pa.list_(pa.string())),
+            "marking": pa.array(text, pa.string())}
+
+
+# ---------------------------------------------------------------------------------------------
+# CDMs out
+# ---------------------------------------------------------------------------------------------
+
+def _ns(value) -> int:
+    """Nanoseconds since 1970 UTC of a datetime (aware, or naive = UTC), ISO text or int."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        return (delta.days * 86400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+    raise TypeError(f"expected a datetime, ISO-8601 text or int ns, got {value!r}")
+
+
+def _rtn_basis(r, v):
+    """Rows R, T, N of object 1's RTN frame (CCSDS 508.0-B-1 section 3.5 / Annex)."""
+    R = r / np.linalg.norm(r)
+    N = np.cross(r, v)
+    N = N / np.linalg.norm(N)
+    return np.stack([R, np.cross(N, R), N])
+
+
+def _message_id(originator: str, row: dict, tca_ns: int, creation_ns: int) -> str:
+    """Deterministic and unique per event: both NORAD numbers, TCA to the millisecond, and a
+    digest of the element sets used and the creation date."""
+    from .ingest._common import format_epoch
+
+    stamp = format_epoch(tca_ns)[:23].replace("-", "").replace(":", "")
+    key = "|".join(str(x) for x in (row["object_id_1"], row["object_id_2"], tca_ns,
+                                     row["epoch_1"], row["epoch_2"], row["source_sha256_1"],
+                                     row["source_sha256_2"], creation_ns, originator))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return f"{originator}_{row['object_id_1']}_{row['object_id_2']}_{stamp}_{digest}"
+
+
+def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_date,
+                     originator: str = "SSAFUSE", covariance_model: dict | None = None,
+                     version: str = "2.0", message_for: str | None = None) -> list:
+    """One :class:`ssafuse.cdm.Cdm` per conjunction (``None`` where the element sets of the
+    event are not in ``elements`` or SGP4 fails at TCA), in row order.
+
+    ``creation_date``: CREATION_DATE (datetime, ISO text or ns; never the clock).
+    ``version``: ``'2.0'`` writes the conjunction's marking as the CDM-2 header
+    CLASSIFICATION and max_pc as COLLISION_MAX_PROBABILITY; ``'1.0'`` keeps to 508.0-B-1
+    keywords and writes both as COMMENTs. States: SGP4 at TCA, TEME rotated to GCRF
+    (:func:`teme_to_gcrf`), km and km/s. Covariance: ``covariance_model`` as in
+    :func:`assess` (COVARIANCE_METHOD DEFAULT, COMMENT saying it is assumed), else zeros with
+    COMMENTs saying element sets carry no covariance.
+    """
+    from . import __version__
+    from .cdm import COVARIANCE_RTN, Cdm
+
+    if version not in ("1.0", "2.0"):
+        raise ValueError("version must be '1.0' or '2.0'")
+    conj = conjunctions.cast(CONJUNCTIONS) if conjunctions.schema != CONJUNCTIONS else conjunctions
+    creation_ns = _ns(creation_date)
+    ok, r_teme, v_teme, idx = states_at_tca(conj, elements)
+    tca = conj["tca"].cast(pa.int64()).to_numpy()
+    n = conj.num_rows
+    r = np.full((2, n, 3), np.nan)
+    v = np.full((2, n, 3), np.nan)
+    for j in range(2):
+        r[j], v[j] = teme_to_gcrf(tca, r_teme[j], v_teme[j])
+    types = _object_types(elements, idx)
+    el_cols = {c: elements[c].to_pylist() for c in ("intl_designator", "object_name")
+               if c in elements.column_names}
+    rows = conj.to_pylist()
+    out: list = []
+    for i, row in enumerate(rows):
+        if not ok[i]:
+            out.append(None)
+            continue
+        B = _rtn_basis(r_teme[0, i], v_teme[0, i])
+        dr = (r_teme[1, i] - r_teme[0, i]) * 1e3
+        dv = (v_teme[1, i] - v_teme[0, i]) * 1e3
+        rel_r, rel_v = B @ dr, B @ dv
+        header = {"CCSDS_CDM_VERS": version, "CREATION_DATE": creation_ns,
+                  "ORIGINATOR": originator,
+                  "MESSAGE_ID": _message_id(originator, row, int(tca[i]), creation_ns)}
+        if message_for:
+            header["MESSAGE_FOR"] = message_for
+        comments: dict[str, list[str]] = {"header": [
+            f"Generated by ssafuse {__version__} from element sets: SGP4 (WGS72) states at TCA, "
+            "TEME rotated to GCRF with Skyfield"]}
+        if version == "2.0":
+            header["CLASSIFICATION"] = row["marking"]
+        else:
+            comments["header"].append(f"CLASSIFICATION: {row['marking']}")
+        relative = {
+            "TCA": int(tca[i]),
+            "MISS_DISTANCE": float(np.linalg.norm(dr)),
+            "RELATIVE_SPEED": float(np.linalg.norm(dv)),
+            "RELATIVE_POSITION_R": float(rel_r[0]), "RELATIVE_POSITION_T": float(rel_r[1]),
+            "RELATIVE_POSITION_N": float(rel_r[2]),
+            "RELATIVE_VELOCITY_R": float(rel_v[0]), "RELATIVE_VELOCITY_T": float(rel_v[1]),
+            "RELATIVE_VELOCITY_N": float(rel_v[2]),
+            "START_SCREEN_PERIOD": _ns(row["window_start"]),
+            "STOP_SCREEN_PERIOD": _ns(row["window_end"]),
+            "SCREEN_VOLUME_FRAME": "RTN", "SCREEN_VOLUME_SHAPE": "ELLIPSOID",
+            "SCREEN_VOLUME_X": row["threshold_km"] * 1e3,
+            "SCREEN_VOLUME_Y": row["threshold_km"] * 1e3,
+            "SCREEN_VOLUME_Z": row["threshold_km"] * 1e3,
+        }
+        rel_comments = [f"Screening volume: a sphere of radius {row['threshold_km']:g} km"]
+        if row.get("hbr_m") is not None:
+            rel_comments.append(f"HBR = {row['hbr_m']:g} [m]")
+        if row.get("pc") is not None:
+            relative["COLLISION_PROBABILITY"] = float(row["pc"])
+            relative["COLLISION_PROBABILITY_METHOD"] = CDM_PC_METHOD
+            rel_comments.append(f"COLLISION_PROBABILITY from ssafuse {row['pc_method']}")
+        if row.get("max_pc") is not None:
+            what = ("the largest Pc over the size of an isotropic covariance (Alfano 2005) "
+                    "for this miss and HBR: a bound, not a Pc")
+            if version == "2.0":
+                relative["COLLISION_MAX_PROBABILITY"] = float(row["max_pc"])
+                relative["COLLISION_MAX_PC_METHOD"] = CDM_MAX_PC_METHOD
+                rel_comments.append(f"COLLISION_MAX_PROBABILITY is {what}")
+            else:
+                rel_comments.append(f"MAX_PC = {float(row['max_pc'])!r}, {what}")
+        comments["relative"] = rel_comments
+        objects = []
+        for j, s in enumerate(("1", "2")):
+            k = int(idx[i, j])
+            name = row[f"object_name_{s}"] or (el_cols.get("object_name", [None] * (k + 1))[k])
+            intl = el_cols.get("intl_designator", [None] * (k + 1))[k]
+            obj = {
+                "OBJECT": f"OBJECT{s}",
+                "OBJECT_DESIGNATOR": str(row[f"object_id_{s}"]),
+                "CATALOG_NAME": "SATCAT",
+                "OBJECT_NAME": (name or "UNKNOWN").strip() or "UNKNOWN",
+                "INTERNATIONAL_DESIGNATOR": (intl or "UNKNOWN").strip() or "UNKNOWN",
+                "EPHEMERIS_NAME": "NONE",
+                "COVARIANCE_METHOD": "DEFAULT",
+                "MANEUVERABLE": "N/A",
+                "REF_FRAME": "GCRF",
+                "GRAVITY_MODEL": "SGP4 WGS72",
+                "OD_EPOCH": _ns(row[f"epoch_{s}"]),
+                "X": float(r[j, i, 0]), "Y": float(r[j, i, 1]), "Z": float(r[j, i, 2]),
+                "X_DOT": float(v[j, i, 0]), "Y_DOT": float(v[j, i, 1]),
+                "Z_DOT": float(v[j, i, 2]),
+            }
+            if types[i][j] in ("PAYLOAD", "ROCKET BODY", "DEBRIS", "UNKNOWN", "OTHER"):
+                obj["OBJECT_TYPE"] = types[i][j]
+            sig = _sigmas_km(covariance_model, types[i][j]) if covariance_model else None
+            cov = _assumed_cov_rtn_m2(sig) if sig else np.zeros((6, 6))
+            rr, cc = np.tril_indices(6)
+            for key, value in zip(COVARIANCE_RTN, cov[rr, cc]):
+                obj[key] = float(value)
+            objects.append(obj)
+            src = row[f"source_{s}"] or "unknown source"
+            comments[f"object{s}/metadata"] = [
+                f"Element set from {src}, epoch {_iso(row[f'epoch_{s}'])} (OD_EPOCH)"]
+            if sig:
+                comments[f"object{s}/covarianceMatrix"] = [
+                    f"ASSUMED covariance for OBJECT_TYPE {types[i][j]}: sigma R/T/N "
+                    f"{sig[0]:g}/{sig[1]:g}/{sig[2]:g} km, velocity terms zero; a model the "
+                    "user supplied, not an orbit determination"]
+            else:
+                comments[f"object{s}/covarianceMatrix"] = [
+                    "Element sets (TLE/GP) carry no covariance: the covariance below is all "
+                    "zero as a placeholder the standard requires, NOT an accuracy",
+                    "Do not compute Pc from it"]
+        out.append(Cdm(header=header, relative=relative, objects=tuple(objects),
+                       comments=comments))
+    return out
+
+
+def _iso(value) -> str:
+    from .ingest._common import format_epoch
+    return format_epoch(_ns(value))[:23] + "Z"
+
+
+def write_cdms(conjunctions: pa.Table, elements: pa.Table, out_dir, *, creation_date,
+               fmt: str = "kvn", originator: str = "SSAFUSE",
+               covariance_model: dict | None = None, version: str = "2.0") -> list:
+    """Write :func:`conjunction_cdms` to ``out_dir`` (created), one file per conjunction named
+    ``<MESSAGE_ID>.cdm`` (KVN) or ``.xml``, each written atomically. Returns the paths in row
+    order, ``None`` for an event whose element sets are not in ``elements``."""
+    from .cdm import dumps_kvn, dumps_xml
+    from .store import atomic_write_bytes
+
+    if fmt not in ("kvn", "xml"):
+        raise ValueError(f"fmt must be 'kvn' or 'xml', got {fmt!r}")
+    dump, ext = (dumps_kvn, ".cdm") if fmt == "kvn" else (dumps_xml, ".xml")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list = []
+    for msg in conjunction_cdms(conjunctions, elements, creation_date=creation_date,
+                                originator=originator, covariance_model=covariance_model,
+                                version=version):
+        if msg is None:
+            paths.append(None)
+            continue
+        path = out_dir / (msg.message_id + ext)
+        atomic_write_bytes(path, dump(msg).encode("utf-8"))
+        paths.append(path)
+    return paths

@@ -1,0 +1,179 @@
+"""Partner exports: a run's results reduced to what one partner may receive.
+
+``export_run(run_dir, "GBR", out)`` writes, from a finished run (``ssafuse.run``)::
+
+    out/conjunctions.parquet   conjunctions releasable to GBR (schema ``conjunctions``)
+    out/catalogue.parquet      catalogue entries releasable to GBR (schema ``catalogue``)
+    out/excluded.parquet       excluded objects whose catalogue entry is releasable
+    out/cdm/                   the CDMs of the exported conjunctions
+    out/report.html            the report rebuilt from the exported records only
+    out/summary.txt            its plain-text summary
+    out/export.json            partner, run, the rule, counts exported and withheld per table
+
+Every record keeps its own marking (``classification``, ``releasable_to``, ``marking``
+columns). What was withheld is counted, never described.
+
+**The release rule** (:func:`exportable`): a record goes to partner ``CODE`` when
+
+* its releasability admits ``CODE`` (:func:`ssafuse.markings.releasable`: ``CODE`` listed, or
+  inside a listed tetragraph such as FVEY), or
+* it states no releasability caveat at all **and** it is UNCLASSIFIED.
+
+So ``NOFORN`` (an empty list) is never exported, and a classified record without a
+``REL TO`` list is withheld: classified information goes to a foreign partner only by an
+explicit release decision, which only a ``REL TO`` records. Dissemination controls other than
+NOFORN (FOUO, ORCON, ...) are kept in the ``marking`` text and not interpreted. ssafuse is
+unclassified software: this rule honours markings as metadata; it is not a security boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .markings import releasable
+
+_CODE = re.compile(r"^[A-Z]{3,4}$")
+
+RULE = ("exported when releasable_to admits the partner (listed, or in a listed tetragraph), "
+        "or when the record states no releasability caveat and is UNCLASSIFIED; NOFORN and "
+        "classified records without REL TO are withheld")
+
+
+def exportable(classification: str | None, releasable_to, code: str) -> bool:
+    """Whether one record (its ``classification`` and ``releasable_to``) may go to ``code``."""
+    if releasable_to is None:
+        return (classification or "UNCLASSIFIED") == "UNCLASSIFIED"
+    return releasable(list(releasable_to), code)
+
+
+def releasable_mask(table: pa.Table, code: str) -> list[bool]:
+    """:func:`exportable` for every row of a table with ``classification`` and
+    ``releasable_to`` columns."""
+    cls = table["classification"].to_pylist()
+    rel = table["releasable_to"].to_pylist()
+    cache: dict = {}
+    out = []
+    for c, r in zip(cls, rel):
+        key = (c, None if r is None else tuple(r))
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = exportable(c, r, code)
+        out.append(hit)
+    return out
+
+
+def split(table: pa.Table, code: str) -> tuple[pa.Table, int]:
+    """``(rows releasable to code, number withheld)``."""
+    mask = releasable_mask(table, code)
+    kept = table.filter(pa.array(mask, pa.bool_())) if table.num_rows else table
+    return kept, table.num_rows - kept.num_rows
+
+
+def check_code(code: str) -> str:
+    if not isinstance(code, str) or not _CODE.match(code):
+        raise ValueError(f"a partner is a country trigraph or tetragraph such as 'GBR', "
+                         f"got {code!r}")
+    return code
+
+
+@dataclass
+class ExportResult:
+    """What one export wrote: counts per table, exported and withheld, and the report's
+    overall marking."""
+
+    release_to: str
+    out_dir: Path
+    exported: dict = field(default_factory=dict)
+    withheld: dict = field(default_factory=dict)
+    marking: str = ""
+
+
+def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike, *,
+               with_report: bool = True) -> ExportResult:
+    """Write partner ``code``'s export of the finished run in ``run_dir`` to ``out_dir``
+    (``with_report=False``: the Parquet files, CDMs and ``export.json`` only)."""
+    from . import report as report_mod
+    from .schema import CATALOGUE, CONJUNCTIONS
+    from .store import atomic_write_bytes, write_parquet
+
+    check_code(code)
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if not (run_dir / "conjunctions.parquet").exists():
+        raise FileNotFoundError(f"{run_dir} holds no finished run (no conjunctions.parquet)")
+    info = json.loads((run_dir / "run.json").read_text())
+    res = ExportResult(code, out_dir)
+
+    conj = pq.read_table(run_dir / "conjunctions.parquet").cast(CONJUNCTIONS)
+    kept, res.withheld["conjunctions"] = split(conj, code)
+    res.exported["conjunctions"] = kept.num_rows
+    write_parquet(out_dir / "conjunctions.parquet", kept)
+
+    cat = pq.read_table(run_dir / "catalogue.parquet").cast(CATALOGUE)
+    cat_kept, res.withheld["catalogue"] = split(cat, code)
+    res.exported["catalogue"] = cat_kept.num_rows
+    write_parquet(out_dir / "catalogue.parquet", cat_kept)
+
+    if (run_dir / "excluded.parquet").exists():
+        excl = pq.read_table(run_dir / "excluded.parquet")
+        ok = set(cat_kept["object_id"].to_pylist())
+        mask = [i in ok for i in excl["object_id"].to_pylist()]
+        excl_kept = excl.filter(pa.array(mask, pa.bool_())) if excl.num_rows else excl
+        res.exported["excluded"] = excl_kept.num_rows
+        res.withheld["excluded"] = excl.num_rows - excl_kept.num_rows
+        write_parquet(out_dir / "excluded.parquet", excl_kept)
+
+    # CDMs: those of exported conjunctions only; stale files of an earlier export removed
+    from .run import event_keys
+    links = info.get("cdm_links") or {}
+    keep_keys = set(event_keys(kept))
+    wanted = {rel for key, rel in links.items() if key in keep_keys}
+    res.exported["cdms"] = len(wanted)
+    res.withheld["cdms"] = len(links) - len(wanted)
+    for rel in sorted(wanted):
+        src, dst = run_dir / rel, out_dir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    if (out_dir / "cdm").exists():
+        for p in (out_dir / "cdm").rglob("*"):
+            if p.is_file() and str(p.relative_to(out_dir)) not in wanted:
+                p.unlink()
+
+    if with_report:
+        rep = report_mod.write_report(run_dir, out_dir, release_to=code)
+        res.marking = rep.marking
+        res.exported["feeds"] = rep.counts["feeds"]
+        res.withheld["feeds"] = rep.counts["feeds_withheld"]
+    atomic_write_bytes(out_dir / "export.json", json.dumps({
+        "run_id": info["run_id"], "release_to": code, "rule": RULE,
+        "exported": res.exported, "withheld": res.withheld, "marking": res.marking,
+    }, indent=1, sort_keys=True).encode())
+    return res
+
+
+def find_run(run: str, store: str | os.PathLike | None = None) -> Path:
+    """A run folder from ``run``: a path to it, a run id in ``store``, or ``latest``."""
+    p = Path(run)
+    if (p / "run.json").exists():
+        return p
+    if store is None:
+        raise FileNotFoundError(f"{run} is not a run folder (give --store to look a run id up)")
+    runs = Path(store) / "runs"
+    if run == "latest":
+        done = [d for d in runs.iterdir() if (d / "manifest.json").exists()] \
+            if runs.exists() else []
+        if not done:
+            raise FileNotFoundError(f"no finished run in {runs}")
+        return max(done, key=lambda d: (d / "manifest.json").stat().st_mtime)
+    if (runs / run / "run.json").exists():
+        return runs / run
+    raise FileNotFoundError(f"no run {run!r} in {runs}")

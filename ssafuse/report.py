@@ -1,0 +1,456 @@
+"""The operator's report of a run: one self-contained HTML file and a plain-text summary.
+
+:func:`write_report` reads a finished run's folder (``ssafuse.run``) and writes
+``report.html`` (inline CSS, plots as PNG data URIs, no script, nothing fetched) and
+``summary.txt`` (the text cron mails). With ``release_to`` it is built from the records
+releasable to that partner only (:func:`ssafuse.export.exportable`).
+
+What it holds: the overall marking as a banner at top and bottom (the combination,
+:func:`ssafuse.markings.combine`, of every record the report draws on: feeds' default
+markings, catalogue entries, conjunctions, and previous-run events it lists); a summary (feeds,
+records accepted / rejected per feed, objects, excluded objects, events by miss-distance band);
+the top events by Pc (``pc``, else ``max_pc``) and by miss distance (co-located pairs listed
+apart); a section per primary; what changed since the previous run; plots (miss distance
+against TCA, distribution of miss distances, events per orbital regime); a link to each listed
+event's CDM where the run wrote one.
+
+**Changes.** Events of this run and the previous one are matched by object pair and TCA within
+``change_tolerance_s`` (default 60 s). *New*: no match. *Closer*: matched, and the miss distance
+shrank by more than ``shrink_min_km``. *Gone*: a previous event with its TCA inside this run's
+window that matches nothing now.
+
+**Orbital regime** of an event is object 1's (the primary when screening primaries), from its
+catalogue mean motion and eccentricity: GEO when the mean motion is 0.9-1.1 rev/day and
+e < 0.1; else LEO when apogee altitude < 2,000 km; else HEO when e >= 0.25; else MEO.
+
+The report is a pure function of the run folder: rebuilt from the same run it is the same,
+byte for byte (no clock, no random ids).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import markings as mk
+
+MU_KM3_S2 = 398600.8
+EARTH_RADIUS_KM = 6378.135
+_BANNER_CLASS = {"UNCLASSIFIED": "u", "RESTRICTED": "r", "CONFIDENTIAL": "c", "SECRET": "s",
+                 "TOP SECRET": "ts"}
+
+
+@dataclass
+class Report:
+    html: str
+    text: str
+    marking: str
+    counts: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+def regime(mean_motion_rev_day, eccentricity) -> np.ndarray:
+    """LEO / MEO / GEO / HEO per orbit (see the module docstring)."""
+    n = np.asarray(mean_motion_rev_day, dtype=float)
+    e = np.asarray(eccentricity, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_rad_s = n * 2 * math.pi / 86400.0
+        a = (MU_KM3_S2 / n_rad_s**2) ** (1.0 / 3.0)
+    apogee = a * (1 + e) - EARTH_RADIUS_KM
+    out = np.full(n.shape, "MEO", dtype=object)
+    out[e >= 0.25] = "HEO"
+    out[apogee < 2000.0] = "LEO"
+    out[(n >= 0.9) & (n <= 1.1) & (e < 0.1)] = "GEO"
+    out[~np.isfinite(a)] = "unknown"
+    return out
+
+
+def overall_marking(parts) -> mk.Marking:
+    """Combine ``(classification, releasable_to, marking text)`` triples (duplicates are
+    cheap); UNCLASSIFIED when there is nothing."""
+    uniq = set()
+    for c, r, t in parts:
+        uniq.add((c or "UNCLASSIFIED", None if r is None else tuple(r), t))
+    markings = []
+    for c, r, t in uniq:
+        controls: tuple[str, ...] = ()
+        if t:
+            try:
+                controls = mk.parse(t).controls
+            except mk.MarkingError:
+                controls = ()
+        markings.append(mk.Marking(c, r, controls))
+    return mk.combine(markings) if markings else mk.Marking()
+
+
+def _triples(table: pa.Table):
+    if table is None or table.num_rows == 0:
+        return []
+    return zip(table["classification"].to_pylist(), table["releasable_to"].to_pylist(),
+               table["marking"].to_pylist())
+
+
+def match_events(current: pa.Table, previous: pa.Table, tolerance_s: float) -> np.ndarray:
+    """For each current event, the index of its previous event (same pair, TCA within
+    ``tolerance_s``, the nearest in TCA), or -1."""
+    out = np.full(current.num_rows, -1, dtype=np.int64)
+    if previous is None or previous.num_rows == 0 or current.num_rows == 0:
+        return out
+    tol = int(tolerance_s * 1e9)
+    by_pair: dict = {}
+    pa1, pa2 = previous["object_id_1"].to_pylist(), previous["object_id_2"].to_pylist()
+    pt = previous["tca"].cast(pa.int64()).to_pylist()
+    for k, (a, b, t) in enumerate(zip(pa1, pa2, pt)):
+        by_pair.setdefault((min(a, b), max(a, b)), []).append((t, k))
+    used: set[int] = set()
+    c1, c2 = current["object_id_1"].to_pylist(), current["object_id_2"].to_pylist()
+    ct = current["tca"].cast(pa.int64()).to_pylist()
+    for k, (a, b, t) in enumerate(zip(c1, c2, ct)):
+        cands = [(abs(tp - t), kp) for tp, kp in by_pair.get((min(a, b), max(a, b)), ())
+                 if abs(tp - t) <= tol and kp not in used]
+        if cands:
+            out[k] = min(cands)[1]
+            used.add(out[k])
+    return out
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, metadata={"Software": None})
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _plots(conj: pa.Table, regimes: list[str], bands_km: list[float], threshold_km: float,
+           window_h: float) -> dict[str, str]:
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plots = {}
+    miss = np.asarray(conj["miss_distance_km"].to_numpy(zero_copy_only=False), dtype=float)
+    tca_h = None
+    if conj.num_rows:
+        t = conj["tca"].cast(pa.int64()).to_numpy()
+        w0 = conj["window_start"].cast(pa.int64()).to_numpy()
+        tca_h = (t - w0) / 3.6e12
+    with plt.rc_context({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3}):
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        if conj.num_rows:
+            co = np.asarray(conj["co_located"].to_pylist(), bool)
+            ax.scatter(tca_h[~co], miss[~co], s=8, color="#1f5fa8", label="close approach")
+            if co.any():
+                ax.scatter(tca_h[co], miss[co], s=8, marker="x", color="#999999",
+                           label="co-located pair")
+            ax.legend(loc="upper right", fontsize=8)
+        ax.set_xlim(0, window_h)
+        ax.set_xlabel("TCA, hours from window start")
+        ax.set_ylabel("miss distance, km")
+        ax.set_ylim(bottom=0, top=threshold_km * 1.05)
+        ax.set_title("Miss distance against time of closest approach")
+        fig.tight_layout()
+        plots["miss_vs_tca"] = _png(fig)
+
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        edges = np.linspace(0, threshold_km, 26)
+        ax.hist(miss, bins=edges, color="#1f5fa8")
+        for b in bands_km:
+            if b < threshold_km:
+                ax.axvline(b, color="#c0392b", lw=0.8, ls="--")
+        ax.set_xlabel("miss distance, km")
+        ax.set_ylabel("events")
+        ax.set_title("Distribution of miss distances (dashed: report bands)")
+        fig.tight_layout()
+        plots["miss_histogram"] = _png(fig)
+
+        fig, ax = plt.subplots(figsize=(5, 3.0))
+        names = ["LEO", "MEO", "GEO", "HEO"]
+        counts = [regimes.count(n) for n in names]
+        bars = ax.bar(names, counts, color=["#1f5fa8", "#2e8b57", "#b8860b", "#8e44ad"])
+        ax.bar_label(bars)
+        ax.set_ylabel("events")
+        ax.set_title("Events per orbital regime (object 1)")
+        fig.tight_layout()
+        plots["regimes"] = _png(fig)
+    return plots
+
+
+def _fmt_pc(x) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2e}"
+
+
+def _iso(ns: int) -> str:
+    import datetime as dt
+    t = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=ns // 1000)
+    return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{(ns // 10**6) % 1000:03d}Z"
+
+
+def _rows(conj: pa.Table, idx, links: dict, keys: list[str], extra=None) -> list[dict]:
+    cols = {n: conj[n].to_pylist() for n in (
+        "object_id_1", "object_name_1", "object_id_2", "object_name_2", "miss_distance_km",
+        "relative_speed_km_s", "radial_km", "in_track_km", "cross_track_km", "pc", "max_pc",
+        "pc_method", "marking", "co_located")}
+    tca = conj["tca"].cast(pa.int64()).to_pylist()
+    out = []
+    for i in idx:
+        i = int(i)
+        row = {k: v[i] for k, v in cols.items()}
+        row.update(key=keys[i], tca=_iso(tca[i]), cdm=links.get(keys[i]),
+                   pc_text=_fmt_pc(row["pc"]), max_pc_text=_fmt_pc(row["max_pc"]))
+        if extra:
+            row.update(extra(i))
+        out.append(row)
+    return out
+
+
+def selections(conj: pa.Table, primaries, top: int) -> dict:
+    """Which events the report lists (row indices): ``by_pc`` (top ``top`` by ``pc``, else
+    ``max_pc``, co-located pairs apart), ``by_miss`` (top ``top`` by miss distance, the same),
+    ``co_located`` (the first ``top``), and per primary its events by TCA (at most
+    ``max(top, 50)``), with ``primary_counts``."""
+    miss = np.asarray(conj["miss_distance_km"].to_pylist(), dtype=float)
+    co = np.asarray(conj["co_located"].to_pylist(), dtype=bool)
+    tca_ns = np.asarray(conj["tca"].cast(pa.int64()).to_pylist(), dtype=np.int64)
+    pc = np.array([np.nan if x is None else x for x in conj["pc"].to_pylist()], dtype=float)
+    mpc = np.array([np.nan if x is None else x for x in conj["max_pc"].to_pylist()], dtype=float)
+    score = np.where(np.isfinite(pc), pc, mpc)
+    has_score = np.flatnonzero(np.isfinite(score) & ~co)
+    not_co = np.flatnonzero(~co)
+    id1 = np.asarray(conj["object_id_1"].to_pylist(), dtype=np.int64)
+    id2 = np.asarray(conj["object_id_2"].to_pylist(), dtype=np.int64)
+    per, counts = {}, {}
+    for p in primaries:
+        idx = np.flatnonzero((id1 == p) | (id2 == p))
+        idx = idx[np.argsort(tca_ns[idx], kind="stable")]
+        per[p], counts[p] = idx[:max(top, 50)], len(idx)
+    return {
+        "by_pc": has_score[np.lexsort((tca_ns[has_score], -score[has_score]))][:top],
+        "by_miss": not_co[np.lexsort((tca_ns[not_co], miss[not_co]))][:top],
+        "co_located": np.flatnonzero(co)[:top],
+        "primaries": per, "primary_counts": counts,
+    }
+
+
+def listed(conj: pa.Table, primaries, top: int) -> np.ndarray:
+    """Every row index :func:`selections` lists, sorted, each once."""
+    sel = selections(conj, primaries, top)
+    parts = [sel["by_pc"], sel["by_miss"], sel["co_located"], *sel["primaries"].values()]
+    return np.unique(np.concatenate([np.asarray(x, dtype=np.int64) for x in parts]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------------------------
+
+def build_report(run_dir: str | os.PathLike, *, release_to: str | None = None) -> Report:
+    """The report of the finished run in ``run_dir`` (for ``release_to`` only, when given)."""
+    import jinja2
+
+    from .export import exportable, split
+    from .run import event_keys
+    from .schema import CATALOGUE, CONJUNCTIONS
+
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "run.json").read_text())
+    settings = info.get("report") or {}
+    top = int(settings.get("top", 20))
+    bands = [float(b) for b in settings.get("bands_km", [1.0, 2.0, 5.0])]
+    tol_s = float(settings.get("change_tolerance_s", 60.0))
+    shrink_km = float(settings.get("shrink_min_km", 0.001))
+    threshold = float(info.get("threshold_km", 5.0))
+    links = info.get("cdm_links") or {}
+
+    conj = pq.read_table(run_dir / "conjunctions.parquet").cast(CONJUNCTIONS)
+    cat = pq.read_table(run_dir / "catalogue.parquet").cast(CATALOGUE)
+    excl = pq.read_table(run_dir / "excluded.parquet") if (run_dir / "excluded.parquet").exists() \
+        else None
+    prev = None
+    if info.get("previous_run"):
+        p = run_dir.parent / info["previous_run"] / "conjunctions.parquet"
+        if p.exists():
+            prev = pq.read_table(p).cast(CONJUNCTIONS)
+    feeds = list(info.get("feeds") or [])
+    withheld = {}
+    if release_to:
+        conj, withheld["conjunctions"] = split(conj, release_to)
+        cat, withheld["catalogue"] = split(cat, release_to)
+        if prev is not None:
+            prev, _ = split(prev, release_to)
+        if excl is not None:
+            ok = set(cat["object_id"].to_pylist())
+            mask = [i in ok for i in excl["object_id"].to_pylist()]
+            n0 = excl.num_rows
+            excl = excl.filter(pa.array(mask, pa.bool_())) if n0 else excl
+            withheld["excluded"] = n0 - excl.num_rows
+        kept_feeds = []
+        for f in feeds:
+            m = mk.parse(f["marking"])
+            if exportable(m.classification, m.releasable_to, release_to):
+                kept_feeds.append(f)
+        withheld["feeds"] = len(feeds) - len(kept_feeds)
+        feeds = kept_feeds
+
+    keys = event_keys(conj)
+    miss = np.asarray(conj["miss_distance_km"].to_pylist(), dtype=float)
+    co = np.asarray(conj["co_located"].to_pylist(), dtype=bool)
+    tca_ns = np.asarray(conj["tca"].cast(pa.int64()).to_pylist(), dtype=np.int64)
+
+    # regimes (object 1's orbit)
+    cat_ids = cat["object_id"].to_pylist()
+    reg_of = dict(zip(cat_ids, regime(cat["mean_motion_rev_day"].to_pylist(),
+                                      cat["eccentricity"].to_pylist())))
+    regimes = [reg_of.get(i, "unknown") for i in conj["object_id_1"].to_pylist()]
+
+    # bands
+    edges = [0.0] + [b for b in bands if b < threshold] + [threshold]
+    band_rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        last = hi == edges[-1]
+        n = int(np.sum((miss >= lo) & ((miss <= hi) if last else (miss < hi)) & ~co))
+        band_rows.append({"label": f"{lo:g} - {hi:g} km", "count": n})
+
+    # top events, co-located pairs, primaries
+    sel = selections(conj, info.get("primaries") or [], top)
+    by_pc, by_miss, co_idx = sel["by_pc"], sel["by_miss"], sel["co_located"]
+    names = dict(zip(cat_ids, cat["object_name"].to_pylist()))
+    primaries = []
+    for p, idx in sel["primaries"].items():
+        primaries.append({"id": p, "name": names.get(p), "in_catalogue": p in names,
+                          "count": int(sel["primary_counts"][p]),
+                          "rows": _rows(conj, idx, links, keys),
+                          "more": int(sel["primary_counts"][p]) - len(idx)})
+
+    # changes
+    match = match_events(conj, prev, tol_s)
+    prev_miss = np.asarray(prev["miss_distance_km"].to_pylist(), dtype=float) \
+        if prev is not None else np.array([])
+    new_idx = np.flatnonzero(match < 0)
+    closer = [k for k in np.flatnonzero(match >= 0)
+              if miss[k] < prev_miss[match[k]] - shrink_km]
+    changes = None
+    if prev is not None:
+        gone_mask = np.ones(prev.num_rows, bool)
+        gone_mask[match[match >= 0]] = False
+        w0 = int(np.datetime64(info["window_start"].replace("+00:00", ""), "ns")
+                 .astype(np.int64))
+        ptca = np.asarray(prev["tca"].cast(pa.int64()).to_pylist(), dtype=np.int64)
+        gone_idx = np.flatnonzero(gone_mask & (ptca >= w0))
+        prev_keys = event_keys(prev)
+        gone_rows = _rows(prev, gone_idx[np.argsort(ptca[gone_idx], kind="stable")][:top],
+                          {}, prev_keys)
+        closer_sorted = sorted(closer, key=lambda k: miss[k])
+        changes = {
+            "previous_run": info["previous_run"],
+            "new": len(new_idx), "closer": len(closer), "gone": len(gone_idx),
+            "new_rows": _rows(conj, new_idx[np.lexsort((tca_ns[new_idx], miss[new_idx]))][:top],
+                              links, keys),
+            "closer_rows": _rows(conj, closer_sorted[:top], links, keys,
+                                 extra=lambda i: {"prev_miss": prev_miss[match[i]]}),
+            "gone_rows": gone_rows,
+            "prev_marking_triples": list(_triples(prev.take(gone_idx))) if len(gone_idx) else [],
+        }
+
+    # overall marking: everything the report draws on
+    parts = list(_triples(conj)) + list(_triples(cat))
+    for f in feeds:
+        m = mk.parse(f["marking"])
+        parts.append((m.classification, m.releasable_to, f["marking"]))
+    if changes:
+        parts += changes.pop("prev_marking_triples")
+    marking = overall_marking(parts)
+
+    plots = _plots(conj, regimes, bands, threshold, float(info.get("days", 1.0)) * 24.0)
+    n_events = conj.num_rows
+    ctx = {
+        "title": settings.get("title", "ssafuse report"),
+        "info": info, "release_to": release_to, "withheld": withheld,
+        "marking": str(marking), "banner_class": _BANNER_CLASS[marking.classification],
+        "feeds": feeds,
+        "objects": cat.num_rows,
+        "excluded": excl.num_rows if excl is not None else 0,
+        "excluded_rows": _excluded_rows(excl, 50),
+        "events": n_events, "co_located": int(co.sum()),
+        "bands": band_rows,
+        "by_pc": _rows(conj, by_pc, links, keys),
+        "by_miss": _rows(conj, by_miss, links, keys),
+        "co_rows": _rows(conj, co_idx, links, keys),
+        "co_more": int(co.sum()) - len(co_idx),
+        "primaries": primaries,
+        "changes": changes,
+        "plots": plots,
+        "regime_counts": {r: regimes.count(r) for r in ("LEO", "MEO", "GEO", "HEO")},
+        "correlation": info.get("correlation"),
+        "top": top,
+    }
+    env = jinja2.Environment(loader=jinja2.PackageLoader("ssafuse", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    html = env.get_template("report.html.j2").render(**ctx)
+    text = _text(ctx)
+    counts = {"events": n_events, "listed": len(ctx["by_pc"]) + len(ctx["by_miss"]),
+              "feeds": len(feeds), "feeds_withheld": withheld.get("feeds", 0),
+              "objects": cat.num_rows}
+    return Report(html, text, str(marking), counts)
+
+
+def _excluded_rows(excl, limit):
+    if excl is None or excl.num_rows == 0:
+        return []
+    ids, names = excl["object_id"].to_pylist(), excl["object_name"].to_pylist()
+    reasons = excl["reason"].to_pylist()
+    frm = excl["excluded_from"].cast(pa.int64()).to_pylist()
+    return [{"id": a, "name": b, "reason": c, "from": _iso(d)}
+            for a, b, c, d in list(zip(ids, names, reasons, frm))[:limit]]
+
+
+def _text(ctx) -> str:
+    info = ctx["info"]
+    out = [ctx["marking"]]
+    if ctx["release_to"]:
+        out.append(f"export for {ctx['release_to']}: withheld " + ", ".join(
+            f"{v} {k}" for k, v in ctx["withheld"].items()))
+    out.append(f"window {info['window_start']} + {info['days']:g} d, threshold "
+               f"{info['threshold_km']:g} km")
+    for f in ctx["feeds"]:
+        out.append(f"feed {f['source']:<16} {f['status']:<8} files {len(f['files']):>3}  "
+                   f"accepted {f['accepted']:>7}  rejected {f['rejected']:>6}")
+    out.append(f"objects {ctx['objects']}, excluded {ctx['excluded']}; events {ctx['events']} "
+               f"({ctx['co_located']} co-located pairs)")
+    out.append("events by miss distance: " + ", ".join(
+        f"{b['label']}: {b['count']}" for b in ctx["bands"]))
+    for r in ctx["by_miss"][:5]:
+        out.append(f"  {r['tca']}  {r['object_id_1']} x {r['object_id_2']}  "
+                   f"{r['miss_distance_km']:.3f} km" + (f"  Pc {r['pc_text']}" if r["pc_text"]
+                                                         else ""))
+    ch = ctx["changes"]
+    if ch:
+        out.append(f"since run {ch['previous_run']}: {ch['new']} new, {ch['closer']} closer, "
+                   f"{ch['gone']} gone")
+    out.append(ctx["marking"])
+    return "\n".join(out) + "\n"
+
+
+def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
+                 release_to: str | None = None) -> Report:
+    """Build the report of ``run_dir`` and write ``out_dir/report.html`` and
+    ``out_dir/summary.txt`` atomically."""
+    from .store import atomic_write_bytes
+
+    rep = build_report(run_dir, release_to=release_to)
+    out_dir = Path(out_dir)
+    atomic_write_bytes(out_dir / "report.html", rep.html.encode())
+    atomic_write_bytes(out_dir / "summary.txt", rep.text.encode())
+    return rep
