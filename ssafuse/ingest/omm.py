@@ -31,14 +31,13 @@ import xml.sax
 import xml.sax.handler
 from typing import Any, BinaryIO, Iterator, Mapping
 
-from defusedxml.common import DefusedXmlException, DTDForbidden
-from defusedxml.expatreader import DefusedExpatParser
 from sgp4.alpha5 import from_alpha5
 
 from .. import markings as mk
 from ..errors import FormatError, MarkingError
-from ._common import (Batch, Format, NS_PER_DAY, Reject, days_from_civil, decode, parse_epoch,
-                      parse_float, parse_int, validate_elements)
+from ._common import (XML_ERRORS, Batch, Format, NS_PER_DAY, Reject, StrictSaxErrors,
+                      days_from_civil, decode, parse_epoch, parse_float, parse_int,
+                      safe_sax_parser, validate_elements, xml_format_error)
 
 __all__ = ["FORMATS", "KVN", "XML", "JSON", "CSV", "BATCH_RECORDS"]
 
@@ -504,7 +503,7 @@ def _serialize(node: _Node, limit: int = 600) -> str:
     return "".join(parts)[:limit]
 
 
-class _OmmSaxHandler(xml.sax.handler.ContentHandler, xml.sax.handler.ErrorHandler):
+class _OmmSaxHandler(xml.sax.handler.ContentHandler, StrictSaxErrors):
     """Builds one OMM segment (or foreign NDM message) at a time and queues it."""
 
     def __init__(self):
@@ -513,16 +512,6 @@ class _OmmSaxHandler(xml.sax.handler.ContentHandler, xml.sax.handler.ErrorHandle
         self.root: str | None = None
         self.ready: list[tuple[str, _Node | None, _Node]] = []
         self.ndm_classification: str | None = None
-
-    # ErrorHandler: every problem is fatal (the default prints warnings to stdout)
-    def error(self, exception):
-        raise exception
-
-    def fatalError(self, exception):
-        raise exception
-
-    def warning(self, exception):
-        raise exception
 
     def startElement(self, name, attrs):
         tag = name.rpartition(":")[2]
@@ -687,9 +676,7 @@ def _xml_records(handler: _OmmSaxHandler, out: _Collector, counter: list[int]) -
 def _read_xml(stream: BinaryIO, uri: str) -> Iterator[Batch]:
     """Records of an OMM XML file (one or more segments) or of an NDM container of OMMs."""
     handler = _OmmSaxHandler()
-    parser = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    parser.setContentHandler(handler)
-    parser.setErrorHandler(handler)
+    parser = safe_sax_parser(handler)
     out = _Collector()
     counter = [0]
     error: FormatError | None = None
@@ -706,21 +693,10 @@ def _read_xml(stream: BinaryIO, uri: str) -> Iterator[Batch]:
         if handler.root is None:
             raise FormatError("empty XML document: no root element", expected="<omm> or <ndm>")
         _xml_records(handler, out, counter)
-    except xml.sax.SAXParseException as e:
-        error = FormatError(f"XML is not well formed: {e.getMessage()} at line "
-                            f"{e.getLineNumber()}, column {e.getColumnNumber()}",
-                            path=uri, line=e.getLineNumber())
-    except DTDForbidden as e:
-        error = FormatError("XML with a document type declaration (<!DOCTYPE ...>) refused: "
-                            "DTDs and entities are never processed in untrusted input",
-                            path=uri, got=str(e))
-    except DefusedXmlException as e:
-        error = FormatError(f"XML refused, it declares or references entities: {e}",
-                            path=uri)
     except FormatError as e:
         error = FormatError(e.message, path=uri, expected=e.expected, got=e.got)
-    except (xml.sax.SAXException, ValueError) as e:
-        error = FormatError(f"XML could not be read: {e}", path=uri)
+    except XML_ERRORS as e:
+        error = xml_format_error(e, uri)
     if error is not None:
         if len(out.batch):
             yield out.take()

@@ -61,12 +61,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import BinaryIO, Iterator
 
-from defusedxml.common import DefusedXmlException, DTDForbidden
-from defusedxml.expatreader import DefusedExpatParser
 
 from ..errors import FormatError
 from ..schema import OBSERVATION_COLUMNS
-from ._common import Batch, Format, Reject, decode, parse_epoch
+from ._common import (XML_ERRORS, Batch, Format, Reject, StrictSaxErrors, decode, parse_epoch,
+                      safe_sax_parser, xml_format_error)
 
 __all__ = ["FORMATS", "KVN", "XML", "DATA_KEYWORDS", "METADATA_KEYWORDS", "read_kvn",
            "read_xml"]
@@ -279,7 +278,7 @@ def read_kvn(stream: BinaryIO, uri: str) -> Iterator[Batch]:
 _MAX_DEPTH = 16
 
 
-class _TdmSax(xml.sax.handler.ContentHandler, xml.sax.handler.ErrorHandler):
+class _TdmSax(xml.sax.handler.ContentHandler, StrictSaxErrors):
     """Builds the :class:`_Message` of a ``<tdm>`` document, with line numbers."""
 
     def __init__(self, parser, uri: str):
@@ -295,15 +294,6 @@ class _TdmSax(xml.sax.handler.ContentHandler, xml.sax.handler.ErrorHandler):
         self.obs_line = 0
         self.obs_items: list[_Item] = []
         self.start_line = 0
-
-    def error(self, exception):
-        raise exception
-
-    def fatalError(self, exception):
-        raise exception
-
-    def warning(self, exception):
-        raise exception
 
     def _line(self) -> int:
         p = getattr(self.parser, "_parser", None)
@@ -401,29 +391,15 @@ class _TdmSax(xml.sax.handler.ContentHandler, xml.sax.handler.ErrorHandler):
 
 def read_xml(stream: BinaryIO, uri: str) -> Iterator[Batch]:
     """Observation rows and rejects of a TDM XML file (see the module docstring)."""
-    parser = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    handler = _TdmSax(parser, uri)
-    parser.setContentHandler(handler)
-    parser.setErrorHandler(handler)
+    handler = _TdmSax(None, uri)
+    parser = handler.parser = safe_sax_parser(handler)
     try:
         parser.feed(stream.read())
         parser.close()
-    except xml.sax.SAXParseException as e:
-        raise FormatError(f"XML is not well formed: {e.getMessage()} at line "
-                          f"{e.getLineNumber()}, column {e.getColumnNumber()}",
-                          path=uri, line=e.getLineNumber()) from None
-    except DTDForbidden as e:
-        raise FormatError("XML with a document type declaration (<!DOCTYPE ...>) refused: "
-                          "DTDs and entities are never processed in untrusted input",
-                          path=uri, line=1, got=str(e)[:_RAW_MAX]) from None
-    except DefusedXmlException as e:
-        raise FormatError(f"XML refused, it declares or references entities: {e}",
-                          path=uri) from None
     except FormatError:
         raise
-    except (xml.sax.SAXException, ValueError, LookupError, RecursionError) as e:
-        # LookupError: an XML declaration naming an unknown encoding
-        raise FormatError(f"XML could not be read: {e}", path=uri) from None
+    except XML_ERRORS as e:
+        raise xml_format_error(e, uri) from None
     if handler.version is None:
         raise FormatError("empty XML document: no <tdm> root element", path=uri)
     if not handler.segments:
