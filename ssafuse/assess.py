@@ -44,12 +44,11 @@ import pyarrow as pa
 
 from . import markings as mk
 from . import pc as pcmod
-from .ingest._common import NS_PER_DAY
-from .propagate import jd_from_ns, satrecs_exact
+from .propagate import jd_from_ns, satrecs_exact, teme_to_gcrs
 from .schema import CONJUNCTIONS
 
 __all__ = ["DEFAULT_HBR_M", "PC_METHOD_ASSUMED", "assess", "conjunction_cdms", "write_cdms",
-           "states_at_tca", "teme_to_gcrf"]
+           "states_at_tca"]
 
 #: Combined hard-body radius (m) when neither a CDM nor CARA's table gives one: a round figure
 #: for a few-metre payload against a small object. SOCRATES's per-object radii are not
@@ -126,36 +125,6 @@ def states_at_tca(conjunctions: pa.Table, elements: pa.Table):
     r[:, ~ok] = np.nan
     v[:, ~ok] = np.nan
     return ok, r, v, idx
-
-
-_TS = None
-
-
-def _timescale():
-    global _TS
-    if _TS is None:
-        from skyfield.api import load
-        _TS = load.timescale(builtin=True)   # leap seconds and UT1 shipped with skyfield
-    return _TS
-
-
-def teme_to_gcrf(times_ns, r_teme_km, v_teme_km_s):
-    """Rotate SGP4's TEME states to GCRF with Skyfield's TEME frame (AIAA 2006-6753
-    Appendix C; the rotation Skyfield's ``EarthSatellite.at`` applies). ``times_ns``: UTC ns
-    since 1970, shape ``(n,)``; ``r``, ``v``: ``(n, 3)`` in km, km/s. Returns GCRF
-    ``(r_km, v_km_s)``. The frame's rotation rate (precession-nutation, ~1e-7 km/s in LEO) is
-    left out of the velocity, as Skyfield leaves it out."""
-    from skyfield.sgp4lib import TEME
-
-    ns = np.asarray(times_ns, dtype=np.int64)
-    r = np.asarray(r_teme_km, dtype=float).reshape(-1, 3)
-    v = np.asarray(v_teme_km_s, dtype=float).reshape(-1, 3)
-    if ns.size == 0:
-        return r.copy(), v.copy()
-    days, rem = np.divmod(ns, NS_PER_DAY)
-    t = _timescale().utc(1970, 1, 1 + days, 0, 0, rem / 1e9)
-    R = TEME.rotation_at(t)                  # (3, 3, n): GCRS -> TEME
-    return np.einsum("jin,nj->ni", R, r), np.einsum("jin,nj->ni", R, v)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,7 +389,7 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
     ``version``: ``'2.0'`` writes the conjunction's marking as the CDM-2 header
     CLASSIFICATION and max_pc as COLLISION_MAX_PROBABILITY; ``'1.0'`` keeps to 508.0-B-1
     keywords and writes both as COMMENTs. States: SGP4 at TCA, TEME rotated to GCRF
-    (:func:`teme_to_gcrf`), km and km/s. Covariance: ``covariance_model`` as in
+    (:func:`ssafuse.propagate.teme_to_gcrs`), km and km/s. Covariance: ``covariance_model`` as in
     :func:`assess` (COVARIANCE_METHOD DEFAULT, COMMENT saying it is assumed), else zeros with
     COMMENTs saying element sets carry no covariance.
     """
@@ -437,7 +406,7 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
     r = np.full((2, n, 3), np.nan)
     v = np.full((2, n, 3), np.nan)
     for j in range(2):
-        r[j], v[j] = teme_to_gcrf(tca, r_teme[j], v_teme[j])
+        r[j], v[j] = teme_to_gcrs(tca, r_teme[j], v_teme[j])
     types = _object_types(elements, idx)
     el_cols = {c: elements[c].to_pylist() for c in ("intl_designator", "object_name")
                if c in elements.column_names}

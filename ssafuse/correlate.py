@@ -41,8 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import markings as mk
-from .ingest._common import NS_PER_DAY
-from .propagate import jd_from_ns, satrecs
+from .propagate import jd_from_ns, satrecs, skyfield_times
 from .schema import CORRELATIONS, REJECTS
 
 __all__ = ["correlate", "object_summary", "DEFAULT_GATE_ARCMIN", "CorrelationResult"]
@@ -68,35 +67,17 @@ class CorrelationResult:
 
 # -- frames (Skyfield) -------------------------------------------------------------------------
 
-def _timescale():
-    from skyfield.api import load
-
-    return load.timescale(builtin=True)
-
-
 def _matrices(times_ns: np.ndarray):
     """Per time: (GCRS->TEME, GCRS->ITRS, GCRS->true of date) as (N, 3, 3) arrays, and the
     TDB Julian dates."""
     from skyfield.framelib import itrs
     from skyfield.sgp4lib import TEME
 
-    ts = _timescale()
-    t = _skyfield_times(ts, times_ns)
+    t = skyfield_times(times_ns)
     r_teme = np.moveaxis(np.asarray(TEME.rotation_at(t)).reshape(3, 3, -1), -1, 0)
     r_itrs = np.moveaxis(np.asarray(itrs.rotation_at(t)).reshape(3, 3, -1), -1, 0)
     m = np.moveaxis(np.asarray(t.M).reshape(3, 3, -1), -1, 0)
     return r_teme, r_itrs, m
-
-
-def _skyfield_times(ts, times_ns: np.ndarray):
-    """Skyfield times of UTC nanoseconds since 1970, leap seconds honoured (calendar date
-    plus seconds of day, never one long count of seconds from 1970)."""
-    days, rem = np.divmod(np.asarray(times_ns, dtype=np.int64), NS_PER_DAY)
-    date = np.datetime64("1970-01-01", "D") + days.astype("timedelta64[D]")
-    year = date.astype("datetime64[Y]").astype(np.int64) + 1970
-    month = date.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    day = (date - date.astype("datetime64[M]")).astype(np.int64) + 1
-    return ts.utc(year, month, day, 0, 0, rem / 1e9)
 
 
 def _precession(frame: str) -> np.ndarray:

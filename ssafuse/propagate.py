@@ -249,3 +249,64 @@ def error_reason(code: int, *, at_init: bool = False) -> str:
     """Words for an SGP4 error code, as the run's exclusions list them."""
     text = ERROR_MESSAGES.get(int(code), f"SGP4 error {int(code)}")
     return ("element set rejected by sgp4init: " if at_init else "SGP4 failed: ") + text
+
+
+# ---------------------------------------------------------------------------------- frames
+# SGP4 gives TEME; other frames come from Skyfield's frame objects (AIAA 2006-6753 Appendix C
+# for TEME, IERS 2010 for ITRS), never from hand-written rotations.
+
+_TIMESCALE = None
+
+
+def timescale():
+    """Skyfield's timescale with its built-in leap-second and UT1 tables (no download)."""
+    global _TIMESCALE
+    if _TIMESCALE is None:
+        from skyfield.api import load
+
+        _TIMESCALE = load.timescale(builtin=True)
+    return _TIMESCALE
+
+
+def skyfield_times(times_ns):
+    """Skyfield ``Time`` of UTC nanoseconds since 1970 (an array), leap seconds honoured:
+    built from the calendar date and the seconds of that day, never from one long count of
+    seconds since 1970 (which Skyfield would read as SI seconds, 27 s off by 2017)."""
+    days, rem = np.divmod(np.atleast_1d(np.asarray(times_ns, dtype=np.int64)), NS_PER_DAY)
+    date = np.datetime64("1970-01-01", "D") + days.astype("timedelta64[D]")
+    year = date.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = date.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    day = (date - date.astype("datetime64[M]")).astype(np.int64) + 1
+    return timescale().utc(year, month, day, 0, 0, rem / 1e9)
+
+
+def teme_to_gcrs(times_ns, r_teme_km, v_teme_km_s) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate SGP4's TEME states to GCRS (GCRF) with Skyfield's ``TEME`` frame, as Skyfield's
+    ``EarthSatellite.at`` does. ``times_ns``: UTC ns since 1970, shape ``(n,)``; ``r``, ``v``:
+    ``(n, 3)`` in km and km/s. Returns ``(r_km, v_km_s)`` in GCRS. The frame's own rotation
+    rate (precession-nutation, ~1e-7 km/s in LEO) is left out of the velocity, as Skyfield
+    leaves it out."""
+    from skyfield.sgp4lib import TEME
+
+    r = np.asarray(r_teme_km, dtype=float).reshape(-1, 3)
+    v = np.asarray(v_teme_km_s, dtype=float).reshape(-1, 3)
+    if r.shape[0] == 0:
+        return r.copy(), v.copy()
+    R = np.asarray(TEME.rotation_at(skyfield_times(times_ns))).reshape(3, 3, -1)
+    return np.einsum("jin,nj->ni", R, r), np.einsum("jin,nj->ni", R, v)
+
+
+def teme_to_itrs(times_ns, r_teme_km, v_teme_km_s) -> tuple[np.ndarray, np.ndarray]:
+    """SGP4's TEME states in the Earth-fixed ITRS, through GCRS and Skyfield's ``itrs`` frame
+    (its velocity includes the Earth's rotation). Shapes and units as :func:`teme_to_gcrs`."""
+    from skyfield.constants import AU_KM, DAY_S
+    from skyfield.framelib import itrs
+    from skyfield.positionlib import Geocentric
+
+    r, v = teme_to_gcrs(times_ns, r_teme_km, v_teme_km_s)
+    if r.shape[0] == 0:
+        return r, v
+    t = skyfield_times(times_ns)
+    pos = Geocentric(r.T / AU_KM, v.T / AU_KM * DAY_S, t)
+    r_itrs, v_itrs = pos.frame_xyz_and_velocity(itrs)
+    return np.asarray(r_itrs.km).T.reshape(-1, 3), np.asarray(v_itrs.km_per_s).T.reshape(-1, 3)

@@ -529,7 +529,6 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
                             usable=usable, co_pairs=co_pairs)
 
     i, j, t, d, sp, ric = merge_slices(slices)
-    window_s = (end_ns - start_ns) / NS_PER_S
 
     # co-located pairs: sampled range under the threshold over every slice
     co_flag = np.zeros(len(i), bool)

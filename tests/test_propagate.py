@@ -16,12 +16,15 @@ from math import isnan, pi
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from sgp4.api import WGS72
 from sgp4.earth_gravity import wgs72
 from sgp4.ext import invjday, rv2coe
 
 from ssafuse.ingest import read_file
+
+from conftest import SAMPLES, shared
 from ssafuse.propagate import (chunk_sizes, first_errors, init_errors, iter_propagate,
                                propagate, propagate_chunked, satrecs, satrecs_exact)
 
@@ -183,3 +186,70 @@ def test_chunk_sizes_bound_memory(n_obj, n_t, cap):
     o, t = chunk_sizes(n_obj, n_t, cap)
     assert 1 <= o <= n_obj and 1 <= t <= n_t
     assert o * t * 48 <= max(cap, 48)
+
+
+# ------------------------------------------------------------------------------ frames
+
+def _skyfield_reference(line1, line2, times_ns):
+    """Skyfield's own path: EarthSatellite (its own twoline2rv + SGP4) at the same UTC times,
+    in GCRS and, through its ITRS frame, Earth-fixed (km, km/s)."""
+    from skyfield.api import EarthSatellite
+    from skyfield.framelib import itrs
+
+    from ssafuse.propagate import skyfield_times
+
+    sat = EarthSatellite(line1, line2)
+    at = sat.at(skyfield_times(times_ns))
+    r_i, v_i = at.frame_xyz_and_velocity(itrs)
+    return at.position.km.T, at.velocity.km_per_s.T, r_i.km.T, v_i.km_per_s.T
+
+
+def test_teme_to_gcrs_and_itrs_match_skyfield_earth_satellite(tmp_path):
+    from ssafuse.propagate import teme_to_gcrs, teme_to_itrs
+
+    # ISS (ZARYA) in the sample (CelesTrak, 2025-04-23; sample_tles/ORIGIN.md)
+    text = (SAMPLES / "celestrak_active_2025-04-23_first300.tle").read_text()
+    lines = text.splitlines()
+    k = next(i for i, line in enumerate(lines) if line.startswith("1 25544"))
+    line1, line2 = lines[k], lines[k + 1]
+    tle = tmp_path / "iss.tle"
+    tle.write_text(f"ISS\n{line1}\n{line2}\n")
+    table = read_file(tle, source="x").elements
+    epoch = table["epoch"].cast(pa.int64())[0].as_py()
+    times = epoch + np.arange(0, 2 * 86400, 3607) * 10**9
+    err, r, v = propagate(satrecs(table), times)
+    assert not err.any()
+    r_g, v_g = teme_to_gcrs(times, r[0], v[0])
+    r_e, v_e = teme_to_itrs(times, r[0], v[0])
+    ref_g, ref_vg, ref_e, ref_ve = _skyfield_reference(line1, line2, times)
+    # Same rotations (Skyfield's frames) on two SGP4 runs whose epochs differ by float rounding
+    # (< 1 microsecond, < 1 cm): 1 m and 1 mm/s bound that.
+    assert np.abs(r_g - ref_g).max() < 1e-3 and np.abs(v_g - ref_vg).max() < 1e-6
+    assert np.abs(r_e - ref_e).max() < 1e-3 and np.abs(v_e - ref_ve).max() < 1e-6
+    # Rotations keep lengths.
+    assert np.allclose(np.linalg.norm(r_g, axis=1), np.linalg.norm(r[0], axis=1), rtol=1e-12)
+    assert np.allclose(np.linalg.norm(r_e, axis=1), np.linalg.norm(r[0], axis=1), rtol=1e-12)
+
+
+def test_a_geostationary_satellite_stands_still_in_itrs():
+    """Physics, not a library: a GEO satellite's Earth-fixed velocity is near zero while its
+    inertial speed is ~3.07 km/s."""
+    from ssafuse.propagate import teme_to_itrs
+
+    table = read_file(shared("catalogues/celestrak_mirror_20260530/geo.tle"), source="x").elements
+    geo = table.filter(pc.and_(
+        pc.less(pc.abs(pc.subtract(table["mean_motion_rev_day"], 1.0027)),
+                        0.0005),
+        pc.and_(pc.less(table["inclination_deg"], 0.1), pc.less(table["eccentricity"], 1e-3))))
+    assert geo.num_rows > 10
+    epoch = geo["epoch"].cast(pa.int64()).to_numpy().max()
+    times = np.array([epoch, epoch + 6 * 3600 * 10**9])
+    err, r, v = propagate(satrecs(geo), times)
+    ok = ~err.any(axis=1)
+    for i in np.flatnonzero(ok):
+        r_e, v_e = teme_to_itrs(times, r[i], v[i])
+        assert np.linalg.norm(v[i], axis=1).min() > 3.0
+        assert np.linalg.norm(v_e, axis=1).max() < 0.02  # km/s
+        # i < 0.1 deg and e < 1e-3 allow a daily drift figure of +-74 km north-south and
+        # +-84 km east-west; in an inertial frame the satellite would have moved ~59,600 km.
+        assert np.linalg.norm(r_e[1] - r_e[0]) < 250.0
