@@ -811,8 +811,8 @@ def _screen(cfg: RunConfig, catalogue: pa.Table, start: dt.datetime, run_dir: Pa
                 excl = pq.read_table(run_dir / "excluded.parquet").cast(EXCLUDED)
                 _log(logging.INFO, "screen", "reusing this run's screening (same inputs)")
                 return conj, excl, True
-        except (OSError, ValueError, pa.ArrowInvalid):
-            pass
+        except (OSError, ValueError, pa.ArrowInvalid) as e:
+            _log(logging.INFO, "screen", f"screening again: the earlier result is unreadable ({e})")
     res = screen(catalogue, start, days=cfg.days, threshold_km=cfg.threshold_km,
                  primaries=list(cfg.primaries) or None, workers=cfg.workers, progress=progress)
     write_parquet(run_dir / "screened.parquet", res.conjunctions)

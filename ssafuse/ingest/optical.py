@@ -195,7 +195,7 @@ _MAX_COLUMNS = 80
 
 
 class _Bad(Exception):
-    pass
+    """One line's problem, caught where the line becomes a Reject."""
 
 
 def _fail(fmt: str, name: str, a: int, b: int, message: str, template: str, line: str):

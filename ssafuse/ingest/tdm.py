@@ -320,9 +320,10 @@ class _TdmSax(xml.sax.handler.ContentHandler, StrictSaxErrors):
             self.segments.append(_Segment())
         elif tag == "observation" and parent == "data":
             self.obs_epoch, self.obs_line, self.obs_items = None, self._line(), []
-        elif parent == "observation" or parent in ("metadata", "header"):
-            pass
-        elif depth >= 3 and parent not in ("body", "segment", "data"):
+        # Elements inside <observation>, <metadata> and <header> are keywords, read when they
+        # end; any other element this deep is unexpected.
+        elif (depth >= 3 and parent not in ("body", "segment", "data", "observation",
+                                             "metadata", "header")):
             raise FormatError(f"unexpected element <{tag}> inside <{parent}>", path=self.uri,
                               line=self._line())
         self.path.append(tag)
