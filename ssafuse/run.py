@@ -107,6 +107,7 @@ class RunConfig:
     threshold_km: float = 5.0
     primaries: tuple[int, ...] = ()
     workers: int | None = None
+    dask: str | None = None
     pc: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
     exports: tuple[str, ...] = ()
@@ -156,7 +157,7 @@ _KEYS = {
          "correlate"},
     "feeds": {"source", "paths", "format", "marking", "precedence"},
     "catalogue": {"disagree_km"},
-    "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers"},
+    "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers", "dask"},
     "pc": set(PC_DEFAULTS) | {"hbr_table", "covariance_model"},
     "report": set(REPORT_DEFAULTS),
     "exports": {"release_to"},
@@ -266,6 +267,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
             threshold_km=float(scr.get("threshold_km", 5.0)),
             primaries=tuple(int(x) for x in scr.get("primaries", [])),
             workers=int(scr["workers"]) if scr.get("workers") else None,
+            dask=str(scr["dask"]) if scr.get("dask") else None,
             pc=pc,
             report=dict(REPORT_DEFAULTS, **rep),
             exports=tuple(release_to),
@@ -814,7 +816,8 @@ def _screen(cfg: RunConfig, catalogue: pa.Table, start: dt.datetime, run_dir: Pa
         except (OSError, ValueError, pa.ArrowInvalid) as e:
             _log(logging.INFO, "screen", f"screening again: the earlier result is unreadable ({e})")
     res = screen(catalogue, start, days=cfg.days, threshold_km=cfg.threshold_km,
-                 primaries=list(cfg.primaries) or None, workers=cfg.workers, progress=progress)
+                 primaries=list(cfg.primaries) or None, workers=cfg.workers, progress=progress,
+                 dask=cfg.dask)
     write_parquet(run_dir / "screened.parquet", res.conjunctions)
     write_parquet(run_dir / "excluded.parquet", res.excluded)
     _write_json(marker, {"key": key, "stats": res.stats})

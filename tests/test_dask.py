@@ -258,3 +258,24 @@ def test_s3_store_round_trip_and_dask_ingest_same_as_local(client, s3, tmp_path)
     keys = remote.fs.find(url)
     assert not [k for k in keys if k.rsplit("/", 1)[-1].startswith(".")], keys
 
+
+
+def test_nightly_job_with_dask_in_its_config_gives_the_local_result(tmp_path):
+    """`[screen] dask = "local:2"` in the nightly config: the same conjunctions as the run
+    without it (the sample feeds, 1 day)."""
+    import pyarrow.parquet as pq
+
+    from _run_helpers import run_cli, run_dir, sample_config
+
+    tables = []
+    for name, extra in (("local", {}), ("dask", {"dask": "local:2"})):
+        (tmp_path / name).mkdir()
+        cfg = sample_config(tmp_path / name, **extra)
+        done = run_cli(cfg)
+        assert done.returncode == 0, done.stderr[-2000:]
+        tables.append(pq.read_table(run_dir(tmp_path / name / "store") / "conjunctions.parquet")
+                      .sort_by([("object_id_1", "ascending"), ("object_id_2", "ascending"),
+                                ("tca", "ascending")]))
+    local, dask = tables
+    assert local.num_rows > 0
+    assert dask.equals(local)
