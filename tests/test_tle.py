@@ -239,6 +239,7 @@ def _sgp4_agrees(rec: dict, line1: str, line2: str) -> None:
 def test_catalogue_fields_match_sgp4_twoline2rv(name):
     path = shared("catalogues", name)
     records, _ = read_path(path)
+    assert len(records) == CATALOGUE_COUNTS[name]  # SOURCES.md's count, nothing refused
     for rec in records:
         *_, line1, line2 = rec["_raw"].split("\n")
         _sgp4_agrees(rec, line1, line2)
@@ -516,9 +517,11 @@ def test_day_of_year_out_of_range(day, field):
 
 def test_out_of_range_values_are_refused_by_validate_elements():
     line2 = with_checksum(RADIO_ROSTO[2][:8] + "181.0000" + RADIO_ROSTO[2][16:])
-    _one_bad([RADIO_ROSTO[0], RADIO_ROSTO[1], line2], "inclination_deg")
+    rej = _one_bad([RADIO_ROSTO[0], RADIO_ROSTO[1], line2], "inclination_deg")
+    assert "out of range" in rej.reason and "[0, 180]" in rej.reason
     line2 = with_checksum(RADIO_ROSTO[2][:52] + " 0.00000000" + RADIO_ROSTO[2][63:])
-    _one_bad([RADIO_ROSTO[0], RADIO_ROSTO[1], line2], "mean_motion_rev_day")
+    rej = _one_bad([RADIO_ROSTO[0], RADIO_ROSTO[1], line2], "mean_motion_rev_day")
+    assert "out of range" in rej.reason
 
 
 # ------------------------------------------------------------------------ field decoding
