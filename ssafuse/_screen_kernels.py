@@ -97,6 +97,15 @@ def _grow(a, n):
 
 
 @njit(cache=True)
+def _room(out_i, out_j, out_k, out_u, out_d, n_out):
+    """The five output arrays, grown (doubled) when fewer than 8 free rows are left."""
+    if n_out < out_i.shape[0] - 8:
+        return out_i, out_j, out_k, out_u, out_d
+    return (_grow(out_i, n_out), _grow(out_j, n_out), _grow(out_k, n_out),
+            _grow(out_u, n_out), _grow(out_d, n_out))
+
+
+@njit(cache=True)
 def interpolant_minima(coef, valid, pad, primary, n_sub, threshold, cell, n_samples):
     """Every local minimum of the range between two interpolants that could be a close
     approach, over every sub-interval of every knot interval.
@@ -251,12 +260,8 @@ def interpolant_minima(coef, valid, pad, primary, n_sub, threshold, cell, n_samp
                         n_pairs += 1
                         n_out = _narrow(i, j, k, ua, ub, coef, cp, pad, threshold, n_samples,
                                         dc, out_i, out_j, out_k, out_u, out_d, n_out)
-                        if n_out >= out_i.shape[0] - 8:
-                            out_i = _grow(out_i, n_out)
-                            out_j = _grow(out_j, n_out)
-                            out_k = _grow(out_k, n_out)
-                            out_u = _grow(out_u, n_out)
-                            out_d = _grow(out_d, n_out)
+                        out_i, out_j, out_k, out_u, out_d = _room(out_i, out_j, out_k, out_u,
+                                                                          out_d, n_out)
             # objects with boxes too large for the grid: against every active object
             for q in range(n_big):
                 i = big[q]
@@ -283,12 +288,8 @@ def interpolant_minima(coef, valid, pad, primary, n_sub, threshold, cell, n_samp
                     n_pairs += 1
                     n_out = _narrow(i, j, k, ua, ub, coef, cp, pad, threshold, n_samples,
                                     dc, out_i, out_j, out_k, out_u, out_d, n_out)
-                    if n_out >= out_i.shape[0] - 8:
-                        out_i = _grow(out_i, n_out)
-                        out_j = _grow(out_j, n_out)
-                        out_k = _grow(out_k, n_out)
-                        out_u = _grow(out_u, n_out)
-                        out_d = _grow(out_d, n_out)
+                    out_i, out_j, out_k, out_u, out_d = _room(out_i, out_j, out_k, out_u,
+                                                                      out_d, n_out)
     return (out_i[:n_out].copy(), out_j[:n_out].copy(), out_k[:n_out].copy(),
             out_u[:n_out].copy(), out_d[:n_out].copy(), n_pairs)
 

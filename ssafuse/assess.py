@@ -33,7 +33,6 @@ accuracy: Pc tools, ssafuse's included, refuse a zero covariance rather than tru
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import math
 import os
@@ -44,6 +43,7 @@ import pyarrow as pa
 
 from . import markings as mk
 from . import pc as pcmod
+from .ingest._common import format_epoch, to_ns
 from .propagate import jd_from_ns, satrecs_exact, teme_to_gcrs
 from .schema import CONJUNCTIONS
 
@@ -344,20 +344,6 @@ def _combined_markings(conj, cdms, match, used) -> dict:
 # CDMs out
 # ---------------------------------------------------------------------------------------------
 
-def _ns(value) -> int:
-    """Nanoseconds since 1970 UTC of a datetime (aware, or naive = UTC), ISO text or int."""
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-        return (delta.days * 86400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
-    raise TypeError(f"expected a datetime, ISO-8601 text or int ns, got {value!r}")
-
-
 def _rtn_basis(r, v):
     """Rows R, T, N of object 1's RTN frame (CCSDS 508.0-B-1 section 3.5 / Annex)."""
     R = r / np.linalg.norm(r)
@@ -369,7 +355,6 @@ def _rtn_basis(r, v):
 def _message_id(originator: str, row: dict, tca_ns: int, creation_ns: int) -> str:
     """Deterministic and unique per event: both NORAD numbers, TCA to the millisecond, and a
     digest of the element sets used and the creation date."""
-    from .ingest._common import format_epoch
 
     stamp = format_epoch(tca_ns)[:23].replace("-", "").replace(":", "")
     key = "|".join(str(x) for x in (row["object_id_1"], row["object_id_2"], tca_ns,
@@ -399,7 +384,7 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
     if version not in ("1.0", "2.0"):
         raise ValueError("version must be '1.0' or '2.0'")
     conj = conjunctions.cast(CONJUNCTIONS) if conjunctions.schema != CONJUNCTIONS else conjunctions
-    creation_ns = _ns(creation_date)
+    creation_ns = to_ns(creation_date)
     ok, r_teme, v_teme, idx = states_at_tca(conj, elements)
     tca = conj["tca"].cast(pa.int64()).to_numpy()
     n = conj.num_rows
@@ -440,8 +425,8 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
             "RELATIVE_POSITION_N": float(rel_r[2]),
             "RELATIVE_VELOCITY_R": float(rel_v[0]), "RELATIVE_VELOCITY_T": float(rel_v[1]),
             "RELATIVE_VELOCITY_N": float(rel_v[2]),
-            "START_SCREEN_PERIOD": _ns(row["window_start"]),
-            "STOP_SCREEN_PERIOD": _ns(row["window_end"]),
+            "START_SCREEN_PERIOD": to_ns(row["window_start"]),
+            "STOP_SCREEN_PERIOD": to_ns(row["window_end"]),
             "SCREEN_VOLUME_FRAME": "RTN", "SCREEN_VOLUME_SHAPE": "ELLIPSOID",
             "SCREEN_VOLUME_X": row["threshold_km"] * 1e3,
             "SCREEN_VOLUME_Y": row["threshold_km"] * 1e3,
@@ -480,7 +465,7 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
                 "MANEUVERABLE": "N/A",
                 "REF_FRAME": "GCRF",
                 "GRAVITY_MODEL": "SGP4 WGS72",
-                "OD_EPOCH": _ns(row[f"epoch_{s}"]),
+                "OD_EPOCH": to_ns(row[f"epoch_{s}"]),
                 "X": float(r[j, i, 0]), "Y": float(r[j, i, 1]), "Z": float(r[j, i, 2]),
                 "X_DOT": float(v[j, i, 0]), "Y_DOT": float(v[j, i, 1]),
                 "Z_DOT": float(v[j, i, 2]),
@@ -512,8 +497,7 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
 
 
 def _iso(value) -> str:
-    from .ingest._common import format_epoch
-    return format_epoch(_ns(value))[:23] + "Z"
+    return format_epoch(to_ns(value))[:23] + "Z"
 
 
 def write_cdms(conjunctions: pa.Table, elements: pa.Table, out_dir, *, creation_date,

@@ -47,7 +47,7 @@ import pyarrow as pa
 
 from . import markings as mk
 from ._screen_kernels import hermite_and_posteriori, interpolant_minima, pair_ranges
-from .ingest._common import NS_PER_DAY
+from .ingest._common import NS_PER_DAY, to_ns
 from .propagate import (check_states, error_reason, first_errors, init_errors, jd_from_ns,
                         propagate_chunked, satrecs_exact)
 from .schema import CONJUNCTIONS
@@ -419,19 +419,6 @@ def _warm_up() -> None:
     hermite_and_posteriori(np.ones((1, 2, 3)), np.ones((1, 2, 3)), 60.0, MU_KM3_S2)
 
 
-def _to_ns(t) -> int:
-    if isinstance(t, (int, np.integer)):
-        return int(t)
-    if isinstance(t, str):
-        t = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
-    if isinstance(t, dt.datetime):
-        if t.tzinfo is None:
-            raise ValueError("window start must be timezone-aware (UTC)")
-        delta = t.astimezone(dt.timezone.utc) - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-        return (delta.days * 86400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
-    return int(pa.scalar(t, pa.timestamp("ns", tz="UTC")).cast(pa.int64()).as_py())
-
-
 def _co_location_candidates(sats, usable, primary, start_ns, threshold_km):
     """Pairs closer than the threshold at the window start (a co-located pair must be)."""
     from scipy.spatial import cKDTree
@@ -496,7 +483,7 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     close approach sorted by TCA, TCA and miss distance from SGP4 itself.
     """
     t_run = time.perf_counter()
-    start_ns = _to_ns(start)
+    start_ns = to_ns(start, naive_is_utc=False)
     end_ns = start_ns + int(round(days * NS_PER_DAY))
     params = ScreenParams(start_ns, end_ns, float(threshold_km), float(knot_s), int(n_sub),
                           int(slice_knots))

@@ -30,6 +30,7 @@ from conftest import shared
 from ssafuse import assess as A
 from ssafuse import cdm, pc
 from ssafuse.cli import EXIT_OK, main
+from ssafuse.ingest._common import to_ns
 from ssafuse.ingest import read_file
 from ssafuse.schema import CONJUNCTIONS
 from ssafuse.screen import screen
@@ -141,7 +142,7 @@ def test_written_cdm_states_equal_skyfield_sgp4_of_the_tle_text(pair, tmp_path):
     conj = A.assess(conj, elements=el)
     (kvn,) = A.write_cdms(conj, el, tmp_path, creation_date=CREATED)
     msg = cdm.read(kvn)
-    assert msg.header["CREATION_DATE"] == A._ns(CREATED)
+    assert msg.header["CREATION_DATE"] == to_ns(CREATED)
     assert msg.header["CLASSIFICATION"] == "UNCLASSIFIED"
     ts = load.timescale(builtin=True)
     iso = cdm.format_epoch(msg.tca_ns)                   # YYYY-MM-DDTHH:MM:SS.fffffffff

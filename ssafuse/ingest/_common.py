@@ -196,6 +196,28 @@ EPOCH_MIN_NS = -2208988800 * 10**9
 EPOCH_MAX_NS = 7258118400 * 10**9
 
 
+def to_ns(value, *, naive_is_utc: bool = True) -> int:
+    """Nanoseconds since 1970-01-01 UTC of a time given as an int (already ns), ISO-8601 text,
+    a ``datetime`` or ``pandas.Timestamp`` (nanoseconds kept), or a ``numpy.datetime64``.
+    A naive datetime is UTC, or a ``ValueError`` with ``naive_is_utc=False``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, np.datetime64):
+        return int(value.astype("datetime64[ns]").astype(np.int64))
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        if not naive_is_utc:
+            raise ValueError(f"time must be timezone-aware (UTC), got {value!r}")
+        value = value.replace(tzinfo=dt.timezone.utc)
+    import pyarrow as pa
+
+    try:
+        return pa.scalar(value, pa.timestamp("ns", tz="UTC")).cast(pa.int64()).as_py()
+    except (pa.ArrowException, TypeError):
+        raise TypeError(f"expected a datetime, ISO-8601 text or int ns, got {value!r}") from None
+
+
 def parse_float(text, field_name: str) -> float:
     """A finite float from a number or numeric text; :class:`FormatError` otherwise.
     Booleans and Python-only spellings (``1_000``, non-ASCII digits) are refused."""
