@@ -83,8 +83,8 @@ def observations_table(t_ns, sensor_ids, ra, dec, object_ids, source="bench") ->
 def real_case() -> None:
     from _obs_helpers import blind, elements_from_tle_text
 
-    from ssafuse.correlate import correlate
-    from ssafuse.ingest import read_file
+    from ssafuse.correlation import correlate
+    from ssafuse.records import read_file
     from ssafuse.sensors import merge, read_sensors
 
     sats = sorted(glob.glob(str(DATA / "observations/satfit/sats") + "/*.txt"))
@@ -185,8 +185,8 @@ def baseline(satellites, ts, sites, t_ns, sensor_ids, ra, dec, truth, count: int
 def scale_case(n_obs: int, baseline_obs: int, noise_arcsec: float) -> None:
     from skyfield.api import EarthSatellite, load
 
-    from ssafuse.correlate import correlate
-    from ssafuse.ingest import read_file
+    from ssafuse.correlation import correlate
+    from ssafuse.records import read_file
     from ssafuse.sensors import read_sensors
 
     els = read_file(CATALOGUE, source="spacetrack").elements

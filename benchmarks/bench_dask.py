@@ -52,7 +52,7 @@ def same_events(x: pa.Table, y: pa.Table) -> str:
 
 def slice_costs(elements: pa.Table, n_slices: int = 4):
     """(serial s, per-slice s) of a run of ``n_slices`` 2-hour slices in this process."""
-    from ssafuse.screen import screen
+    from ssafuse.screening import screen
     t = time.perf_counter()
     res = screen(elements, START, days=n_slices * 2 / 24, threshold_km=5.0, workers=1)
     total = time.perf_counter() - t
@@ -73,8 +73,8 @@ def main(argv=None) -> int:
 
     from distributed import Client, LocalCluster
 
-    from ssafuse.ingest import read_file
-    from ssafuse.screen import screen
+    from ssafuse.records import read_file
+    from ssafuse.screening import screen
 
     elements = read_file(CATALOGUE, source="spacetrack").elements
     n = elements.num_rows

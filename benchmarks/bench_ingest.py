@@ -45,9 +45,10 @@ print(json.dumps({"records": n, "seconds": dt,
 
 _SSAFUSE = r"""
 import json, resource, sys, time
+from ssafuse.ingestion import ingest
 from ssafuse.store import Store
 t0 = time.perf_counter()
-report = Store(sys.argv[2]).ingest([sys.argv[1]], source="bench")
+report = ingest(Store(sys.argv[2]), [sys.argv[1]], source="bench")
 dt = time.perf_counter() - t0
 f = report.files[0]
 print(json.dumps({"records": f.read, "accepted": f.accepted, "rejected": f.rejected,

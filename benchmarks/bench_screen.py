@@ -34,7 +34,7 @@ def peak_gib() -> float:
 
 
 def run_ours(elements, days):
-    from ssafuse.screen import screen
+    from ssafuse.screening import screen
     t = time.perf_counter()
     res = screen(elements, START, days=days, threshold_km=5.0)
     return time.perf_counter() - t, res
@@ -111,11 +111,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not CATALOGUE.exists():
         sys.exit(f"{CATALOGUE} is absent (../shared/data)")
-    from ssafuse.ingest import read_file
+    from ssafuse.records import read_file
     elements = read_file(CATALOGUE, source="spacetrack").elements
     print(f"catalogue: {elements.num_rows} objects; window from {START.isoformat()}; 5 km")
 
-    from ssafuse.screen import screen
+    from ssafuse.screening import screen
     screen(elements.slice(0, 50), START, days=0.01, workers=1)  # compile / load numba cache
 
     rng = np.random.default_rng(1)

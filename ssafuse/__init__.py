@@ -6,10 +6,11 @@
 >>> catalogue = ssafuse.build_catalogue(store.table("elements"))      # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+from .versions import __version__  # noqa: E402
 
 from .catalogue import build_catalogue  # noqa: E402
-from .ingest import formats, read_file  # noqa: E402
+from .formats.registry import formats
+from .records import read_file  # noqa: E402
 from .store import Store  # noqa: E402
 
 __all__ = ["Store", "build_catalogue", "read_file", "formats", "__version__"]

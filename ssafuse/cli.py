@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from . import __version__
+from .versions import __version__
 from .errors import MarkingError, UnknownFormatError
 
 EXIT_OK, EXIT_SOME_FILES_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -63,8 +63,9 @@ def ingest(inputs, store_dir, source, format_name, marking, dask_address):
     Prints accepted / rejected per file. Re-ingesting a file already in the store (same
     content, same source) changes nothing.
     """
-    from .ingest import get_format
+    from .formats.registry import get_format
     from .markings import parse
+    from .ingestion import ingest as ingest_files
     from .store import Store
 
     try:
@@ -81,8 +82,8 @@ def ingest(inputs, store_dir, source, format_name, marking, dask_address):
         click.echo(f"{what}  {rep.uri}  [{rep.format or '-'}]"
                    + (f"  {rep.message}" if rep.status == "refused" else ""))
 
-    report = Store(store_dir).ingest(inputs, source=source, format=format_name,
-                                     marking=marking, progress=show, dask=dask_address)
+    report = ingest_files(Store(store_dir), inputs, source=source, format=format_name,
+                          marking=marking, progress=show, dask=dask_address)
     click.echo(f"total: {report.accepted} accepted, {report.rejected} rejected, "
                f"{len(report.files)} files ({len(report.refused_files)} refused); "
                f"manifest {report.manifest}")
@@ -106,7 +107,8 @@ def catalogue(store_dir, out, precedence, disagree_km):
     from pathlib import Path
 
     from .catalogue import build_catalogue
-    from .store import Store, write_parquet
+    from .files import write_parquet
+    from .store import Store
 
     store = Store(store_dir)
     if not store.exists():
@@ -127,7 +129,7 @@ def catalogue(store_dir, out, precedence, disagree_km):
 @main.command()
 def formats():
     """List the formats ssafuse reads and how it recognises each."""
-    from .ingest import formats as all_formats
+    from .formats.registry import formats as all_formats
 
     for f in all_formats():
         ext = " ".join(f.extensions)
@@ -184,9 +186,10 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
     import datetime as dt
     from pathlib import Path
 
-    from .correlate import correlate
+    from .correlation import correlate
     from .sensors import merge, read_sensors
-    from .store import Store, _file_schema, write_parquet
+    from .files import write_parquet
+    from .store import Store
 
     store = Store(store_dir)
     if not store.root.exists():
@@ -201,10 +204,8 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
                               now_ns=now_ns)
     path = store.write("correlations", corr, "correlations.parquet")
     if rejects.num_rows:
-        part = (store.path("rejects") / "source=correlate" / f"ingest_date={now.date()}"
-                / f"part-correlate-{now.strftime('%H%M%S')}.parquet")
-        write_parquet(part, rejects.select(_file_schema("rejects").names).cast(
-            _file_schema("rejects")))
+        store.append_rejects(rejects, source="correlate", day=str(now.date()),
+                             name=f"correlate-{now.strftime('%H%M%S')}")
     if out:
         write_parquet(Path(out), corr)
     status = corr["status"].to_pylist()
@@ -257,9 +258,10 @@ def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, 
 
     import pyarrow as pa
 
-    from .ingest import read_file
-    from .screen import screen as run_screen
-    from .store import Store, expand_inputs, write_parquet
+    from .records import read_file
+    from .screening import screen as run_screen
+    from .files import expand_inputs, write_parquet
+    from .store import Store
 
     if not inputs and not store_dir:
         raise click.UsageError("give element files (INPUT...) or --store DIR with a catalogue")
@@ -314,7 +316,7 @@ def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, 
     result = run_screen(elements, start_at, days=days, threshold_km=threshold_km,
                         primaries=primaries or None, workers=workers, progress=progress,
                         dask=dask_address)
-    from .assess import assess
+    from .assessment import assess
 
     st = result.stats
     st["parameters"] = dict(st["parameters"], hbr_m=screen_hbr_m, hbr_table=screen_hbr_table)
@@ -400,7 +402,7 @@ def run_command(config_file, now, log_json):
     refused; the rest ran); 2 failure (bad config, or a stage failed); 3 another run holds
     the store's lock (nothing was done).
     """
-    from .run import (EXIT_ALREADY_RUNNING, EXIT_FAILED, AlreadyRunning, ConfigError,
+    from .nightly.job import (EXIT_ALREADY_RUNNING, EXIT_FAILED, AlreadyRunning, ConfigError,
                       load_config, run)
 
     _setup_run_logging(log_json)
@@ -481,8 +483,8 @@ def cdm_command(store_dir, out_dir, run_file, fmt, element_files, originator):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .assess import write_cdms
-    from .ingest import read_file
+    from .assessment import write_cdms
+    from .records import read_file
     from .schema import CONJUNCTIONS
     from .store import Store
 
@@ -490,12 +492,12 @@ def cdm_command(store_dir, out_dir, run_file, fmt, element_files, originator):
     if not store.exists():
         raise click.UsageError(f"no store at {store_dir}")
     if run_file is None:
-        runs = sorted(store.fs.glob(store._loc("conjunctions", "screen-*.parquet")))
+        runs = store.screenings()
         if not runs:
             raise click.UsageError(f"the store {store_dir} holds no screening run: run "
                                    "`ssafuse screen --store` first, or give --run")
         run_file = runs[-1]
-        conj = pq.read_table(run_file, filesystem=store.fs)
+        conj = store.read_parquet(run_file)
     else:
         conj = pq.read_table(run_file)
     for f in CONJUNCTIONS:   # runs written before a column was added: that column null

@@ -102,7 +102,7 @@ def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike
     (``with_report=False``: the Parquet files, CDMs and ``export.json`` only)."""
     from . import report as report_mod
     from .schema import CATALOGUE, CONJUNCTIONS
-    from .store import atomic_write_bytes, write_parquet
+    from .files import atomic_write_bytes, write_parquet
 
     check_code(code)
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -131,7 +131,7 @@ def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike
         write_parquet(out_dir / "excluded.parquet", excl_kept)
 
     # CDMs: those of exported conjunctions only; stale files of an earlier export removed
-    from .run import event_keys
+    from .nightly.job import event_keys
     links = info.get("cdm_links") or {}
     keep_keys = set(event_keys(kept))
     wanted = {rel for key, rel in links.items() if key in keep_keys}

@@ -713,7 +713,7 @@ def load_cara_hbr(path) -> dict[int, float]:
 # ---------------------------------------------------------------------------------------------
 
 def _cdm():
-    from . import cdm
+    from .formats import cdm
     return cdm
 
 
@@ -729,7 +729,7 @@ def _looks_like_cdm(path: str) -> bool:
 def expand_cdm_inputs(inputs) -> list[str]:
     """Files named by paths, folders (every file in them whose first bytes look like a CDM)
     and globs, in the order given, each once."""
-    from .store import expand_inputs
+    from .files import expand_inputs
 
     return expand_inputs(inputs, accept=_looks_like_cdm)
 
@@ -795,7 +795,7 @@ def pc_of_files(inputs, *, hbr_m=None, hbr_table=None, method="foster", out=None
     if out:
         from pathlib import Path
 
-        from .store import write_parquet
+        from .files import write_parquet
 
         write_parquet(Path(out), table)
     return table, refused

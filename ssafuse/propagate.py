@@ -12,14 +12,13 @@ from math import pi
 
 import numpy as np
 import pyarrow as pa
-from sgp4.api import WGS72, Satrec, SatrecArray
+from sgp4.api import Satrec, SatrecArray
 
-from .ingest._common import NS_PER_DAY, days_from_civil
+from .constants import EARTH_RADIUS_KM, JD_UNIX, NS_PER_DAY, SGP4_GRAVITY
+from .timeutil import days_from_civil, jd_from_ns
 
 #: Nanoseconds since 1970 of SGP4's epoch origin, 1949-12-31T00:00 UTC.
 _NS_1949 = days_from_civil(1949, 12, 31) * NS_PER_DAY
-#: Julian date of 1970-01-01T00:00.
-JD_UNIX = 2440587.5
 _TO_RAD = pi / 180.0
 # The unit factors sgp4.omm uses (see SGP4.cpp): rev/day^2 -> rad/min^2, rev/day^3 -> rad/min^3.
 _NDOT_UNITS = 1036800.0 / pi
@@ -32,17 +31,10 @@ _XPDOTP = 1440.0 / (2.0 * pi)
 #: (it is only a label inside Satrec; ssafuse keeps the real number beside it).
 _MAX_SATNUM = 339999
 
-_ROW_COLUMNS = ("object_id", "epoch", "mean_motion_rev_day", "eccentricity", "inclination_deg",
+#: The element columns ``sgp4init`` takes (what a worker needs to rebuild a catalogue).
+SGP4_COLUMNS = ("object_id", "epoch", "mean_motion_rev_day", "eccentricity", "inclination_deg",
                 "raan_deg", "arg_perigee_deg", "mean_anomaly_deg", "bstar", "mean_motion_dot",
                 "mean_motion_ddot")
-
-
-def jd_from_ns(ns) -> tuple[np.ndarray, np.ndarray]:
-    """Split Julian dates ``(jd, fr)`` of nanoseconds since 1970 UTC, as python-sgp4 takes them:
-    ``jd`` the whole-day part ending in .5, ``fr`` the fraction, so no precision is lost."""
-    ns = np.asarray(ns, dtype=np.int64)
-    days, rem = np.divmod(ns, NS_PER_DAY)
-    return days + JD_UNIX, rem / NS_PER_DAY
 
 
 def _epoch_days_1949(epoch_ns: int) -> float:
@@ -55,14 +47,21 @@ def _epoch_days_1949(epoch_ns: int) -> float:
 
 def satrec(row: dict) -> Satrec:
     """A python-sgp4 ``Satrec`` from one canonical element row (a dict with the element
-    columns; ``epoch`` as a timestamp, datetime or int ns since 1970)."""
+    columns; ``epoch`` as a timestamp, datetime or int ns since 1970), through
+    ``Satrec.sgp4init`` with the unit conversions ``sgp4.omm.initialize`` makes, and the
+    epoch kept to the nanosecond.
+
+    ``sgp4init`` takes the epoch as one float of days since 1949, which rounds it by up to
+    ~40 microseconds (0.3 m in LEO); the Julian date pair ``jdsatepoch + jdsatepochF`` SGP4
+    measures time from is then reset from the integer nanoseconds (this is what makes
+    Vallado's verification lines agree to 0.1 mm)."""
     epoch = row["epoch"]
     if not isinstance(epoch, (int, np.integer)):
         epoch = pa.scalar(epoch, pa.timestamp("ns", tz="UTC")).cast(pa.int64()).as_py()
     sat = Satrec()
     satnum = int(row["object_id"])
     sat.sgp4init(
-        WGS72, "i", satnum if satnum <= _MAX_SATNUM else 0,
+        SGP4_GRAVITY, "i", satnum if satnum <= _MAX_SATNUM else 0,
         _epoch_days_1949(int(epoch)),
         float(row["bstar"]),
         float(row["mean_motion_dot"] or 0.0) / _NDOT_UNITS,
@@ -74,12 +73,14 @@ def satrec(row: dict) -> Satrec:
         float(row["mean_motion_rev_day"]) / _XPDOTP,
         float(row["raan_deg"]) * _TO_RAD,
     )
+    jd, fr = jd_from_ns(np.array([int(epoch)]))
+    sat.jdsatepoch, sat.jdsatepochF = float(jd[0]), float(fr[0])
     return sat
 
 
 def satrecs(table: pa.Table) -> list[Satrec]:
-    """One ``Satrec`` per row of an elements or catalogue table, in row order."""
-    cols = table.select(list(_ROW_COLUMNS))
+    """One :func:`satrec` per row of an elements or catalogue table, in row order."""
+    cols = table.select(list(SGP4_COLUMNS))
     cols = cols.set_column(1, "epoch", cols["epoch"].cast(pa.int64()))
     return [satrec(row) for row in cols.to_pylist()]
 
@@ -140,7 +141,7 @@ def check_states(err: np.ndarray, r: np.ndarray, v: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         rn = np.sqrt((r * r).sum(axis=-1))
         vn = np.sqrt((v * v).sum(axis=-1))
-        low = (err == 0) & (rn < 6378.135 + REENTRY_ALTITUDE_KM)
+        low = (err == 0) & (rn < EARTH_RADIUS_KM + REENTRY_ALTITUDE_KM)
         wild = (err == 0) & ((rn > 2e6) | (vn > 12.0))
     err = err.copy()
     err[low] = 7
@@ -152,29 +153,6 @@ def check_states(err: np.ndarray, r: np.ndarray, v: np.ndarray) -> np.ndarray:
 INIT_FAILED = 1
 #: Default bound on the bytes the position + velocity arrays of one chunk may take.
 CHUNK_BYTES = 64 << 20
-
-
-def satrec_exact(row: dict) -> Satrec:
-    """:func:`satrec`, with the epoch also set exactly from its nanoseconds.
-
-    ``sgp4init`` takes the epoch as one float of days since 1949, which rounds it by up to a
-    fraction of a microsecond; the Julian date pair ``jdsatepoch + jdsatepochF`` SGP4 measures
-    time from is reset here from the integer nanoseconds, so the element set's epoch is kept to
-    the nanosecond (this is what makes Vallado's verification lines agree to 0.1 mm)."""
-    sat = satrec(row)
-    epoch = row["epoch"]
-    if not isinstance(epoch, (int, np.integer)):
-        epoch = pa.scalar(epoch, pa.timestamp("ns", tz="UTC")).cast(pa.int64()).as_py()
-    jd, fr = jd_from_ns(np.array([int(epoch)]))
-    sat.jdsatepoch, sat.jdsatepochF = float(jd[0]), float(fr[0])
-    return sat
-
-
-def satrecs_exact(table: pa.Table) -> list[Satrec]:
-    """One :func:`satrec_exact` per row of an elements or catalogue table, in row order."""
-    cols = table.select(list(_ROW_COLUMNS))
-    cols = cols.set_column(1, "epoch", cols["epoch"].cast(pa.int64()))
-    return [satrec_exact(row) for row in cols.to_pylist()]
 
 
 def init_errors(sats: list[Satrec]) -> np.ndarray:

@@ -260,7 +260,7 @@ def build_report(run_dir: str | os.PathLike, *, release_to: str | None = None) -
     import jinja2
 
     from .export import exportable, split
-    from .run import event_keys
+    from .nightly.job import event_keys
     from .schema import CATALOGUE, CONJUNCTIONS
 
     run_dir = Path(run_dir)
@@ -447,7 +447,7 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                  release_to: str | None = None) -> Report:
     """Build the report of ``run_dir`` and write ``out_dir/report.html`` and
     ``out_dir/summary.txt`` atomically."""
-    from .store import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     rep = build_report(run_dir, release_to=release_to)
     out_dir = Path(out_dir)

@@ -332,6 +332,18 @@ CORRELATIONS = pa.schema([
     _f("marking", pa.string(), "the combined marking as text", nullable=False),
 ], metadata={"table": "correlations"})
 
+#: Objects a screening left out: SGP4 refused the element set at init, or failed (decay, a
+#: non-smooth solution) from some time on.
+EXCLUDED = pa.schema([
+    _f("object_id", pa.int64(), "NORAD catalogue number", nullable=False),
+    _f("object_name", pa.string(), "name as received"),
+    _f("error_code", pa.uint8(), "python-sgp4's error code (7 re-entered, 8 non-physical, "
+       "9 not interpolable are ssafuse's)", nullable=False),
+    _f("reason", pa.string(), "the code in words", nullable=False),
+    _f("excluded_from", pa.timestamp("ns", tz="UTC"), "left out from this time on (the "
+       "window start when SGP4 refused it at init)", nullable=False),
+], metadata={"table": "excluded"})
+
 SCHEMAS: dict[str, pa.Schema] = {
     "elements": ELEMENTS,
     "rejects": REJECTS,
@@ -342,6 +354,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "observations": OBSERVATIONS,
     "sensors": SENSORS,
     "correlations": CORRELATIONS,
+    "excluded": EXCLUDED,
 }
 
 #: Every table the store knows, including those later capabilities fill.

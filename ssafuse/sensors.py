@@ -24,7 +24,7 @@ import re
 import pyarrow as pa
 
 from .errors import FormatError
-from .ingest._common import decode, parse_float
+from .formats.base import decode, parse_float
 from .schema import SENSORS
 
 __all__ = ["read_sensors", "read_cospar_sites", "read_sensor_csv", "merge", "lookup"]

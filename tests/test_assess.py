@@ -27,13 +27,15 @@ from click.testing import CliRunner
 from scipy import optimize, stats
 
 from conftest import shared
-from ssafuse import assess as A
-from ssafuse import cdm, pc
+from ssafuse import assessment as A
+from ssafuse import pc
+from ssafuse.formats import cdm
 from ssafuse.cli import EXIT_OK, main
-from ssafuse.ingest._common import to_ns
-from ssafuse.ingest import read_file
+from ssafuse.timeutil import to_ns
+from ssafuse.records import read_file
 from ssafuse.schema import CONJUNCTIONS
-from ssafuse.screen import screen
+from ssafuse.screening import screen
+from ssafuse.ingestion import ingest
 from ssafuse.store import Store
 
 SOCRATES = "socrates_2026-03-09"
@@ -98,7 +100,7 @@ def test_miss_within_hbr_gives_max_pc_one_and_no_dilution():
 def test_cdm_in_the_store_gives_the_same_pc_as_ssafuse_pc_on_that_file(tmp_path):
     path = shared(CARA_CDM)
     store = Store(tmp_path / "store")
-    store.ingest([str(path)], source="cara", marking="UNCLASSIFIED//REL TO USA, GBR")
+    ingest(store, [str(path)], source="cara", marking="UNCLASSIFIED//REL TO USA, GBR")
     msg = cdm.read(path)
     tca = msg.tca_ns
     a, b = (int(o["OBJECT_DESIGNATOR"]) for o in msg.objects)

@@ -13,6 +13,7 @@ from sgp4.api import Satrec, jday
 from sgp4.omm import initialize
 
 from ssafuse.catalogue import build_catalogue
+from ssafuse.ingestion import ingest
 from ssafuse.store import Store
 
 from conftest import shared
@@ -41,8 +42,8 @@ def test_newest_epoch_wins_and_disagreement_matches_sgp4(tmp_path):
     march = shared("catalogues/celestrak_gp_20260310/celestrak_active_gp.csv")
     july = shared("catalogues/celestrak_gp_csv/gp_active_2026-07-10.csv")
     store = Store(tmp_path)
-    store.ingest([march], source="ct-march", now=NOW)
-    store.ingest([july], source="ct-july", now=NOW)
+    ingest(store, [march], source="ct-march", now=NOW)
+    ingest(store, [july], source="ct-july", now=NOW)
     cat = build_catalogue(store.table("elements"))
     a, b = _csv_rows(march), _csv_rows(july)
     assert cat.num_rows == len(set(a) | set(b))
@@ -73,8 +74,8 @@ def test_markings_combine_and_identical_sets_agree(tmp_path):
     tle = shared(PAIR + ".txt")
     js = shared(PAIR + ".json")
     store = Store(tmp_path)
-    store.ingest([tle], source="partner-a", marking="UNCLASSIFIED//REL TO USA, GBR", now=NOW)
-    store.ingest([js], source="partner-b", marking="UNCLASSIFIED//REL TO USA, AUS", now=NOW)
+    ingest(store, [tle], source="partner-a", marking="UNCLASSIFIED//REL TO USA, GBR", now=NOW)
+    ingest(store, [js], source="partner-b", marking="UNCLASSIFIED//REL TO USA, AUS", now=NOW)
     cat = build_catalogue(store.table("elements")).to_pylist()
     assert [r["object_id"] for r in cat] == [61721, 67298]
     for entry in cat:
@@ -92,8 +93,8 @@ def test_markings_combine_and_identical_sets_agree(tmp_path):
 
 def test_precedence_breaks_ties_between_equal_epochs(tmp_path):
     store = Store(tmp_path)
-    store.ingest([shared(PAIR + ".txt")], source="alpha", now=NOW)
-    store.ingest([shared(PAIR + ".csv")], source="bravo", now=NOW)
+    ingest(store, [shared(PAIR + ".txt")], source="alpha", now=NOW)
+    ingest(store, [shared(PAIR + ".csv")], source="bravo", now=NOW)
     elements = store.table("elements")
     by_name = build_catalogue(elements)
     assert set(by_name["source"].to_pylist()) == {"alpha"}  # unlisted: by name

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import SHARED_DATA, shared
-from ssafuse import cdm
+from ssafuse.formats import cdm
 from ssafuse.errors import FormatError
 
 #: Orekit's deliberately malformed CDMs (src/test/resources/ccsds/cdm) and what is wrong:
@@ -135,7 +135,7 @@ def test_xml_with_entities_is_refused():
 
 
 def test_ingest_reads_cdms_into_the_cdms_table_with_markings():
-    from ssafuse.ingest import read_file
+    from ssafuse.records import read_file
 
     good = read_file(shared("pc/nasa_cara/DataFiles/PcTestCaseCDMs/"
                             "000025994_conj_000037558_20210324_151047_20210323_154356.cdm"),

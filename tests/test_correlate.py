@@ -12,8 +12,8 @@ import pytest
 
 from _obs_helpers import blind, elements_from_tle_text
 from conftest import shared
-from ssafuse.correlate import correlate, object_summary
-from ssafuse.ingest import read_file
+from ssafuse.correlation import correlate, object_summary
+from ssafuse.records import read_file
 from ssafuse.sensors import merge, read_sensors
 
 

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from sgp4.api import Satrec
 
-from ssafuse.ingest import read_file
-from ssafuse.propagate import jd_from_ns, propagate, satrecs
+from ssafuse.records import read_file
+from ssafuse.propagate import propagate, satrecs
+from ssafuse.timeutil import jd_from_ns
 from ssafuse.schema import ELEMENT_COLUMNS
+from ssafuse.ingestion import ingest
 from ssafuse.store import Store
 
 from conftest import SHARED_DATA, shared
@@ -150,7 +152,7 @@ def test_every_public_catalogue_ingests_whole_through_the_store(tmp_path):
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
     assert on_disk == set(CATALOGUE_FILES), "a catalogue file is not covered by this test"
     store = Store(tmp_path)
-    report = store.ingest([root], source="public",
+    report = ingest(store, [root], source="public",
                           now=dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc))
     got = {str(Path(f.uri).relative_to(root)): (f.format, f.accepted, f.rejected)
            for f in report.files}

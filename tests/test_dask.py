@@ -35,9 +35,10 @@ distributed = pytest.importorskip("distributed")
 pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 
-from ssafuse.ingest import read_file  # noqa: E402
-from ssafuse.propagate import satrecs_exact  # noqa: E402
-from ssafuse.screen import screen  # noqa: E402
+from ssafuse.records import read_file  # noqa: E402
+from ssafuse.propagate import satrecs  # noqa: E402
+from ssafuse.screening import screen  # noqa: E402
+from ssafuse.ingestion import ingest
 from ssafuse.store import Store  # noqa: E402
 
 CATALOGUE = "catalogues/spacetrack_3le_2023-10-09_cdm_on_chain.txt"
@@ -60,7 +61,7 @@ def shell():
     """The 535-565 km shell of the 2023 catalogue (Starlink and debris: many events, some
     slow co-orbital ones whose encounters last minutes)."""
     el = read_file(shared(CATALOGUE), source="spacetrack").elements
-    sats = satrecs_exact(el)
+    sats = satrecs(el)
     perigee = np.array([s.altp for s in sats]) * 6378.135
     apogee = np.array([s.alta for s in sats]) * 6378.135
     return el.take(pa.array(np.flatnonzero((perigee > 535) & (apogee < 565))))
@@ -103,14 +104,15 @@ def _straddling(table: pa.Table, slice_s: float) -> np.ndarray:
 def test_screen_without_dask_imports_nothing_of_dask(tmp_path):
     code = textwrap.dedent(f"""
         import sys
-        from ssafuse.ingest import read_file
-        from ssafuse.screen import screen
+        from ssafuse.records import read_file
+        from ssafuse.ingestion import ingest
+        from ssafuse.screening import screen
         from ssafuse.store import Store
         el = read_file({str(SAMPLES / "celestrak_active_2025-04-23_first300.tle")!r},
                        source="celestrak").elements
         res = screen(el, "2025-04-23T00:00:00Z", days=0.1, workers=2)
         store = Store({str(tmp_path / "store")!r})
-        store.ingest([{str(SAMPLES)!r}], source="celestrak")
+        ingest(store, [{str(SAMPLES)!r}], source="celestrak")
         store.write_screening(res.conjunctions)
         leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed"))
         print("LEAKED", leaked)
@@ -123,7 +125,7 @@ def test_screen_without_dask_imports_nothing_of_dask(tmp_path):
 
 
 def test_dask_events_equal_local_run_including_slice_boundaries(client, shell, local_run):
-    from ssafuse import distributed as sd
+    from ssafuse.screening import executors as sd
 
     res = screen(shell, START, days=1.0, threshold_km=THRESHOLD, slice_knots=SLICE_KNOTS,
                  dask=client)
@@ -229,11 +231,11 @@ def test_s3_store_round_trip_and_dask_ingest_same_as_local(client, s3, tmp_path)
     now = dt.datetime(2026, 3, 10, 12, tzinfo=dt.timezone.utc)
     files = _feed_files(tmp_path)
     local = Store(tmp_path / "local")
-    want = local.ingest(files, source="celestrak", now=now)
+    want = ingest(local, files, source="celestrak", now=now)
 
     url = "s3://ssafuse-test/store"
     remote = Store(url, storage_options=s3)
-    got = remote.ingest(files, source="celestrak", now=now, dask=client)
+    got = ingest(remote, files, source="celestrak", now=now, dask=client)
     assert _summary(got) == _summary(want)
     assert [f.status for f in got.files].count("already-ingested") == 1
     assert got.refused_files and got.rejected > 0
@@ -242,7 +244,7 @@ def test_s3_store_round_trip_and_dask_ingest_same_as_local(client, s3, tmp_path)
         assert a.num_rows == b.num_rows > 0
         assert a.equals(b), table
     # a new Store on the same URL (another machine) sees the same; a second ingest is a no-op
-    again = Store(url, storage_options=s3).ingest(files, source="celestrak", now=now)
+    again = ingest(Store(url, storage_options=s3), files, source="celestrak", now=now)
     assert {f.status for f in again.files} <= {"already-ingested", "refused"}
     assert remote.table("elements").num_rows == local.table("elements").num_rows
     assert len(remote.manifests("ingest")) == 2

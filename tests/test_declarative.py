@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 
 from ssafuse import markings as mk
 from ssafuse.errors import FormatError, MarkingError
-from ssafuse.ingest import Provenance, detect, read_file, to_tables
-from ssafuse.ingest import declarative
-from ssafuse.ingest._common import decode
+from ssafuse.formats.registry import detect
+from ssafuse.records import Provenance, read_file, to_tables
+from ssafuse.formats import declarative
+from ssafuse.formats.base import decode
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -562,7 +563,7 @@ def test_shipped_observation_descriptions_fill_the_observations_table():
 
 @needs_obs_data
 def test_eo_sample_reads_back_to_the_iod_observations_it_was_built_from():
-    from ssafuse.ingest.optical import parse_iod_line
+    from ssafuse.formats.optical import parse_iod_line
 
     src = json.loads(EO_SAMPLE.read_text())
     r = read_file(EO_SAMPLE, source="partner")
@@ -605,7 +606,7 @@ def test_radar_sample_reads_back_to_the_w3b_measurements_it_was_built_from():
 
 
 def test_observation_sensor_unknown_is_an_ingest_success_and_a_correlation_reject():
-    from ssafuse.correlate import correlate
+    from ssafuse.correlation import correlate
     from ssafuse.schema import ELEMENTS, SENSORS
 
     obs = read_file(RADAR_SAMPLE, source="partner").elements

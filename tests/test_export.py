@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from ssafuse.catalogue import build_catalogue
 from ssafuse.cli import main
 from ssafuse.export import export_run, exportable
-from ssafuse.ingest import read_file
+from ssafuse.records import read_file
 from ssafuse.markings import LEVELS, TETRAGRAPHS, Marking, releasable
-from ssafuse.run import event_keys
-from ssafuse.screen import screen
-from ssafuse.store import write_parquet
+from ssafuse.nightly.job import event_keys
+from ssafuse.screening import screen
+from ssafuse.files import write_parquet
 
 from _run_helpers import run_cli, run_dir, sample_config
 from conftest import SAMPLES

@@ -26,7 +26,8 @@ from sgp4.api import WGS72, Satrec
 
 from ssafuse import markings as mk
 from ssafuse.errors import FormatError
-from ssafuse.ingest import Provenance, omm, to_tables
+from ssafuse.formats import omm
+from ssafuse.records import Provenance, to_tables
 from ssafuse.schema import ELEMENT_COLUMNS
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -82,7 +83,7 @@ def ns(text: str) -> int:
 
 def check_tables(records, rejects):
     """The records convert to the canonical Arrow tables (as the ingest layer does)."""
-    from ssafuse.ingest import Batch
+    from ssafuse.formats.base import Batch
     elements, rejected = to_tables(Batch(list(records), list(rejects)), PROV)
     assert elements.num_rows + rejected.num_rows == len(records) + len(rejects)
 

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import shared
 from ssafuse.errors import FormatError
-from ssafuse.ingest import optical, read_file
+from ssafuse.formats import optical
+from ssafuse.records import read_file
 
 # TruSat's answers contradict each other on one line: IOD_data_compliant_answers.txt says a
 # blank station status is valid ("All the variations of Station status code, including

@@ -12,7 +12,8 @@ import pytest
 from scipy import integrate
 
 from conftest import shared
-from ssafuse import cdm, pc
+from ssafuse import pc
+from ssafuse.formats import cdm
 
 
 def _rows(relative):

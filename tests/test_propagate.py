@@ -6,7 +6,7 @@ reference C++ output). The comparison copies python-sgp4's own test (sgp4/tests.
 ``run_satellite_against_tcppver``): the first seven numbers of each line within 2e-7 (km,
 km/s, minutes; the file prints 8-9 decimals), every other field textually, and the list of
 error codes in order. Here the element sets go through ssafuse's own path (TLE reader ->
-canonical elements table -> ``satrecs_exact`` -> ``iter_propagate``), not ``twoline2rv``.
+canonical elements table -> ``satrecs`` -> ``iter_propagate``), not ``twoline2rv``.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from sgp4.api import WGS72
+from sgp4.api import WGS72, Satrec
 from sgp4.earth_gravity import wgs72
 from sgp4.ext import invjday, rv2coe
 
-from ssafuse.ingest import read_file
+from ssafuse.records import read_file
 
 from conftest import SAMPLES, shared
-from ssafuse.propagate import (chunk_sizes, first_errors, init_errors, iter_propagate,
-                               propagate, propagate_chunked, satrecs, satrecs_exact)
+from ssafuse.propagate import (chunk_sizes, first_errors, init_errors, iter_propagate, propagate, propagate_chunked, satrecs, satrecs)
 
 RAD = 180.0 / pi
 TOLERANCE = 2e-7  # python-sgp4's own tolerance for the first seven fields
@@ -89,7 +88,7 @@ def _minutes(start, stop, step):
 
 def test_vallado_verification_set_reproduced_line_by_line(vallado):
     elements, spans = vallado
-    sats = satrecs_exact(elements)
+    sats = satrecs(elements)
     epochs = elements["epoch"].cast(pa.int64()).to_numpy()
     ids = elements["object_id"].to_pylist()
     expected = (importlib.resources.files("sgp4") / "tcppver.out").read_bytes()
@@ -137,7 +136,12 @@ def test_vallado_verification_set_reproduced_line_by_line(vallado):
 def test_satrecs_exact_keeps_the_epoch_to_the_nanosecond(vallado):
     elements, _ = vallado
     epochs = elements["epoch"].cast(pa.int64()).to_numpy()
-    for sat, ns, plain in zip(satrecs_exact(elements), epochs, satrecs(elements)):
+    for sat, ns in zip(satrecs(elements), epochs):
+        # python-sgp4's own initialisation from the same elements: the float epoch of sgp4init
+        plain = Satrec()
+        plain.sgp4init(WGS72, "i", sat.satnum, sat.jdsatepoch + sat.jdsatepochF - 2433281.5,
+                       sat.bstar, sat.ndot, sat.nddot, sat.ecco, sat.argpo, sat.inclo, sat.mo,
+                       sat.no_kozai, sat.nodeo)
         days, rem = divmod(int(ns), 86_400 * 10**9)
         assert sat.jdsatepoch == days + 2440587.5
         assert sat.jdsatepochF == rem / (86_400 * 10**9)
@@ -147,7 +151,7 @@ def test_satrecs_exact_keeps_the_epoch_to_the_nanosecond(vallado):
 
 def test_nan_rows_align_with_error_codes(vallado):
     elements, _ = vallado
-    sats = satrecs_exact(elements)
+    sats = satrecs(elements)
     t0 = elements["epoch"].cast(pa.int64()).to_numpy().max()
     times = t0 + np.arange(0, 30 * 1440, 720) * NS_PER_MIN
     err, r, v = propagate_chunked(sats, times, max_bytes=4096)

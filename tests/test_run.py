@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from ssafuse.run import (EXIT_ALREADY_RUNNING, EXIT_FAILED, EXIT_OK, EXIT_WARNINGS,
+from ssafuse.nightly.job import (EXIT_ALREADY_RUNNING, EXIT_FAILED, EXIT_OK, EXIT_WARNINGS,
                          AlreadyRunning, ConfigError, load_config, run_lock)
 from ssafuse.store import Store
 

@@ -15,7 +15,7 @@ from conftest import shared
 
 
 def _elements(path):
-    from ssafuse.ingest import read_file
+    from ssafuse.records import read_file
     from ssafuse.schema import ELEMENT_COLUMNS
 
     table = read_file(path, source="x").elements.sort_by("object_id")

@@ -15,6 +15,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from ssafuse.schema import ELEMENTS, REJECTS
+from ssafuse.ingestion import ingest
 from ssafuse.store import Store
 
 from conftest import SAMPLES
@@ -35,7 +36,7 @@ def _visible_files(root: Path) -> list[str]:
 
 def test_ingest_counts_and_layout(tmp_path):
     store = Store(tmp_path / "store")
-    report = store.ingest([TLE_SAMPLE, JSON_SAMPLE], source="celestrak", now=NOW)
+    report = ingest(store, [TLE_SAMPLE, JSON_SAMPLE], source="celestrak", now=NOW)
     assert [f.status for f in report.files] == ["ingested", "ingested"]
     assert report.files[0].accepted == _tle_records(TLE_SAMPLE) == 300
     assert report.files[1].accepted == 33  # CelesTrak stations list, per ORIGIN.md
@@ -53,7 +54,7 @@ def test_ingest_counts_and_layout(tmp_path):
 
 def test_store_reads_as_is_with_duckdb_and_pyarrow(tmp_path):
     store = Store(tmp_path)
-    store.ingest([TLE_SAMPLE], source="celestrak", now=NOW)
+    ingest(store, [TLE_SAMPLE], source="celestrak", now=NOW)
     glob = str(tmp_path / "elements" / "**" / "*.parquet")
     rows = duckdb.sql(f"select source, ingest_date, count(*) from read_parquet('{glob}', "
                       "hive_partitioning=true) group by all").fetchall()
@@ -69,16 +70,16 @@ def test_store_reads_as_is_with_duckdb_and_pyarrow(tmp_path):
 
 def test_reingest_same_file_changes_nothing(tmp_path):
     store = Store(tmp_path)
-    store.ingest([TLE_SAMPLE], source="celestrak", now=NOW)
+    ingest(store, [TLE_SAMPLE], source="celestrak", now=NOW)
     before = _visible_files(tmp_path / "elements")
-    again = store.ingest([TLE_SAMPLE], source="celestrak",
+    again = ingest(store, [TLE_SAMPLE], source="celestrak",
                          now=NOW + dt.timedelta(days=1))
     assert again.files[0].status == "already-ingested"
     assert again.accepted == 0
     assert _visible_files(tmp_path / "elements") == before
     assert store.table("elements").num_rows == 300
     # The same bytes from another feed are another feed's records.
-    other = store.ingest([TLE_SAMPLE], source="spacetrack", now=NOW)
+    other = ingest(store, [TLE_SAMPLE], source="spacetrack", now=NOW)
     assert other.files[0].status == "ingested"
     assert store.table("elements").num_rows == 600
 
@@ -87,7 +88,7 @@ def test_unknown_file_is_refused_and_the_rest_ingested(tmp_path):
     junk = tmp_path / "notes.txt"
     junk.write_text("minutes of the partner meeting\nnothing orbital here\n")
     store = Store(tmp_path / "store")
-    report = store.ingest([junk, TLE_SAMPLE, tmp_path / "missing.tle"], source="mixed", now=NOW)
+    report = ingest(store, [junk, TLE_SAMPLE, tmp_path / "missing.tle"], source="mixed", now=NOW)
     statuses = {Path(f.uri).name: f.status for f in report.files}
     assert statuses == {"notes.txt": "refused", TLE_SAMPLE.name: "ingested",
                         "missing.tle": "refused"}
@@ -105,7 +106,7 @@ def test_bad_default_marking_is_refused_before_anything_is_written(tmp_path):
     from ssafuse.errors import MarkingError
 
     with pytest.raises(MarkingError):
-        Store(tmp_path).ingest([TLE_SAMPLE], source="x", marking="SORTA SECRET", now=NOW)
+        ingest(Store(tmp_path), [TLE_SAMPLE], source="x", marking="SORTA SECRET", now=NOW)
     assert not (tmp_path / "elements").exists()
 
 
@@ -124,8 +125,9 @@ def test_killed_ingest_leaves_a_clean_store_and_reingest_completes(tmp_path):
     big = tmp_path / "big.tle"
     n = _big_tle(big, 1000)  # 300,000 records: seconds of work, enough to be caught mid-write
     root = tmp_path / "store"
-    code = ("import sys, datetime as dt; from ssafuse.store import Store; "
-            "Store(sys.argv[1]).ingest([sys.argv[2]], source='s', "
+    code = ("import sys, datetime as dt; from ssafuse.ingestion import ingest; "
+            "from ssafuse.store import Store; "
+            "ingest(Store(sys.argv[1]), [sys.argv[2]], source='s', "
             "now=dt.datetime(2026, 11, 30, tzinfo=dt.timezone.utc))")
     proc = subprocess.Popen([sys.executable, "-c", code, str(root), str(big)])
     deadline = time.monotonic() + 120
@@ -142,7 +144,7 @@ def test_killed_ingest_leaves_a_clean_store_and_reingest_completes(tmp_path):
     assert store.table("elements").num_rows == 0  # the part was never renamed into view
     assert list(root.glob("elements/**/*.parquet")) == []  # only the hidden .tmp is there
     assert list(root.glob("elements/**/.*.tmp")), "the killed write left its hidden file"
-    report = store.ingest([big], source="s", now=NOW)
+    report = ingest(store, [big], source="s", now=NOW)
     assert report.files[0].status == "ingested" and report.files[0].accepted == n
     assert store.table("elements").num_rows == n
     assert not list(root.rglob("*.tmp")), "the re-run removed the killed run's hidden file"

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from conftest import shared
 from ssafuse.errors import FormatError
-from ssafuse.ingest import detect, read_file, tdm
+from ssafuse.formats import tdm
+from ssafuse.formats.registry import detect
+from ssafuse.records import read_file
 
 C_KM_S = 299_792.458
 

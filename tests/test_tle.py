@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from sgp4.api import Satrec
 
 from ssafuse.errors import FormatError
-from ssafuse.ingest import tle
-from ssafuse.ingest._common import decode
+from ssafuse.formats import tle
+from ssafuse.formats.base import decode
 from ssafuse.schema import ELEMENT_COLUMNS
 
 # ---------------------------------------------------------------- helpers (conftest material)

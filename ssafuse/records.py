@@ -1,97 +1,39 @@
-"""Ingest: every feed format, read into the canonical tables with provenance and markings.
+"""Records to canonical tables: one file read through its format into ``elements`` (or
+``observations``, ``cdms``) and ``rejects`` Arrow tables, with provenance and markings.
 
->>> from ssafuse.ingest import read_file
+>>> from ssafuse import read_file
 >>> result = read_file("sample_tles/stations.tle", source="celestrak")
 >>> result.elements.num_rows, result.rejects.num_rows            # doctest: +SKIP
 
-The formats are an explicit registry (:func:`formats`), no registration by import side effect.
-Each has ``identify(head)`` for sniffing and a stateless ``read(stream, uri)``; custom partner
-feeds are files in ``ingest_formats/`` (see :mod:`ssafuse.ingest.declarative`).
+The format is sniffed through :mod:`ssafuse.formats.registry`; nothing here touches a store
+(:mod:`ssafuse.ingestion` writes what this reads).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from operator import itemgetter
 from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 
-from .. import markings as mk
-from ..errors import AmbiguousFormatError, FormatError, MarkingError, UnknownFormatError
-from ..schema import ELEMENT_COLUMNS, SCHEMAS
-from . import declarative, omm, optical, tdm, tle
-from ._common import Batch, Format, Reject
+from . import markings as mk
+from .errors import FormatError, MarkingError
+from .files import sha256_file
+from .formats.base import Batch, Format, Reject
+from .formats.registry import HEAD_BYTES, detect, get_format
+from .schema import ELEMENT_COLUMNS, SCHEMAS
 
-__all__ = ["Format", "Batch", "Reject", "FileResult", "formats", "get_format", "detect",
-           "read_file", "iter_file", "sha256_file"]
+__all__ = ["Provenance", "FileResult", "read_file", "iter_file", "file_reject", "to_tables"]
 
-HEAD_BYTES = 64 * 1024
 #: Columns the ingest layer adds to every record (provenance and marking).
 _ADDED_COLUMNS = frozenset(("source", "source_format", "source_uri", "source_sha256",
                             "source_record", "ingested_at", "classification", "releasable_to",
                             "marking"))
 RAW_MAX = 512
-
-
-@lru_cache(maxsize=None)
-def _builtin_formats() -> tuple[Format, ...]:
-    from .. import cdm  # CCSDS CDMs fill the "cdms" table
-
-    return (tle.FORMAT, *omm.FORMATS, *optical.FORMATS, *tdm.FORMATS, *declarative.formats(),
-            *cdm.formats())
-
-
-def formats() -> tuple[Format, ...]:
-    """Every format ssafuse reads, built-in adapters first, then ``ingest_formats/`` files."""
-    return _builtin_formats()
-
-
-def get_format(name: str) -> Format:
-    """The format called ``name``; :class:`UnknownFormatError` listing the names otherwise."""
-    for f in formats():
-        if f.name == name:
-            return f
-    raise UnknownFormatError(f"no format named {name!r}", tried=tuple(f.name for f in formats()))
-
-
-def detect(head: bytes, path: str | None = None) -> Format:
-    """The format that recognises ``head`` (a file's first bytes).
-
-    Raises :class:`UnknownFormatError` naming every format tried when none matches, and
-    :class:`AmbiguousFormatError` when two of the same priority both match.
-    """
-    matches = []
-    for f in formats():
-        try:
-            if f.identify(head):
-                matches.append(f)
-        except Exception:  # a sniffer must never take a run down; it just did not match
-            continue
-    if not matches:
-        raise UnknownFormatError("no format recognised this file", path=path,
-                                 tried=tuple(f.name for f in formats()))
-    best = max(f.priority for f in matches)
-    top = [f for f in matches if f.priority == best]
-    if len(top) > 1:
-        raise AmbiguousFormatError("more than one format recognised this file; pass --format",
-                                   path=path, tried=tuple(f.name for f in top))
-    return top[0]
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 @dataclass(frozen=True)
 class Provenance:
@@ -131,7 +73,8 @@ def _now_ns() -> int:
 
 def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None,
               marking: str = "UNCLASSIFIED", ingested_at_ns: int | None = None,
-              sha256: str | None = None) -> tuple[Format, str, Iterator[tuple[pa.Table, pa.Table]]]:
+              sha256: str | None = None, formats_dirs=None,
+              ) -> tuple[Format, str, Iterator[tuple[pa.Table, pa.Table]]]:
     """Read a file in batches, in bounded memory.
 
     Returns ``(format, sha256, batches)`` where ``batches`` yields ``(elements, rejects)``
@@ -139,13 +82,15 @@ def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None
     to whatever a record does not state itself; a bad default raises :class:`MarkingError` at
     once, before anything is read. A file that no format recognises raises
     :class:`UnknownFormatError`; a file whose whole structure is broken raises
-    :class:`FormatError` from the iterator after yielding what it could.
+    :class:`FormatError` from the iterator after yielding what it could. ``formats_dirs``:
+    folders of the caller's own feed descriptions (see :mod:`ssafuse.formats.registry`).
     """
     default = mk.parse(marking)
     uri = os.fspath(path)
     with open(uri, "rb") as fh:
         head = fh.read(HEAD_BYTES)
-    fmt = get_format(format) if format else detect(head, path=uri)
+    fmt = (get_format(format, formats_dirs) if format
+           else detect(head, path=uri, formats_dirs=formats_dirs))
     sha = sha256 or sha256_file(uri)
     prov = Provenance(source, fmt.name, uri, sha,
                       _now_ns() if ingested_at_ns is None else ingested_at_ns, default)
@@ -159,7 +104,8 @@ def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None
 
 
 def read_file(path: str | os.PathLike, *, source: str, format: str | None = None,
-              marking: str = "UNCLASSIFIED", ingested_at_ns: int | None = None) -> FileResult:
+              marking: str = "UNCLASSIFIED", ingested_at_ns: int | None = None,
+              formats_dirs=None) -> FileResult:
     """Read one file whole into canonical ``elements`` and ``rejects`` tables.
 
     A file-level :class:`FormatError` (e.g. XML that is not well formed) becomes one reject
@@ -168,7 +114,7 @@ def read_file(path: str | os.PathLike, *, source: str, format: str | None = None
     raised, since they are the caller's to fix.
     """
     fmt, sha, batches = iter_file(path, source=source, format=format, marking=marking,
-                                  ingested_at_ns=ingested_at_ns)
+                                  ingested_at_ns=ingested_at_ns, formats_dirs=formats_dirs)
     elements, rejects = [], []
     try:
         for el, rj in batches:

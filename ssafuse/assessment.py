@@ -1,6 +1,6 @@
 """Conjunction assessment: Pc and maximum Pc of screened conjunctions, and one CCSDS CDM each.
 
->>> from ssafuse.assess import assess, write_cdms
+>>> from ssafuse import assess, write_cdms
 >>> res = screen(catalogue, "2026-03-09T18:00:00Z", days=7)               # doctest: +SKIP
 >>> conj = assess(res.conjunctions, hbr_m=10.0, elements=catalogue,
 ...               cdms=store.table("cdms"))                               # doctest: +SKIP
@@ -43,8 +43,9 @@ import pyarrow as pa
 
 from . import markings as mk
 from . import pc as pcmod
-from .ingest._common import format_epoch, to_ns
-from .propagate import jd_from_ns, satrecs_exact, teme_to_gcrs
+from .timeutil import format_epoch, to_ns
+from .propagate import satrecs, teme_to_gcrs
+from .timeutil import jd_from_ns
 from .schema import CONJUNCTIONS
 
 __all__ = ["DEFAULT_HBR_M", "PC_METHOD_ASSUMED", "assess", "conjunction_cdms", "write_cdms",
@@ -113,7 +114,7 @@ def states_at_tca(conjunctions: pa.Table, elements: pa.Table):
     if not ok.any():
         return ok, r, v, idx
     used = np.unique(idx[ok])
-    sats = dict(zip(used.tolist(), satrecs_exact(elements.take(pa.array(used)))))
+    sats = dict(zip(used.tolist(), satrecs(elements.take(pa.array(used)))))
     jd, fr = jd_from_ns(conjunctions["tca"].cast(pa.int64()).to_numpy())
     for i in np.flatnonzero(ok):
         for j in range(2):
@@ -378,8 +379,8 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
     :func:`assess` (COVARIANCE_METHOD DEFAULT, COMMENT saying it is assumed), else zeros with
     COMMENTs saying element sets carry no covariance.
     """
-    from . import __version__
-    from .cdm import COVARIANCE_RTN, Cdm
+    from .versions import __version__
+    from .formats.cdm import COVARIANCE_RTN, Cdm
 
     if version not in ("1.0", "2.0"):
         raise ValueError("version must be '1.0' or '2.0'")
@@ -506,8 +507,8 @@ def write_cdms(conjunctions: pa.Table, elements: pa.Table, out_dir, *, creation_
     """Write :func:`conjunction_cdms` to ``out_dir`` (created), one file per conjunction named
     ``<MESSAGE_ID>.cdm`` (KVN) or ``.xml``, each written atomically. Returns the paths in row
     order, ``None`` for an event whose element sets are not in ``elements``."""
-    from .cdm import dumps_kvn, dumps_xml
-    from .store import atomic_write_bytes
+    from .formats.cdm import dumps_kvn, dumps_xml
+    from .files import atomic_write_bytes
 
     if fmt not in ("kvn", "xml"):
         raise ValueError(f"fmt must be 'kvn' or 'xml', got {fmt!r}")

@@ -37,7 +37,9 @@ from typing import BinaryIO, Iterator
 
 from ..errors import FormatError
 from ..schema import OBSERVATION_COLUMNS
-from ._common import NS_PER_DAY, Batch, Format, Reject, days_from_civil, decode, fraction_ns
+from ..constants import NS_PER_DAY
+from .base import Batch, Format, Reject, decode
+from ..timeutil import days_from_civil, fraction_ns
 
 __all__ = ["IOD_COLUMNS", "UK_COLUMNS", "RDE_COLUMNS", "RDE_HEADER_COLUMNS", "IOD_TEMPLATE",
            "UK_TEMPLATE", "RDE_TEMPLATE", "FORMATS", "parse_iod_line", "parse_uk_line",

@@ -35,9 +35,10 @@ from sgp4.alpha5 import from_alpha5
 
 from .. import markings as mk
 from ..errors import FormatError, MarkingError
-from ._common import (XML_ERRORS, Batch, Format, NS_PER_DAY, Reject, StrictSaxErrors,
-                      days_from_civil, decode, parse_epoch, parse_float, parse_int,
-                      safe_sax_parser, validate_elements, xml_format_error)
+from ..constants import NS_PER_DAY
+from .base import Batch, Format, Reject, decode, parse_float, parse_int, validate_elements
+from .safexml import XML_ERRORS, StrictSaxErrors, safe_sax_parser, xml_format_error
+from ..timeutil import days_from_civil, parse_epoch
 
 __all__ = ["FORMATS", "KVN", "XML", "JSON", "CSV", "BATCH_RECORDS"]
 

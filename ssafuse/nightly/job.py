@@ -50,8 +50,11 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
-from .errors import MarkingError, SsafuseError, UnknownFormatError
+from ..errors import MarkingError, SsafuseError, UnknownFormatError
+from ..files import expand_inputs, write_json, write_parquet
+from ..formats.registry import known_extension
+from ..ingestion import ingest
+from ..versions import versions
 
 #: Exit codes of ``ssafuse run`` (and :attr:`RunResult.exit_code`).
 EXIT_OK, EXIT_WARNINGS, EXIT_FAILED, EXIT_ALREADY_RUNNING = 0, 1, 2, 3
@@ -192,8 +195,8 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     """Read a run configuration (TOML). Relative paths are taken from the config file's
     folder. Raises :class:`ConfigError` naming the file and key for anything wrong: unknown
     keys, a marking that does not parse, an unknown format, a bad number."""
-    from .ingest import get_format
-    from .markings import parse as parse_marking
+    from ..formats.registry import get_format
+    from ..markings import parse as parse_marking
 
     path = Path(path)
     try:
@@ -393,20 +396,11 @@ class _Timer:
         return False
 
 
-def _ledger_entries(store) -> list[dict]:
-    root = Path(store.root) / "_ingested"
-    if not root.exists():
-        return []
-    return [json.loads(p.read_text()) for p in sorted(root.glob("*/*.json"))]
-
-
 def _feed_files(feed: Feed) -> tuple[list[str], list[str]]:
     """The feed's files, and the patterns (globs, folders) that matched nothing."""
-    from .store import expand_inputs
-
     files, empty = [], []
     for p in feed.paths:
-        got = expand_inputs([p])  # a plain path that does not exist is kept: refused later
+        got = expand_inputs([p], accept=known_extension())  # a plain path that does not exist is kept: refused later
         if not got:  # a glob, or a folder, with no file a format reads
             empty.append(p)
         files.extend(got)
@@ -422,7 +416,7 @@ def _ingest_feed(store, feed: Feed, now: dt.datetime) -> dict:
     for p in empty:
         out["problems"].append(f"{p}: matched no file")
     if files:
-        report = store.ingest(files, source=feed.source, format=feed.format,
+        report = ingest(store, files, source=feed.source, format=feed.format,
                               marking=feed.marking, now=now)
         for f in report.files:
             # ``status`` is what the store holds for the file (ingested / refused), the same
@@ -432,8 +426,7 @@ def _ingest_feed(store, feed: Feed, now: dt.datetime) -> dict:
                    "rejected": f.rejected, "message": f.message}
             if f.status == "already-ingested" and f.sha256:
                 # the counts of the ingest that did it, so a re-run reports the same numbers
-                ledger = Path(store.root) / "_ingested" / feed.source / f"{f.sha256}.json"
-                prior = json.loads(ledger.read_text())
+                prior = store.ledger_entry(feed.source, f.sha256) or {}
                 rec.update(read=prior.get("read", 0), accepted=prior.get("accepted", 0),
                            rejected=prior.get("rejected", 0), format=prior.get("format"),
                            status=prior.get("status", "ingested"), message="")
@@ -484,7 +477,7 @@ def _assess(conjunctions: pa.Table, catalogue: pa.Table, pc: dict, cdm_dir: Path
     CDMs and a note saying so. CDM files of an earlier attempt that this one did not write
     are removed, so the folder holds exactly this run's CDMs."""
     try:
-        from . import assess as assess_mod
+        from .. import assessment as assess_mod
     except ImportError:
         return conjunctions, {}, "not assessed: ssafuse.assess is not installed"
     model = pc.get("covariance_model")
@@ -496,7 +489,7 @@ def _assess(conjunctions: pa.Table, catalogue: pa.Table, pc: dict, cdm_dir: Path
     if which not in (False, "none") and out.num_rows:
         subset = out
         if which == "listed":
-            from .report import listed
+            from ..report import listed
             subset = out.take(pa.array(listed(out, primaries, int(top)), pa.int64()))
         paths = assess_mod.write_cdms(subset, catalogue, cdm_dir, creation_date=creation_date,
                                       fmt=pc.get("cdm_format", "kvn"), covariance_model=model)
@@ -540,11 +533,6 @@ def previous_run(store_root: Path, this_id: str, start: dt.datetime) -> Path | N
     return best
 
 
-def _write_json(path: Path, obj) -> None:
-    from .store import atomic_write_bytes
-    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
-
-
 def run(cfg: RunConfig, *, now: dt.datetime,
         progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Run the nightly job once. ``now`` is the caller's clock (timezone-aware UTC): the
@@ -561,7 +549,7 @@ def run(cfg: RunConfig, *, now: dt.datetime,
 
 
 def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
-    from .store import Store, write_parquet
+    from ..store import Store
 
     t_run = time.perf_counter()
     store = Store(cfg.store)
@@ -578,7 +566,7 @@ def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
         created = dt.datetime.fromisoformat(json.loads(created_file.read_text())["created"])
     except (OSError, ValueError, KeyError):
         created = now
-        _write_json(created_file, {"created": now.isoformat()})
+        write_json(created_file, {"created": now.isoformat()})
     _log(logging.INFO, "run", f"run {rid}: window {start.isoformat()} + {cfg.days:g} d, "
          f"{len(cfg.feeds)} feeds, store {cfg.store}", run_id=rid)
 
@@ -624,9 +612,9 @@ def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
             st.status = "warnings"
 
     # -- catalogue -----------------------------------------------------------------------
-    from .catalogue import build_catalogue
+    from ..catalogue import build_catalogue
     catalogue = None
-    fingerprint = _table_fingerprint(_ledger_entries(store))
+    fingerprint = _table_fingerprint(store.ledger_entries())
     with stage("catalogue") as st:
         try:
             elements = store.table("elements")
@@ -695,10 +683,10 @@ def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
         "settings_hash": cfg.settings_hash(),
         "config": str(cfg.source_file) if cfg.source_file else None,
     }
-    _write_json(run_dir / "run.json", info)
+    write_json(run_dir / "run.json", info)
     summary = ""
     if conj is not None:
-        from . import report as report_mod
+        from .. import report as report_mod
         with stage("report") as st:
             try:
                 rep = report_mod.write_report(run_dir, run_dir)
@@ -711,7 +699,7 @@ def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
     # -- exports -------------------------------------------------------------------------
     exports = {}
     if conj is not None and cfg.exports:
-        from . import export as export_mod
+        from .. import export as export_mod
         with stage("exports") as st:
             for code in cfg.exports:
                 try:
@@ -724,8 +712,6 @@ def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
             st.counts = {"partners": len(exports)}
 
     # -- manifest ------------------------------------------------------------------------
-    import numpy
-    import sgp4
     manifest = {
         "kind": "run", "run_id": rid, "now": now.isoformat(),
         "window_start": start.isoformat(), "window_end": end.isoformat(),
@@ -736,13 +722,12 @@ def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
         "warnings": result.warnings, "errors": result.errors,
         "exit_code": result.exit_code,
         "duration_s": round(time.perf_counter() - t_run, 3),
-        "versions": {"ssafuse": __version__, "sgp4": sgp4.__version__,
-                     "pyarrow": pa.__version__, "numpy": numpy.__version__},
+        "versions": versions(),
     }
     result.manifest = manifest
     result.summary = _summary_text(result, summary, exports)
-    _write_json(run_dir / "manifest.json", manifest)
-    _write_json(Path(cfg.store) / "_manifests" /
+    write_json(run_dir / "manifest.json", manifest)
+    write_json(Path(cfg.store) / "_manifests" /
                 f"run-{now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%S}-{rid}.json", manifest)
     _log(logging.INFO if not result.errors else logging.ERROR, "run",
          f"run {rid} finished: exit {result.exit_code}, {len(result.warnings)} warnings, "
@@ -773,9 +758,8 @@ def _summary_text(result: RunResult, report_text: str, exports: dict) -> str:
 
 
 def _correlate(cfg: RunConfig, store, run_dir: Path, now: dt.datetime) -> dict:
-    from .correlate import correlate
-    from .sensors import merge, read_sensors
-    from .store import write_parquet
+    from ..correlation import correlate
+    from ..sensors import merge, read_sensors
 
     c = cfg.correlate or {}
     sensors = merge(*[read_sensors(f) for f in c.get("sensors", [])], store.table("sensors"))
@@ -795,9 +779,8 @@ def _correlate(cfg: RunConfig, store, run_dir: Path, now: dt.datetime) -> dict:
 def _screen(cfg: RunConfig, catalogue: pa.Table, start: dt.datetime, run_dir: Path,
             fingerprint: str, progress) -> tuple[pa.Table, pa.Table, bool]:
     """Screen the catalogue, or reuse this run's screening when its key is unchanged."""
-    from .schema import CONJUNCTIONS
-    from .screen import EXCLUDED, screen
-    from .store import write_parquet
+    from ..schema import CONJUNCTIONS
+    from ..screening import EXCLUDED, screen
 
     key = hashlib.sha256(json.dumps({
         "elements": fingerprint, "start": start.isoformat(), "days": cfg.days,
@@ -820,5 +803,5 @@ def _screen(cfg: RunConfig, catalogue: pa.Table, start: dt.datetime, run_dir: Pa
                  dask=cfg.dask)
     write_parquet(run_dir / "screened.parquet", res.conjunctions)
     write_parquet(run_dir / "excluded.parquet", res.excluded)
-    _write_json(marker, {"key": key, "stats": res.stats})
+    write_json(marker, {"key": key, "stats": res.stats})
     return res.conjunctions, res.excluded, False

@@ -41,7 +41,8 @@ import numpy as np
 import pyarrow as pa
 
 from . import markings as mk
-from .propagate import jd_from_ns, satrecs, skyfield_times
+from .propagate import satrecs, skyfield_times
+from .timeutil import jd_from_ns
 from .schema import CORRELATIONS, REJECTS
 
 __all__ = ["correlate", "object_summary", "DEFAULT_GATE_ARCMIN", "CorrelationResult"]

@@ -9,7 +9,7 @@ Space-Track's ``0 ISS (ZARYA)``. 2LE and 3LE records may be mixed in one file; b
 Every record is either accepted, as a dict keyed by :data:`ssafuse.schema.ELEMENT_COLUMNS`
 plus ``source_record`` (1-based line number of its first line), ``marking`` (the
 classification column) and ``_raw`` (its lines joined by ``\\n``), or refused as a
-:class:`~ssafuse.ingest._common.Reject` whose reason names the field and shows the column
+:class:`~ssafuse.formats.base.Reject` whose reason names the field and shows the column
 template. Both lines' checksums are verified. Lines that belong to no complete record (a line
 1 without its line 2, a name line followed by no element set, stray text) are rejects too, so
 accepted + rejected always equals the records read.
@@ -42,9 +42,9 @@ import numpy as np
 from sgp4.alpha5 import from_alpha5
 
 from ..errors import FormatError
-from ._common import (NS_PER_DAY, Batch, Format, Reject, days_from_civil, decode,
-                      elements_within_limits, epoch_from_year_day,
-                      validate_elements)
+from ..constants import NS_PER_DAY
+from .base import Batch, Format, Reject, decode, elements_within_limits, validate_elements
+from ..timeutil import days_from_civil, epoch_from_year_day
 
 __all__ = ["FORMAT", "LINE1_TEMPLATE", "LINE2_TEMPLATE", "LINE2_WIDE_ECC_TEMPLATE",
            "LINE1_COLUMNS", "LINE2_COLUMNS", "LINE2_WIDE_ECC_COLUMNS", "BATCH_RECORDS",
@@ -382,7 +382,7 @@ def _exponent_fields(a: np.ndarray, d: np.ndarray, at: int) -> np.ndarray:
 
 def _epochs(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Epoch (ns since 1970) of each line 1 and whether its day of year is valid, with the
-    arithmetic of :func:`~ssafuse.ingest._common.epoch_from_year_day` (8 fraction digits
+    arithmetic of :func:`~ssafuse.formats.base.epoch_from_year_day` (8 fraction digits
     are an exact number of nanoseconds, so nothing rounds)."""
     yy = d[:, 18].astype(np.int64) * 10 + d[:, 19]
     year = yy + np.where(yy >= 57, 1900, 2000)

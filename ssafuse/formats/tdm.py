@@ -64,8 +64,9 @@ from typing import BinaryIO, Iterator
 
 from ..errors import FormatError
 from ..schema import OBSERVATION_COLUMNS
-from ._common import (XML_ERRORS, Batch, Format, Reject, StrictSaxErrors, decode, parse_epoch,
-                      safe_sax_parser, xml_format_error)
+from .base import Batch, Format, Reject, decode
+from .safexml import XML_ERRORS, StrictSaxErrors, safe_sax_parser, xml_format_error
+from ..timeutil import parse_epoch
 
 __all__ = ["FORMATS", "KVN", "XML", "DATA_KEYWORDS", "METADATA_KEYWORDS", "read_kvn",
            "read_xml"]

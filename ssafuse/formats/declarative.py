@@ -18,13 +18,13 @@ defaults. The file format is documented in ``ingest_formats/README.md``; a short
     mean_motion_rev_day = { key = "meanMotion", unit = "rev/day" }
     ...
 
->>> from ssafuse.ingest import declarative
+>>> from ssafuse.formats import declarative
 >>> [f.name for f in declarative.formats()]                      # doctest: +SKIP
 ['udl-elset']
 
 Descriptions are checked when they are loaded; a bad one raises :class:`DescriptionError`
 naming the file and the TOML key. Records are read leniently: each is accepted or becomes a
-:class:`~ssafuse.ingest._common.Reject` whose reason names the feed key and the canonical
+:class:`~ssafuse.formats.base.Reject` whose reason names the feed key and the canonical
 column; only a file that cannot be read as its container at all (JSON that does not parse)
 raises :class:`~ssafuse.errors.FormatError`.
 """
@@ -47,8 +47,8 @@ from typing import Any, BinaryIO, Iterator
 from .. import markings as mk
 from ..errors import FormatError, MarkingError
 from ..schema import ELEMENT_COLUMNS, ELEMENT_FIELDS, OBSERVATION_COLUMNS, OBSERVATION_FIELDS
-from ._common import Batch, Format, Reject, decode, parse_epoch, parse_float, parse_int, \
-    validate_elements
+from .base import Batch, Format, Reject, decode, parse_float, parse_int, validate_elements
+from ..timeutil import parse_epoch
 
 __all__ = ["DescriptionError", "Description", "FieldSpec", "formats", "load", "parse_description",
            "DEFAULT_PRIORITY", "UNITS", "TIME_FORMATS"]

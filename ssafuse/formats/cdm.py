@@ -33,8 +33,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from .errors import FormatError
-from .ingest._common import format_epoch, parse_epoch
+from ..errors import FormatError
+from ..timeutil import format_epoch, parse_epoch
+from .base import Batch, Format, Reject
 
 __all__ = ["Cdm", "KEYWORDS", "read", "loads", "read_all", "loads_all", "dumps_kvn",
            "dumps_xml", "write_kvn", "write_xml", "COVARIANCE_RTN", "identify_kvn",
@@ -932,8 +933,6 @@ def to_record(msg: Cdm) -> dict:
 
 
 def _ingest_read(stream, uri):
-    from .ingest._common import Batch, Reject
-
     data = stream.read()
     try:
         msgs = loads_all(data, path=uri)
@@ -955,8 +954,6 @@ def _ingest_read(stream, uri):
 
 def formats():
     """The ingest formats of this module (``cdm-kvn``, ``cdm-xml``), table ``cdms``."""
-    from .ingest._common import Format
-
     return (
         Format("cdm-kvn", "cdms", "CCSDS 508.0 Conjunction Data Message, KVN",
                identify_kvn, _ingest_read, priority=10, extensions=(".cdm",)),

@@ -1,0 +1,147 @@
+"""Files written for others, written one safe way: a hidden temporary file, flushed and
+fsynced, then renamed into place, so a killed run never leaves a half-written file visible
+(``.name.<id>.tmp`` is skipped by ``*.parquet`` globs and ``pyarrow.dataset``). Also the
+expansion of the paths, folders and globs a user names, and file hashing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["atomic_write_bytes", "write_json", "write_parquet", "PartWriter", "expand_inputs",
+           "sha256_file"]
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk, where the platform allows."""
+    with contextlib.suppress(OSError):  # some filesystems cannot fsync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _tmp_name(final: Path) -> Path:
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def atomic_write_bytes(final: Path, data: bytes) -> None:
+    """Write ``data`` to ``final`` through a hidden temporary file and a rename."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(final)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def write_json(final: Path, obj) -> None:
+    """Write ``obj`` as indented, key-sorted JSON to ``final`` atomically."""
+    atomic_write_bytes(Path(final), json.dumps(obj, indent=1, sort_keys=True,
+                                               default=str).encode())
+
+
+def write_parquet(final: Path, table: pa.Table) -> None:
+    """Write one Arrow table to ``final`` atomically (hidden temporary file, then rename)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(final)
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+class PartWriter:
+    """Streams batches into one hidden Parquet file; :meth:`commit` renames it into place.
+
+    With ``fs`` (a store on object storage) the file is built in memory and :meth:`commit`
+    stores it with one atomic put under ``final``; :meth:`abort` leaves nothing behind."""
+
+    def __init__(self, final: Path | str, schema: pa.Schema, fs=None):
+        self.final = final if fs is not None else Path(final)
+        self.schema = schema
+        self.fs = fs
+        self.tmp: Path | None = None
+        self.sink = None
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if self.writer is None:
+            if self.fs is None:
+                self.final.parent.mkdir(parents=True, exist_ok=True)
+                self.tmp = _tmp_name(self.final)
+                self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+            else:
+                self.sink = pa.BufferOutputStream()
+                self.writer = pq.ParquetWriter(self.sink, self.schema, compression="zstd")
+        self.writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self.rows += table.num_rows
+
+    def commit(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.close()
+        if self.fs is not None:
+            self.fs.pipe_file(self.final, self.sink.getvalue().to_pybytes())
+            return
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.tmp, self.final)
+        _fsync_dir(self.final.parent)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike],
+                  accept: Callable[[str], bool] | None = None) -> list[str]:
+    """Files named by paths, folders and globs, in the order given, each once.
+
+    A folder gives every file below it that ``accept(path)`` admits (default: every file),
+    sorted, hidden files skipped; ingest passes the extensions its formats read
+    (:func:`ssafuse.formats.registry.known_extension`), so a README or a script beside the
+    feeds is not mistaken for one. Paths and globs are taken as they are; a name that matches
+    nothing is kept so the caller reports it as unreadable."""
+    accept = accept or (lambda path: True)
+    out: list[str] = []
+    for item in inputs:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            for root, dirs, files in os.walk(item):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                out.extend(p for p in (os.path.join(root, f) for f in sorted(files)
+                                       if not f.startswith(".")) if accept(p))
+        elif any(c in item for c in "*?["):
+            out.extend(sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p)))
+        else:
+            out.append(item)
+    return list(dict.fromkeys(out))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,229 @@
+"""Files to the store: the ingest pipeline.
+
+Each file is hashed, its format sniffed (:mod:`ssafuse.formats.registry`), its records turned
+into canonical tables (:mod:`ssafuse.records`) and written as one Parquet part per table into
+``STORE/<table>/source=<feed>/ingest_date=<day>/``; its ledger entry is written last, so a
+file already in the ledger (same SHA-256 and source) changes nothing and a killed ingest is
+redone whole. Every record is accepted or rejected with its reason: ``read == accepted +
+rejected`` per file. A file no format recognises is one reject naming every format tried.
+
+On Dask (:func:`ingest_on_dask`) each file is one task running :func:`ingest_file` itself, so
+the reports, rows and rejects are those of a local run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Sequence
+
+from .errors import FormatError, UnknownFormatError
+from .files import expand_inputs, sha256_file
+from .formats.registry import get_format, known_extension
+from .markings import parse as parse_marking
+from .records import Provenance, file_reject, iter_file
+from .store import Store
+from .timeutil import ns_from_datetime
+
+__all__ = ["ingest", "ingest_file", "ingest_on_dask", "FileReport", "IngestReport"]
+
+_SOURCE_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+@dataclass
+class FileReport:
+    """What ingesting one file did. ``read == accepted + rejected`` always."""
+
+    uri: str
+    source: str
+    format: str | None
+    sha256: str | None
+    status: str  # "ingested" | "already-ingested" | "refused"
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class IngestReport:
+    """One ingest run: a report per file, and the manifest written for it."""
+
+    files: list[FileReport] = field(default_factory=list)
+    manifest: str | None = None
+
+    @property
+    def accepted(self) -> int:
+        return sum(f.accepted for f in self.files)
+
+    @property
+    def rejected(self) -> int:
+        return sum(f.rejected for f in self.files)
+
+    @property
+    def refused_files(self) -> list[FileReport]:
+        return [f for f in self.files if f.status == "refused"]
+
+
+def ingest(store: Store | str | os.PathLike, inputs: Iterable[str | os.PathLike], *,
+           source: str, format: str | None = None, marking: str = "UNCLASSIFIED",
+           now: dt.datetime | None = None, progress=None, dask=None,
+           formats_dirs=None) -> IngestReport:
+    """Ingest files, folders and globs (``inputs``) from one feed into ``store`` (a
+    :class:`~ssafuse.store.Store`, a folder or an fsspec URL).
+
+    >>> report = ingest("store", ["sample_tles/"], source="celestrak")   # doctest: +SKIP
+    >>> report.accepted, report.rejected                                # doctest: +SKIP
+
+    ``source`` names the feed (letters, digits, ``._-``); ``format`` forces a format
+    (default: sniffed per file); ``marking`` is the feed's default marking, applied to what
+    each record does not state; ``now`` is the ingest time (default: the clock).
+    A file that cannot be read, or that no format recognises, is refused as a whole: one
+    row in ``rejects`` with the reason, and the run goes on with the next file.
+    Returns an :class:`IngestReport` and writes a manifest under ``_manifests/``.
+
+    ``dask`` (a scheduler address, ``"local[:N]"`` or a ``distributed.Client``) reads and
+    parses the files on a Dask cluster, each file one task that writes its own parts and
+    ledger entry (so the store must be one the workers reach: a shared path or an
+    ``s3://`` URL); the reports, the rejects and the manifest are the same as a local
+    run's (see :func:`ingest_on_dask`). ``formats_dirs``: folders of the caller's own feed
+    descriptions (see :mod:`ssafuse.formats.registry`).
+    """
+    store = store if isinstance(store, Store) else Store(store)
+    if not source or set(source) - _SOURCE_OK:
+        raise ValueError(f"source name {source!r} must be letters, digits, '.', '_' or '-'")
+    parse_marking(marking)  # a bad default marking is the caller's error: fail before I/O
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    now_ns = ns_from_datetime(now)
+    day = now.astimezone(dt.timezone.utc).date().isoformat()
+    started = time.perf_counter()
+    report = IngestReport()
+    if format:
+        get_format(format, formats_dirs)  # an unknown name is the caller's error: before I/O
+    uris = expand_inputs(inputs, accept=known_extension(formats_dirs))
+    options = dict(source=source, format=format, marking=marking, now_ns=now_ns, day=day,
+                   formats_dirs=formats_dirs)
+    if dask is not None:
+        report.files = ingest_on_dask(dask, store, uris, progress=progress, **options)
+    else:
+        for uri in uris:
+            rep = ingest_file(store, uri, **options)
+            report.files.append(rep)
+            if progress is not None:
+                progress(rep)
+    report.manifest = str(store.write_manifest("ingest", now, started, {
+        "source": source, "format": format, "marking": marking,
+    }, [asdict(f) for f in report.files]))
+    return report
+
+def ingest_file(store: Store, uri: str, *, source: str, format: str | None, marking: str,
+                now_ns: int, day: str, sha: str | None = None, formats_dirs=None) -> FileReport:
+    """Ingest one file into ``store`` (``sha``: its SHA-256 when the caller already has it):
+    its rows and rejects as one part each, then its ledger entry. A file already in the
+    ledger is left alone; a killed earlier attempt's parts are replaced, never doubled."""
+    t0 = time.perf_counter()
+    try:
+        sha = sha or sha256_file(uri)
+    except OSError as e:
+        return FileReport(uri, source, format, None, "refused",
+                          message=f"cannot read file: {e.strerror or e}")
+    prior = store.ledger_entry(source, sha)
+    if prior is not None:
+        if prior.get("status") == "ingested" or not format or format == prior.get("format"):
+            return FileReport(uri, source, prior.get("format"), sha, "already-ingested",
+                              message=f"already ingested from {prior.get('uri')} at "
+                                      f"{prior.get('ingested_at')}")
+    store.remove_parts(source, sha)  # leftovers of a killed ingest of this same file
+    writers = {"rejects": store.part_writer("rejects", source, day, sha)}
+    rep = FileReport(uri, source, format, sha, "ingested")
+    try:
+        try:
+            fmt, _, batches = iter_file(uri, source=source, format=format, marking=marking,
+                                        ingested_at_ns=now_ns, sha256=sha,
+                                        formats_dirs=formats_dirs)
+            rep.format = fmt.name
+            rows_writer = writers.setdefault(
+                fmt.table, store.part_writer(fmt.table, source, day, sha))
+            for elements, rejects in batches:
+                rows_writer.write(elements)
+                writers["rejects"].write(rejects)
+                rep.accepted += elements.num_rows
+                rep.rejected += rejects.num_rows
+        except (FormatError, OSError, UnicodeError) as e:
+            # The file as a whole cannot be read: one reject for it, keep what was read.
+            reason = e.message if isinstance(e, FormatError) else f"cannot read file: {e}"
+            rep.format = rep.format or "unknown"
+            if isinstance(e, UnknownFormatError):
+                rep.status = "refused"
+            rep.message = reason
+            prov = Provenance(source, rep.format, uri, sha, now_ns, parse_marking(marking))
+            writers["rejects"].write(file_reject(prov, e))
+            rep.rejected += 1
+        for w in writers.values():
+            w.commit()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    rep.read = rep.accepted + rep.rejected
+    rep.seconds = round(time.perf_counter() - t0, 6)
+    store.write_ledger_entry(source, sha, {
+        "uri": uri, "source": source, "sha256": sha, "format": rep.format,
+        "status": rep.status, "read": rep.read, "accepted": rep.accepted,
+        "rejected": rep.rejected, "ingested_at": day,
+    })
+    return rep
+
+
+# -- on a Dask cluster -----------------------------------------------------------------------
+
+def _sha_or_none(uri: str) -> str | None:
+    try:
+        return sha256_file(uri)
+    except OSError:
+        return None  # the ingest task reports it, as a local run does
+
+
+def _ingest_task(store: Store, uri: str, sha: str | None, options: dict) -> FileReport:
+    return ingest_file(store, uri, sha=sha, **options)
+
+
+def ingest_on_dask(dask, store: Store, uris: Sequence[str], *, progress=None,
+                   **options) -> list[FileReport]:
+    """Ingest ``uris`` into ``store`` on a Dask cluster (:func:`ssafuse.cluster.client_for`),
+    one task per file. Returns the :class:`FileReport` of each file in the order given
+    (``progress(report)`` is called in that order), the same reports a local run gives.
+
+    The files are hashed first (one task each) so that two copies of one file in a run are
+    ingested once, as in a local run, where the second finds the ledger entry of the first.
+    A task lost with its worker is run again by the scheduler: an ingest removes the parts a
+    killed ingest of the same file left and writes its ledger entry last, so a retry neither
+    loses nor doubles rows. The store must be one every worker reaches."""
+    from .cluster import client_for  # dask is optional: imported only when asked for
+
+    uris = list(uris)
+    with client_for(dask) as client:
+        shas = client.gather(client.map(_sha_or_none, uris, pure=False))
+        seen: set[str] = set()
+        futures = {}
+        for k, (uri, sha) in enumerate(zip(uris, shas)):
+            if sha is not None and sha in seen:
+                continue  # a second copy in this run: after the first, below
+            if sha is not None:
+                seen.add(sha)
+            futures[k] = client.submit(_ingest_task, store, uri, sha, options, pure=False)
+        reports = []
+        for k, uri in enumerate(uris):
+            if k in futures:
+                rep = futures[k].result()
+            else:  # the first copy's ledger entry answers, as in a local run
+                rep = ingest_file(store, uri, sha=shas[k], **options)
+            reports.append(rep)
+            if progress is not None:
+                progress(rep)
+    return reports
