@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Sequence
+
+import pyarrow as pa
 
 from .errors import MarkingError
 
@@ -206,3 +209,108 @@ def combine_releasability(lists) -> tuple[str, ...] | None:
 def most_restrictive(levels) -> str:
     """The most restrictive of several classification names."""
     return max(levels, key=_RANK.__getitem__)
+
+
+# -- combining the markings of table rows ---------------------------------------------------
+
+def row_marking(classification: str | None, releasable_to, text: str | None = None) -> Marking:
+    """The :class:`Marking` of one row's ``classification`` / ``releasable_to`` columns;
+    with ``text`` (its ``marking`` column) its dissemination controls are kept too (an
+    unparseable text contributes none)."""
+    controls: tuple[str, ...] = ()
+    if text:
+        try:
+            controls = parse(text).controls
+        except MarkingError:
+            controls = ()
+    return Marking(classification or "UNCLASSIFIED",
+                   None if releasable_to is None else tuple(releasable_to), controls)
+
+
+def combine_columns(parts: Sequence[tuple[Sequence, Sequence] | None], n: int,
+                    rows: Sequence[Sequence[int | None]]) -> tuple[list, list, list]:
+    """Row by row, the marking of each derived row from the source rows it was computed from.
+
+    ``parts`` are the source tables' ``(classification, releasable_to)`` columns (as lists);
+    ``rows[k]`` gives, for part ``k``, the index of the source row behind each of the ``n``
+    derived rows (``None``: that part contributes nothing to that row). Returns the derived
+    ``(classification, releasable_to, marking text)`` columns: the most restrictive level and
+    the intersection of releasability (:func:`combine`). Distinct combinations are combined
+    once."""
+    cache: dict = {}
+    levels, rels, texts = [], [], []
+    for q in range(n):
+        key = tuple(
+            None if idx[q] is None else
+            (cls[idx[q]], None if rel[idx[q]] is None else tuple(rel[idx[q]]))
+            for (cls, rel), idx in zip(parts, rows))
+        hit = cache.get(key)
+        if hit is None:
+            m = combine(Marking(c, r) for c, r in (k for k in key if k is not None))
+            hit = cache[key] = (m.classification,
+                                None if m.releasable_to is None else list(m.releasable_to),
+                                str(m))
+        levels.append(hit[0])
+        rels.append(hit[1])
+        texts.append(hit[2])
+    return levels, rels, texts
+
+
+def overall(parts) -> Marking:
+    """One marking over many rows: ``(classification, releasable_to, marking text)``
+    triples (duplicates are cheap), controls included; UNCLASSIFIED when there is nothing.
+    A report's banner."""
+    uniq = {(c or "UNCLASSIFIED", None if r is None else tuple(r), t) for c, r, t in parts}
+    markings = [row_marking(c, r, t) for c, r, t in uniq]
+    return combine(markings) if markings else Marking()
+
+
+# -- the release rule ---------------------------------------------------------------------------
+
+#: The release rule in words (for export manifests).
+RELEASE_RULE = ("exported when releasable_to admits the partner (listed, or in a listed "
+                "tetragraph), or when the record states no releasability caveat and is "
+                "UNCLASSIFIED; NOFORN and classified records without REL TO are withheld")
+
+
+def exportable(classification: str | None, releasable_to, code: str) -> bool:
+    """Whether one record (its ``classification`` and ``releasable_to``) may go to partner
+    ``code``: its releasability admits ``code`` (listed, or inside a listed tetragraph), or it
+    states no releasability caveat **and** is UNCLASSIFIED. So ``NOFORN`` (an empty list) is
+    never exported, and a classified record without ``REL TO`` is withheld."""
+    if releasable_to is None:
+        return (classification or "UNCLASSIFIED") == "UNCLASSIFIED"
+    return releasable(list(releasable_to), code)
+
+
+def releasable_mask(table: pa.Table, code: str) -> list[bool]:
+    """:func:`exportable` for every row of a table with ``classification`` and
+    ``releasable_to`` columns."""
+    cls = table["classification"].to_pylist()
+    rel = table["releasable_to"].to_pylist()
+    cache: dict = {}
+    out = []
+    for c, r in zip(cls, rel):
+        key = (c, None if r is None else tuple(r))
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = exportable(c, r, code)
+        out.append(hit)
+    return out
+
+
+def split(table: pa.Table, code: str) -> tuple[pa.Table, int]:
+    """``(rows releasable to code, number withheld)``."""
+    mask = releasable_mask(table, code)
+    kept = table.filter(pa.array(mask, pa.bool_())) if table.num_rows else table
+    return kept, table.num_rows - kept.num_rows
+
+
+def split_excluded(excluded: pa.Table, released_catalogue: pa.Table) -> tuple[pa.Table, int]:
+    """Excluded objects carry no marking of their own: one goes to a partner when its
+    catalogue entry does. ``(rows kept, number withheld)``."""
+    ok = set(released_catalogue["object_id"].to_pylist())
+    mask = [i in ok for i in excluded["object_id"].to_pylist()]
+    kept = excluded.filter(pa.array(mask, pa.bool_())) if excluded.num_rows else excluded
+    return kept, excluded.num_rows - kept.num_rows
+
