@@ -7,7 +7,7 @@ spacetrack_3le_2023-10-09_cdm_on_chain.txt):
 
 * baseline: a plain loop of ``sgp4.api.Satrec.twoline2rv`` over the same line pairs (parse
   only, nothing stored);
-* ssafuse: ``Store.ingest`` end to end (sniff, SHA-256, parse, checksums, validation,
+* ssafuse: ``ssafuse.ingest`` end to end (sniff, SHA-256, parse, checksums, validation,
   markings, Arrow tables, zstd Parquet written atomically, ledger, manifest);
 
 each as records/s (best of ``--repeat`` runs, each in a fresh process, so the machine's noise
@@ -90,7 +90,7 @@ def main() -> None:
         print(f"  baseline sgp4 Satrec.twoline2rv loop : {base['records'] / base['seconds']:>10,.0f} "
               f"records/s  ({base['seconds']:.3f} s; runs {', '.join(f'{s:.3f}' for s in base_runs)})"
               f"  peak {base['peak_mb']:.0f} MB")
-        print(f"  ssafuse Store.ingest end to end      : {ours['records'] / ours['seconds']:>10,.0f} "
+        print(f"  ssafuse.ingest end to end           : {ours['records'] / ours['seconds']:>10,.0f} "
               f"records/s  ({ours['seconds']:.3f} s; runs {', '.join(f'{s:.3f}' for s in our_runs)})"
               f"  peak {ours['peak_mb']:.0f} MB (of which imports {imports['peak_mb']:.0f} MB)")
         print(f"  accepted {ours['accepted']}, rejected {ours['rejected']}; "

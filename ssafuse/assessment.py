@@ -21,14 +21,19 @@ bound, never a Pc) with ``max_pc_sigma_km`` (the dilution threshold), and ``pc``
    ``pc_method`` ``'foster-2d:assumed-covariance'``. The labels say what the number rests on.
 
 One combined hard-body radius per event (``hbr_m``, ``hbr_source``), for ``pc`` and ``max_pc``
-alike: the matched CDM's own (CARA's ``COMMENT HBR``), else the sum of both objects' radii in
-CARA's table (``hbr_table``) when both are listed, else ``hbr_m``.
+alike (:func:`ssafuse.pc.combined_hbr`): the matched CDM's own (CARA's ``COMMENT HBR``), else
+the sum of both objects' radii in CARA's table (``hbr_table``) when both are listed, else
+``hbr_m``.
 
 :func:`conjunction_cdms` / :func:`write_cdms` write one CDM per conjunction: relative
 metadata, each object's SGP4 state at TCA converted from TEME to GCRF with Skyfield, and the
 covariance of ``covariance_model``; without one, the mandatory RTN covariance is written as
 zeros with COMMENTs saying that element sets carry no covariance (a placeholder, not an
 accuracy: Pc tools, ssafuse's included, refuse a zero covariance rather than trust it).
+:func:`cdms_for_screening` does so for a screening run of a store (``ssafuse cdm``).
+
+:func:`pc_of_cdm_files` computes the Pc of CDM files, one row per message (``ssafuse pc``),
+and :func:`pc_lines` the lines that command prints for them.
 """
 
 from __future__ import annotations
@@ -40,16 +45,23 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import markings as mk
 from . import pc as pcmod
-from .timeutil import format_epoch, to_ns
+from .constants import NS_PER_S
+from .errors import FormatError
+from .files import atomic_write_bytes, expand_inputs, write_parquet
+from .formats import cdm as cdm_format
 from .propagate import satrecs, teme_to_gcrs
-from .timeutil import jd_from_ns
-from .schema import CONJUNCTIONS
+from .records import read_file
+from .schema import CONJUNCTIONS, PC_RESULTS, conform
+from .timeutil import format_epoch, jd_from_ns, to_ns
+from .versions import __version__
 
 __all__ = ["DEFAULT_HBR_M", "PC_METHOD_ASSUMED", "assess", "conjunction_cdms", "write_cdms",
-           "states_at_tca"]
+           "states_at_tca", "cdms_for_screening", "pc_of_cdm_files", "pc_line", "pc_lines",
+           "expand_cdm_inputs"]
 
 #: Combined hard-body radius (m) when neither a CDM nor CARA's table gives one: a round figure
 #: for a few-metre payload against a small object. SOCRATES's per-object radii are not
@@ -61,7 +73,6 @@ PC_METHOD_CDM = "foster-2d:cdm:"
 #: CCSDS SANA names written in COLLISION_PROBABILITY_METHOD / COLLISION_MAX_PC_METHOD.
 CDM_PC_METHOD = "FOSTER-1992"
 CDM_MAX_PC_METHOD = "ALFANO-2005"
-NS_PER_S = 10**9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +199,7 @@ def _pc_from_cdm_rows(cdms: pa.Table, rows: np.ndarray, hbr_m: np.ndarray) -> np
                  * 1e3)
         c.append(_cov_rtn_6x6(sub[f"object{s}_cov_rtn"].to_pylist()))
         frames.append(sub[f"object{s}_ref_frame"].to_pylist())
-    frame_ok = np.array([f1 == f2 and f1 in pcmod._INERTIAL_FRAMES
+    frame_ok = np.array([f1 == f2 and f1 in pcmod.INERTIAL_FRAMES
                          for f1, f2 in zip(*frames)], dtype=bool)
     C1 = pcmod.rtn_to_inertial(r[0], v[0], c[0])
     C2 = pcmod.rtn_to_inertial(r[1], v[1], c[1])
@@ -241,69 +252,18 @@ def assess(conjunctions: pa.Table, *, hbr_m: float | None = DEFAULT_HBR_M,
     of its own and the CDM's (most restrictive level, intersected releasability).
     """
     conj = conjunctions.cast(CONJUNCTIONS) if conjunctions.schema != CONJUNCTIONS else conjunctions
-    n = conj.num_rows
     default = DEFAULT_HBR_M if hbr_m is None else float(hbr_m)
     if not (default >= 0 and math.isfinite(default)):
         raise ValueError(f"hbr_m must be a finite radius >= 0 in metres, got {hbr_m!r}")
-    table = _hbr_table(hbr_table)
     match = _match_cdms(conj, cdms, tca_tolerance_s)
-    # one combined HBR per event: the matched CDM's, else CARA's table, else hbr_m
-    hbr = np.full(n, default)
-    source = np.full(n, "hbr_m", dtype=object)
-    if table:
-        ids1 = conj["object_id_1"].to_pylist()
-        ids2 = conj["object_id_2"].to_pylist()
-        for i in range(n):
-            h1, h2 = table.get(ids1[i]), table.get(ids2[i])
-            if h1 is not None and h2 is not None:
-                hbr[i], source[i] = h1 + h2, "cara-table"
-    has_cdm = match >= 0
-    if has_cdm.any():
-        cdm_hbr = cdms["hbr_m"].to_pylist()
-        for i in np.flatnonzero(has_cdm):
-            h = cdm_hbr[match[i]]
-            if h is not None and math.isfinite(h):
-                hbr[i], source[i] = h, "cdm"
+    hbr, source = _event_hbrs(conj, cdms, match, _hbr_table(hbr_table), default)
     # maximum Pc: at TCA the relative position is normal to the relative velocity, so the
     # miss vector lies in the encounter plane and its length is the encounter-plane miss.
     miss_m = conj["miss_distance_km"].to_numpy() * 1e3
     max_pc, sigma_m = pcmod.max_pc(miss_m, hbr)
-    pc = np.full(n, np.nan)
-    method = np.full(n, None, dtype=object)
-    cdm_used = np.zeros(n, dtype=bool)
-    if has_cdm.any():
-        sel = np.flatnonzero(has_cdm)
-        p = _pc_from_cdm_rows(cdms, match[sel], hbr[sel])
-        ids = cdms["message_id"].to_pylist()
-        for i, value in zip(sel, p):
-            if math.isfinite(value):
-                pc[i] = value
-                method[i] = PC_METHOD_CDM + ids[match[i]]
-                cdm_used[i] = True
+    pc, method, cdm_used = _pc_from_matched_cdms(cdms, match, hbr)
     if covariance_model:
-        todo = np.flatnonzero(~cdm_used)
-        if todo.size and elements is not None:
-            sub = conj.take(pa.array(todo))
-            ok, r, v, idx = states_at_tca(sub, elements)
-            types = _object_types(elements, idx)
-            covs = np.zeros((2, todo.size, 6, 6))
-            for q in range(todo.size):
-                for j in range(2):
-                    s = _sigmas_km(covariance_model, types[q][j])
-                    if s is None:
-                        ok[q] = False
-                    else:
-                        covs[j, q] = _assumed_cov_rtn_m2(s)
-            if ok.any():
-                rm, vm = r[:, ok] * 1e3, v[:, ok] * 1e3
-                C1 = pcmod.rtn_to_inertial(rm[0], vm[0], covs[0, ok])
-                C2 = pcmod.rtn_to_inertial(rm[1], vm[1], covs[1, ok])
-                res = pcmod.pc_from_states(rm[0], vm[0], C1, rm[1], vm[1], C2,
-                                           hbr[todo[ok]], "foster")
-                for i, value in zip(todo[ok], res.pc):
-                    if math.isfinite(value):
-                        pc[i], method[i] = value, PC_METHOD_ASSUMED
-    out = conj
+        _pc_from_covariance_model(conj, elements, covariance_model, hbr, ~cdm_used, pc, method)
     cols = {
         "pc": pa.array(np.where(np.isfinite(pc), pc, np.nan), pa.float64(),
                        mask=~np.isfinite(pc)),
@@ -315,27 +275,92 @@ def assess(conjunctions: pa.Table, *, hbr_m: float | None = DEFAULT_HBR_M,
     }
     if cdm_used.any():
         cols.update(_combined_markings(conj, cdms, match, cdm_used))
+    out = conj
     for name, arr in cols.items():
         out = out.set_column(out.schema.get_field_index(name), CONJUNCTIONS.field(name), arr)
     return out
 
 
+def _event_hbrs(conj: pa.Table, cdms: pa.Table | None, match: np.ndarray,
+                table: dict[int, float] | None, default: float):
+    """One combined HBR per event (:func:`ssafuse.pc.combined_hbr`): the matched CDM's (when
+    a finite number), else CARA's table, else ``default``. Returns ``(hbr, source)``."""
+    n = conj.num_rows
+    hbr = np.full(n, default)
+    source = np.full(n, "hbr_m", dtype=object)
+    cdm_hbr = cdms["hbr_m"].to_pylist() if (match >= 0).any() else None
+    ids1 = conj["object_id_1"].to_pylist()
+    ids2 = conj["object_id_2"].to_pylist()
+    for i in range(n):
+        h = cdm_hbr[match[i]] if match[i] >= 0 else None
+        hbr[i], source[i] = pcmod.combined_hbr(
+            cdm_hbr=h if h is not None and math.isfinite(h) else None, table=table,
+            ids=(ids1[i], ids2[i]), fallback=default)
+    return hbr, source
+
+
+def _pc_from_matched_cdms(cdms: pa.Table | None, match: np.ndarray, hbr: np.ndarray):
+    """``(pc, pc_method, used)`` per event from the matched CDMs' covariances (NaN / None /
+    False where there is no match or no finite Pc)."""
+    n = len(match)
+    pc = np.full(n, np.nan)
+    method = np.full(n, None, dtype=object)
+    used = np.zeros(n, dtype=bool)
+    sel = np.flatnonzero(match >= 0)
+    if sel.size:
+        p = _pc_from_cdm_rows(cdms, match[sel], hbr[sel])
+        ids = cdms["message_id"].to_pylist()
+        for i, value in zip(sel, p):
+            if math.isfinite(value):
+                pc[i] = value
+                method[i] = PC_METHOD_CDM + ids[match[i]]
+                used[i] = True
+    return pc, method, used
+
+
+def _pc_from_covariance_model(conj: pa.Table, elements: pa.Table | None, model: dict,
+                              hbr: np.ndarray, todo_mask: np.ndarray, pc: np.ndarray,
+                              method: np.ndarray) -> None:
+    """Fill ``pc`` / ``method`` in place for the events of ``todo_mask``: Foster 2-D from both
+    objects' SGP4 states at TCA and the assumed covariances of ``model``."""
+    todo = np.flatnonzero(todo_mask)
+    if not todo.size or elements is None:
+        return
+    ok, r, v, idx = states_at_tca(conj.take(pa.array(todo)), elements)
+    types = _object_types(elements, idx)
+    covs = np.zeros((2, todo.size, 6, 6))
+    for q in range(todo.size):
+        for j in range(2):
+            s = _sigmas_km(model, types[q][j])
+            if s is None:
+                ok[q] = False
+            else:
+                covs[j, q] = _assumed_cov_rtn_m2(s)
+    if not ok.any():
+        return
+    rm, vm = r[:, ok] * 1e3, v[:, ok] * 1e3
+    C1 = pcmod.rtn_to_inertial(rm[0], vm[0], covs[0, ok])
+    C2 = pcmod.rtn_to_inertial(rm[1], vm[1], covs[1, ok])
+    res = pcmod.pc_from_states(rm[0], vm[0], C1, rm[1], vm[1], C2, hbr[todo[ok]], "foster")
+    for i, value in zip(todo[ok], res.pc):
+        if math.isfinite(value):
+            pc[i], method[i] = value, PC_METHOD_ASSUMED
+
+
 def _combined_markings(conj, cdms, match, used) -> dict:
+    """The events' marking columns, each event whose Pc came from a CDM that states a
+    classification combined with that CDM's marking (:func:`ssafuse.markings.combine_columns`)."""
     cls = conj["classification"].to_pylist()
     rel = conj["releasable_to"].to_pylist()
     text = conj["marking"].to_pylist()
-    has = "classification" in cdms.column_names
-    c_cls = cdms["classification"].to_pylist() if has else None
-    c_rel = cdms["releasable_to"].to_pylist() if has else None
-    for i in np.flatnonzero(used):
-        k = int(match[i])
-        if not has or c_cls[k] is None:
-            continue
-        m = mk.combine([mk.Marking(cls[i], None if rel[i] is None else tuple(rel[i])),
-                        mk.Marking(c_cls[k], None if c_rel[k] is None else tuple(c_rel[k]))])
-        cls[i] = m.classification
-        rel[i] = None if m.releasable_to is None else list(m.releasable_to)
-        text[i] = str(m)
+    if "classification" in cdms.column_names:
+        c_cls = cdms["classification"].to_pylist()
+        c_rel = cdms["releasable_to"].to_pylist()
+        rows = [int(i) for i in np.flatnonzero(used) if c_cls[int(match[i])] is not None]
+        levels, rels, texts = mk.combine_columns(
+            [(cls, rel), (c_cls, c_rel)], len(rows), [rows, [int(match[i]) for i in rows]])
+        for i, level, r, t in zip(rows, levels, rels, texts):
+            cls[i], rel[i], text[i] = level, r, t
     return {"classification": pa.array(cls, pa.string()),
             "releasable_to": pa.array(rel, pa.list_(pa.string())),
             "marking": pa.array(text, pa.string())}
@@ -368,8 +393,8 @@ def _message_id(originator: str, row: dict, tca_ns: int, creation_ns: int) -> st
 def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_date,
                      originator: str = "SSAFUSE", covariance_model: dict | None = None,
                      version: str = "2.0", message_for: str | None = None) -> list:
-    """One :class:`ssafuse.cdm.Cdm` per conjunction (``None`` where the element sets of the
-    event are not in ``elements`` or SGP4 fails at TCA), in row order.
+    """One :class:`ssafuse.formats.cdm.Cdm` per conjunction (``None`` where the element sets
+    of the event are not in ``elements`` or SGP4 fails at TCA), in row order.
 
     ``creation_date``: CREATION_DATE (datetime, ISO text or ns; never the clock).
     ``version``: ``'2.0'`` writes the conjunction's marking as the CDM-2 header
@@ -379,9 +404,6 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
     :func:`assess` (COVARIANCE_METHOD DEFAULT, COMMENT saying it is assumed), else zeros with
     COMMENTs saying element sets carry no covariance.
     """
-    from .versions import __version__
-    from .formats.cdm import COVARIANCE_RTN, Cdm
-
     if version not in ("1.0", "2.0"):
         raise ValueError("version must be '1.0' or '2.0'")
     conj = conjunctions.cast(CONJUNCTIONS) if conjunctions.schema != CONJUNCTIONS else conjunctions
@@ -396,105 +418,128 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
     types = _object_types(elements, idx)
     el_cols = {c: elements[c].to_pylist() for c in ("intl_designator", "object_name")
                if c in elements.column_names}
-    rows = conj.to_pylist()
     out: list = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(conj.to_pylist()):
         if not ok[i]:
             out.append(None)
             continue
-        B = _rtn_basis(r_teme[0, i], v_teme[0, i])
-        dr = (r_teme[1, i] - r_teme[0, i]) * 1e3
-        dv = (v_teme[1, i] - v_teme[0, i]) * 1e3
-        rel_r, rel_v = B @ dr, B @ dv
-        header = {"CCSDS_CDM_VERS": version, "CREATION_DATE": creation_ns,
-                  "ORIGINATOR": originator,
-                  "MESSAGE_ID": _message_id(originator, row, int(tca[i]), creation_ns)}
-        if message_for:
-            header["MESSAGE_FOR"] = message_for
-        comments: dict[str, list[str]] = {"header": [
-            f"Generated by ssafuse {__version__} from element sets: SGP4 (WGS72) states at TCA, "
-            "TEME rotated to GCRF with Skyfield"]}
-        if version == "2.0":
-            header["CLASSIFICATION"] = row["marking"]
-        else:
-            comments["header"].append(f"CLASSIFICATION: {row['marking']}")
-        relative = {
-            "TCA": int(tca[i]),
-            "MISS_DISTANCE": float(np.linalg.norm(dr)),
-            "RELATIVE_SPEED": float(np.linalg.norm(dv)),
-            "RELATIVE_POSITION_R": float(rel_r[0]), "RELATIVE_POSITION_T": float(rel_r[1]),
-            "RELATIVE_POSITION_N": float(rel_r[2]),
-            "RELATIVE_VELOCITY_R": float(rel_v[0]), "RELATIVE_VELOCITY_T": float(rel_v[1]),
-            "RELATIVE_VELOCITY_N": float(rel_v[2]),
-            "START_SCREEN_PERIOD": to_ns(row["window_start"]),
-            "STOP_SCREEN_PERIOD": to_ns(row["window_end"]),
-            "SCREEN_VOLUME_FRAME": "RTN", "SCREEN_VOLUME_SHAPE": "ELLIPSOID",
-            "SCREEN_VOLUME_X": row["threshold_km"] * 1e3,
-            "SCREEN_VOLUME_Y": row["threshold_km"] * 1e3,
-            "SCREEN_VOLUME_Z": row["threshold_km"] * 1e3,
-        }
-        rel_comments = [f"Screening volume: a sphere of radius {row['threshold_km']:g} km"]
-        if row.get("hbr_m") is not None:
-            rel_comments.append(f"HBR = {row['hbr_m']:g} [m]")
-        if row.get("pc") is not None:
-            relative["COLLISION_PROBABILITY"] = float(row["pc"])
-            relative["COLLISION_PROBABILITY_METHOD"] = CDM_PC_METHOD
-            rel_comments.append(f"COLLISION_PROBABILITY from ssafuse {row['pc_method']}")
-        if row.get("max_pc") is not None:
-            what = ("the largest Pc over the size of an isotropic covariance (Alfano 2005) "
-                    "for this miss and HBR: a bound, not a Pc")
-            if version == "2.0":
-                relative["COLLISION_MAX_PROBABILITY"] = float(row["max_pc"])
-                relative["COLLISION_MAX_PC_METHOD"] = CDM_MAX_PC_METHOD
-                rel_comments.append(f"COLLISION_MAX_PROBABILITY is {what}")
-            else:
-                rel_comments.append(f"MAX_PC = {float(row['max_pc'])!r}, {what}")
-        comments["relative"] = rel_comments
+        header, comments = _cdm_header(row, version, originator, int(tca[i]), creation_ns,
+                                       message_for)
+        relative, comments["relative"] = _cdm_relative(row, version, int(tca[i]),
+                                                       r_teme[:, i], v_teme[:, i])
         objects = []
         for j, s in enumerate(("1", "2")):
-            k = int(idx[i, j])
-            name = row[f"object_name_{s}"] or (el_cols.get("object_name", [None] * (k + 1))[k])
-            intl = el_cols.get("intl_designator", [None] * (k + 1))[k]
-            obj = {
-                "OBJECT": f"OBJECT{s}",
-                "OBJECT_DESIGNATOR": str(row[f"object_id_{s}"]),
-                "CATALOG_NAME": "SATCAT",
-                "OBJECT_NAME": (name or "UNKNOWN").strip() or "UNKNOWN",
-                "INTERNATIONAL_DESIGNATOR": (intl or "UNKNOWN").strip() or "UNKNOWN",
-                "EPHEMERIS_NAME": "NONE",
-                "COVARIANCE_METHOD": "DEFAULT",
-                "MANEUVERABLE": "N/A",
-                "REF_FRAME": "GCRF",
-                "GRAVITY_MODEL": "SGP4 WGS72",
-                "OD_EPOCH": to_ns(row[f"epoch_{s}"]),
-                "X": float(r[j, i, 0]), "Y": float(r[j, i, 1]), "Z": float(r[j, i, 2]),
-                "X_DOT": float(v[j, i, 0]), "Y_DOT": float(v[j, i, 1]),
-                "Z_DOT": float(v[j, i, 2]),
-            }
-            if types[i][j] in ("PAYLOAD", "ROCKET BODY", "DEBRIS", "UNKNOWN", "OTHER"):
-                obj["OBJECT_TYPE"] = types[i][j]
-            sig = _sigmas_km(covariance_model, types[i][j]) if covariance_model else None
-            cov = _assumed_cov_rtn_m2(sig) if sig else np.zeros((6, 6))
-            rr, cc = np.tril_indices(6)
-            for key, value in zip(COVARIANCE_RTN, cov[rr, cc]):
-                obj[key] = float(value)
+            obj, meta, cov = _cdm_object(row, s, int(idx[i, j]), r[j, i], v[j, i], types[i][j],
+                                         covariance_model, el_cols)
             objects.append(obj)
-            src = row[f"source_{s}"] or "unknown source"
-            comments[f"object{s}/metadata"] = [
-                f"Element set from {src}, epoch {_iso(row[f'epoch_{s}'])} (OD_EPOCH)"]
-            if sig:
-                comments[f"object{s}/covarianceMatrix"] = [
-                    f"ASSUMED covariance for OBJECT_TYPE {types[i][j]}: sigma R/T/N "
-                    f"{sig[0]:g}/{sig[1]:g}/{sig[2]:g} km, velocity terms zero; a model the "
-                    "user supplied, not an orbit determination"]
-            else:
-                comments[f"object{s}/covarianceMatrix"] = [
-                    "Element sets (TLE/GP) carry no covariance: the covariance below is all "
-                    "zero as a placeholder the standard requires, NOT an accuracy",
-                    "Do not compute Pc from it"]
-        out.append(Cdm(header=header, relative=relative, objects=tuple(objects),
-                       comments=comments))
+            comments[f"object{s}/metadata"] = meta
+            comments[f"object{s}/covarianceMatrix"] = cov
+        out.append(cdm_format.Cdm(header=header, relative=relative, objects=tuple(objects),
+                                  comments=comments))
     return out
+
+
+def _cdm_header(row: dict, version: str, originator: str, tca_ns: int, creation_ns: int,
+                message_for: str | None) -> tuple[dict, dict[str, list[str]]]:
+    """A CDM's header keywords and its comments (``{"header": [...]}``)."""
+    header = {"CCSDS_CDM_VERS": version, "CREATION_DATE": creation_ns,
+              "ORIGINATOR": originator,
+              "MESSAGE_ID": _message_id(originator, row, tca_ns, creation_ns)}
+    if message_for:
+        header["MESSAGE_FOR"] = message_for
+    comments: dict[str, list[str]] = {"header": [
+        f"Generated by ssafuse {__version__} from element sets: SGP4 (WGS72) states at TCA, "
+        "TEME rotated to GCRF with Skyfield"]}
+    if version == "2.0":
+        header["CLASSIFICATION"] = row["marking"]
+    else:
+        comments["header"].append(f"CLASSIFICATION: {row['marking']}")
+    return header, comments
+
+
+def _cdm_relative(row: dict, version: str, tca_ns: int, r_teme, v_teme) -> tuple[dict, list]:
+    """A CDM's relative metadata (RTN of object 1, from the TEME states ``(2, 3)``) and its
+    comments."""
+    B = _rtn_basis(r_teme[0], v_teme[0])
+    dr = (r_teme[1] - r_teme[0]) * 1e3
+    dv = (v_teme[1] - v_teme[0]) * 1e3
+    rel_r, rel_v = B @ dr, B @ dv
+    relative = {
+        "TCA": tca_ns,
+        "MISS_DISTANCE": float(np.linalg.norm(dr)),
+        "RELATIVE_SPEED": float(np.linalg.norm(dv)),
+        "RELATIVE_POSITION_R": float(rel_r[0]), "RELATIVE_POSITION_T": float(rel_r[1]),
+        "RELATIVE_POSITION_N": float(rel_r[2]),
+        "RELATIVE_VELOCITY_R": float(rel_v[0]), "RELATIVE_VELOCITY_T": float(rel_v[1]),
+        "RELATIVE_VELOCITY_N": float(rel_v[2]),
+        "START_SCREEN_PERIOD": to_ns(row["window_start"]),
+        "STOP_SCREEN_PERIOD": to_ns(row["window_end"]),
+        "SCREEN_VOLUME_FRAME": "RTN", "SCREEN_VOLUME_SHAPE": "ELLIPSOID",
+        "SCREEN_VOLUME_X": row["threshold_km"] * 1e3,
+        "SCREEN_VOLUME_Y": row["threshold_km"] * 1e3,
+        "SCREEN_VOLUME_Z": row["threshold_km"] * 1e3,
+    }
+    comments = [f"Screening volume: a sphere of radius {row['threshold_km']:g} km"]
+    if row.get("hbr_m") is not None:
+        comments.append(f"HBR = {row['hbr_m']:g} [m]")
+    if row.get("pc") is not None:
+        relative["COLLISION_PROBABILITY"] = float(row["pc"])
+        relative["COLLISION_PROBABILITY_METHOD"] = CDM_PC_METHOD
+        comments.append(f"COLLISION_PROBABILITY from ssafuse {row['pc_method']}")
+    if row.get("max_pc") is not None:
+        what = ("the largest Pc over the size of an isotropic covariance (Alfano 2005) "
+                "for this miss and HBR: a bound, not a Pc")
+        if version == "2.0":
+            relative["COLLISION_MAX_PROBABILITY"] = float(row["max_pc"])
+            relative["COLLISION_MAX_PC_METHOD"] = CDM_MAX_PC_METHOD
+            comments.append(f"COLLISION_MAX_PROBABILITY is {what}")
+        else:
+            comments.append(f"MAX_PC = {float(row['max_pc'])!r}, {what}")
+    return relative, comments
+
+
+def _cdm_object(row: dict, s: str, k: int, r, v, object_type: str,
+                covariance_model: dict | None, el_cols: dict) -> tuple[dict, list, list]:
+    """Object ``s`` (``'1'`` or ``'2'``) of a CDM from its element set (row ``k`` of the
+    elements) and its GCRF state ``r``, ``v``: ``(keywords, metadata comments, covariance
+    comments)``."""
+    name = row[f"object_name_{s}"] or (el_cols.get("object_name", [None] * (k + 1))[k])
+    intl = el_cols.get("intl_designator", [None] * (k + 1))[k]
+    obj = {
+        "OBJECT": f"OBJECT{s}",
+        "OBJECT_DESIGNATOR": str(row[f"object_id_{s}"]),
+        "CATALOG_NAME": "SATCAT",
+        "OBJECT_NAME": (name or "UNKNOWN").strip() or "UNKNOWN",
+        "INTERNATIONAL_DESIGNATOR": (intl or "UNKNOWN").strip() or "UNKNOWN",
+        "EPHEMERIS_NAME": "NONE",
+        "COVARIANCE_METHOD": "DEFAULT",
+        "MANEUVERABLE": "N/A",
+        "REF_FRAME": "GCRF",
+        "GRAVITY_MODEL": "SGP4 WGS72",
+        "OD_EPOCH": to_ns(row[f"epoch_{s}"]),
+        "X": float(r[0]), "Y": float(r[1]), "Z": float(r[2]),
+        "X_DOT": float(v[0]), "Y_DOT": float(v[1]), "Z_DOT": float(v[2]),
+    }
+    if object_type in ("PAYLOAD", "ROCKET BODY", "DEBRIS", "UNKNOWN", "OTHER"):
+        obj["OBJECT_TYPE"] = object_type
+    sig = _sigmas_km(covariance_model, object_type) if covariance_model else None
+    cov = _assumed_cov_rtn_m2(sig) if sig else np.zeros((6, 6))
+    rr, cc = np.tril_indices(6)
+    for key, value in zip(cdm_format.COVARIANCE_RTN, cov[rr, cc]):
+        obj[key] = float(value)
+    src = row[f"source_{s}"] or "unknown source"
+    meta = [f"Element set from {src}, epoch {_iso(row[f'epoch_{s}'])} (OD_EPOCH)"]
+    if sig:
+        cov_comments = [
+            f"ASSUMED covariance for OBJECT_TYPE {object_type}: sigma R/T/N "
+            f"{sig[0]:g}/{sig[1]:g}/{sig[2]:g} km, velocity terms zero; a model the "
+            "user supplied, not an orbit determination"]
+    else:
+        cov_comments = [
+            "Element sets (TLE/GP) carry no covariance: the covariance below is all "
+            "zero as a placeholder the standard requires, NOT an accuracy",
+            "Do not compute Pc from it"]
+    return obj, meta, cov_comments
 
 
 def _iso(value) -> str:
@@ -507,12 +552,10 @@ def write_cdms(conjunctions: pa.Table, elements: pa.Table, out_dir, *, creation_
     """Write :func:`conjunction_cdms` to ``out_dir`` (created), one file per conjunction named
     ``<MESSAGE_ID>.cdm`` (KVN) or ``.xml``, each written atomically. Returns the paths in row
     order, ``None`` for an event whose element sets are not in ``elements``."""
-    from .formats.cdm import dumps_kvn, dumps_xml
-    from .files import atomic_write_bytes
-
     if fmt not in ("kvn", "xml"):
         raise ValueError(f"fmt must be 'kvn' or 'xml', got {fmt!r}")
-    dump, ext = (dumps_kvn, ".cdm") if fmt == "kvn" else (dumps_xml, ".xml")
+    dump, ext = ((cdm_format.dumps_kvn, ".cdm") if fmt == "kvn"
+                 else (cdm_format.dumps_xml, ".xml"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list = []
@@ -526,3 +569,154 @@ def write_cdms(conjunctions: pa.Table, elements: pa.Table, out_dir, *, creation_
         atomic_write_bytes(path, dump(msg).encode("utf-8"))
         paths.append(path)
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# CDMs of a screening run in a store (``ssafuse cdm``)
+# ---------------------------------------------------------------------------------------------
+
+#: The element-set columns CDMs are written from, gathered from the store and ``--elements``.
+CDM_ELEMENT_COLUMNS = [
+    "object_id", "intl_designator", "object_name", "epoch", "mean_motion_rev_day",
+    "eccentricity", "inclination_deg", "raan_deg", "arg_perigee_deg", "mean_anomaly_deg",
+    "bstar", "mean_motion_dot", "mean_motion_ddot", "object_type", "source", "source_sha256",
+    "source_record"]
+
+
+def cdms_for_screening(store, out_dir, *, run_file=None, fmt: str = "kvn", element_files=(),
+                       originator: str = "SSAFUSE", creation_date):
+    """Write one CDM per conjunction of a screening run of ``store`` (:func:`write_cdms`).
+
+    ``run_file``: the run's Parquet file (default: the store's newest screening; a
+    ``FileNotFoundError`` when it holds none). Runs written before a column was added get
+    that column as nulls. The element sets are looked up in the store's ``elements`` and
+    ``catalogue`` and in ``element_files`` (read with source ``'local'``). Returns
+    ``(conjunctions, paths, run_file)``: ``paths`` in row order, ``None`` for an event whose
+    element sets were not found.
+    """
+    conj, run_file = _screening_run(store, run_file)
+    elements = _elements_for_cdms(store, element_files)
+    paths = write_cdms(conj, elements, out_dir, fmt=fmt, creation_date=creation_date,
+                       originator=originator)
+    return conj, paths, run_file
+
+
+def _screening_run(store, run_file):
+    """``(conjunctions, run_file)`` of ``run_file``, or of the store's newest screening."""
+    if run_file is None:
+        runs = store.screenings()
+        if not runs:
+            raise FileNotFoundError(f"the store {store.root} holds no screening run: run "
+                                    "`ssafuse screen --store` first, or give --run")
+        run_file = runs[-1]
+        conj = store.read_parquet(run_file)
+    else:
+        conj = pq.read_table(run_file)
+    return conform(conj, CONJUNCTIONS), run_file
+
+
+def _elements_for_cdms(store, element_files) -> pa.Table:
+    """The store's elements and catalogue and the sets of ``element_files``, in one table."""
+    common = CDM_ELEMENT_COLUMNS
+    tables = [store.table("elements", columns=common), store.table("catalogue", columns=common)]
+    tables += [read_file(f, source="local").elements.select(common) for f in element_files]
+    return pa.concat_tables([t.cast(tables[0].schema) for t in tables])
+
+
+# ---------------------------------------------------------------------------------------------
+# Pc of CDM files (``ssafuse pc``): one row per message
+# ---------------------------------------------------------------------------------------------
+
+def _looks_like_cdm(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return cdm_format.identify_kvn(head) or cdm_format.identify_xml(head)
+
+
+def expand_cdm_inputs(inputs) -> list[str]:
+    """Files named by paths, folders (every file in them whose first bytes look like a CDM)
+    and globs, in the order given, each once."""
+    return expand_inputs(inputs, accept=_looks_like_cdm)
+
+
+def pc_of_cdm_files(inputs, *, hbr_m=None, hbr_table=None, method: str = "foster",
+                    out=None) -> tuple[pa.Table, int]:
+    """Pc of every CDM in ``inputs`` (files, folders, globs: :func:`expand_cdm_inputs`).
+
+    The combined HBR of each message (:func:`ssafuse.pc.combined_hbr`): ``hbr_m`` when given
+    (``'option'``), else the CDM's own, else the sum of both objects' in CARA's
+    ``hbr_table`` (a path); a message with none gets Pc null and ``error`` set. Returns
+    ``(table, refused)``: the table (:data:`ssafuse.schema.PC_RESULTS`) has one row per
+    message and one per file that could not be read (``error`` set; counted in ``refused``).
+    Writes ``out`` (Parquet) when given. Prints nothing: :func:`pc_lines` gives the lines.
+    """
+    table_hbr = pcmod.load_cara_hbr(hbr_table) if hbr_table else None
+    rows, refused = [], 0
+    for uri in expand_cdm_inputs(inputs):
+        try:
+            msgs = cdm_format.read_all(uri)
+        except (FormatError, OSError) as e:
+            refused += 1
+            reason = str(e) if isinstance(e, FormatError) else f"cannot read file: {e}"
+            rows.append({"source_uri": uri, "pc_method": method, "pc_flags": [],
+                         "error": reason})
+            continue
+        rows.extend(_pc_rows(uri, msgs, hbr_m, table_hbr, method))
+    cols = {name: [r.get(name) for r in rows] for name in PC_RESULTS.names}
+    cols["tca"] = pa.array([r.get("tca") for r in rows], pa.int64()).cast(
+        PC_RESULTS.field("tca").type)
+    table = pa.Table.from_pydict(cols, schema=PC_RESULTS)
+    if out:
+        write_parquet(Path(out), table)
+    return table, refused
+
+
+def _pc_rows(uri: str, msgs: list, hbr_m, table_hbr, method: str) -> list[dict]:
+    """The :data:`~ssafuse.schema.PC_RESULTS` rows of the messages of one file."""
+    hbrs, sources = [], []
+    for m in msgs:
+        ids = [str(o["OBJECT_DESIGNATOR"]) for o in m.objects]
+        h, src = pcmod.combined_hbr(cdm_hbr=m.hbr_m(), table=table_hbr,
+                                    ids=[int(i) if i.isdigit() else None for i in ids],
+                                    override=hbr_m)
+        hbrs.append(h)
+        sources.append(src)
+    res = pcmod.pc_from_cdm(msgs, hbr_m=np.array(hbrs, dtype=float), method=method)
+    rows = []
+    for i, m in enumerate(msgs):
+        p = float(res.pc[i])
+        error = None
+        if math.isnan(hbrs[i]):
+            error = "no hard-body radius: the CDM states none; pass --hbr-m or --hbr-table"
+        rows.append({
+            "source_uri": uri, "message_id": m.message_id,
+            "object1_designator": str(m.objects[0]["OBJECT_DESIGNATOR"]),
+            "object2_designator": str(m.objects[1]["OBJECT_DESIGNATOR"]),
+            "tca": m.tca_ns, "miss_distance_km": float(res.miss[i]) / 1000.0,
+            "hbr_m": None if math.isnan(hbrs[i]) else hbrs[i], "hbr_source": sources[i],
+            "pc": None if math.isnan(p) else p, "pc_method": method,
+            "pc_flags": pcmod.flag_names(res.flags[i]),
+            "cdm_pc": m.relative.get("COLLISION_PROBABILITY"), "error": error,
+        })
+    return rows
+
+
+def pc_line(row: dict) -> str:
+    """The line ``ssafuse pc`` prints for one row of :func:`pc_of_cdm_files`' table (as
+    ``table.to_pylist()`` gives it): ``REFUSED  <file>  <reason>`` for a file that could not
+    be read, else Pc, method, MESSAGE_ID, miss, HBR, flags and any error."""
+    if row.get("object1_designator") is None:   # a file that could not be read
+        return f"REFUSED  {row['source_uri']}  {row['error'].splitlines()[0]}"
+    p, flags, error = row["pc"], row["pc_flags"], row["error"]
+    return (f"{'-' if p is None else format(p, '.6e'):>13}  {row['pc_method']}  "
+            f"{row['message_id']}  miss {row['miss_distance_km']:.4f} km  "
+            f"HBR {'-' if row['hbr_m'] is None else format(row['hbr_m'], 'g')} m"
+            + (f"  [{', '.join(flags)}]" if flags else "") + (f"  {error}" if error else ""))
+
+
+def pc_lines(table: pa.Table) -> list[str]:
+    """:func:`pc_line` of every row of :func:`pc_of_cdm_files`' table, in order."""
+    return [pc_line(row) for row in table.to_pylist()]

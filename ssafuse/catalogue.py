@@ -34,86 +34,16 @@ def build_catalogue(elements: pa.Table, *, precedence: Sequence[str] = (),
     if elements.num_rows == 0:
         return CATALOGUE.empty_table()
     elements = elements.select(ELEMENTS.names)
-    obj = elements["object_id"].to_numpy()
-    epoch = elements["epoch"].cast(pa.int64()).to_numpy()
-    ingested = elements["ingested_at"].cast(pa.int64()).to_numpy()
-    record = elements["source_record"].to_numpy()
-    source = np.array(elements["source"].to_pylist(), dtype=object)
-    names = sorted(set(source))
-    rank_of = {s: (precedence.index(s) if s in precedence else len(precedence) + names.index(s))
-               for s in names}
-    rank = np.array([rank_of[s] for s in source], dtype=np.int64)
-    # np.lexsort sorts by the last key first.
-    order = np.lexsort((record, -ingested, rank, -epoch, obj))
-    obj_s, source_s = obj[order], source[order]
-    starts = np.flatnonzero(np.r_[True, obj_s[1:] != obj_s[:-1]])
-    bounds = np.r_[starts, len(order)]
-    chosen = order[starts]
-
-    classification = elements["classification"].to_pylist()
-    releasable = elements["releasable_to"].to_pylist()
-    n = len(starts)
-    n_sets = np.diff(bounds)
-    sources_col: list[list[str]] = []
-    n_sources = np.ones(n, dtype=np.int64)
-    level_out = [classification[i] for i in chosen]
-    rel_out = [releasable[i] for i in chosen]
-    pairs_chosen: list[int] = []   # row of the chosen set, per comparison
-    pairs_other: list[int] = []    # row of another source's newest set
-    pairs_entry: list[int] = []    # catalogue entry of the comparison
-    for k in range(n):
-        lo, hi = bounds[k], bounds[k + 1]
-        if hi - lo == 1:
-            sources_col.append([source_s[lo]])
-            continue
-        newest: dict[str, int] = {}
-        for j in range(lo, hi):  # rows are newest-first: the first row of a source is its newest
-            newest.setdefault(source_s[j], order[j])
-        sources_col.append(sorted(newest))
-        n_sources[k] = len(newest)
-        if len(newest) > 1:
-            combined = mk.combine(
-                mk.Marking(classification[i],
-                           None if releasable[i] is None else tuple(releasable[i]))
-                for i in newest.values())
-            level_out[k] = combined.classification
-            rel_out[k] = None if combined.releasable_to is None else list(combined.releasable_to)
-            for s, i in newest.items():
-                if i != chosen[k]:
-                    pairs_chosen.append(chosen[k])
-                    pairs_other.append(i)
-                    pairs_entry.append(k)
-
-    max_km = np.full(n, np.nan)
-    far_source: list[str | None] = [None] * n
-    if pairs_entry:
-        rows = np.array(pairs_chosen + pairs_other)
-        sats = satrecs(elements.take(rows))
-        at = np.r_[epoch[pairs_chosen], epoch[pairs_chosen]]
-        err, r = position_at_epochs(sats, at)
-        m = len(pairs_entry)
-        dist = np.linalg.norm(r[m:] - r[:m], axis=1)
-        for e, other, d in zip(pairs_entry, pairs_other, dist):
-            if np.isfinite(d) and not d <= max_km[e]:  # NaN max (first seen) or a larger one
-                max_km[e] = d
-                far_source[e] = source[other]
-
-    out = elements.take(chosen)
-    received = elements["marking"].to_pylist()
-    marks = [received[i] if ns == 1 else str(mk.Marking(lv, None if rl is None else tuple(rl)))
-             for i, ns, lv, rl in zip(chosen, n_sources, level_out, rel_out)]
-    out = out.set_column(out.schema.get_field_index("classification"),
-                         ELEMENTS.field("classification"), pa.array(level_out, pa.string()))
-    out = out.set_column(out.schema.get_field_index("releasable_to"),
-                         ELEMENTS.field("releasable_to"),
-                         pa.array(rel_out, pa.list_(pa.string())))
-    out = out.set_column(out.schema.get_field_index("marking"), ELEMENTS.field("marking"),
-                         pa.array(marks, pa.string()))
+    order, bounds = _newest_first(elements, precedence)
+    chosen = order[bounds[:-1]]
+    newest = _newest_per_source(elements, order, bounds)
+    max_km, far_source = _disagreement(elements, chosen, newest)
+    out = _with_markings(elements.take(chosen), elements, chosen, newest)
     finite = np.isfinite(max_km)
     extra = {
-        "n_element_sets": pa.array(n_sets, pa.int64()),
-        "n_sources": pa.array(n_sources, pa.int64()),
-        "sources": pa.array(sources_col, pa.list_(pa.string())),
+        "n_element_sets": pa.array(np.diff(bounds), pa.int64()),
+        "n_sources": pa.array([len(nw) for nw in newest], pa.int64()),
+        "sources": pa.array([sorted(nw) for nw in newest], pa.list_(pa.string())),
         "max_disagreement_km": pa.array(max_km, pa.float64(), mask=~finite),
         "disagreement_source": pa.array(far_source, pa.string()),
         "sources_disagree": pa.array(finite & (np.nan_to_num(max_km) > disagree_km)),
@@ -121,3 +51,99 @@ def build_catalogue(elements: pa.Table, *, precedence: Sequence[str] = (),
     for name, col in extra.items():
         out = out.append_column(CATALOGUE.field(name), col)
     return out.cast(CATALOGUE)
+
+
+def _newest_first(elements: pa.Table, precedence: Sequence[str]):
+    """Row order grouping each object's element sets, the one to choose first: latest epoch,
+    then the source first in ``precedence`` (unlisted ones after, by name), then latest
+    ingest. Returns ``(order, bounds)``: object ``k``'s rows are
+    ``order[bounds[k]:bounds[k + 1]]``."""
+    obj = elements["object_id"].to_numpy()
+    epoch = elements["epoch"].cast(pa.int64()).to_numpy()
+    ingested = elements["ingested_at"].cast(pa.int64()).to_numpy()
+    record = elements["source_record"].to_numpy()
+    source = elements["source"].to_pylist()
+    names = sorted(set(source))
+    rank_of = {s: (precedence.index(s) if s in precedence else len(precedence) + names.index(s))
+               for s in names}
+    rank = np.array([rank_of[s] for s in source], dtype=np.int64)
+    # np.lexsort sorts by the last key first.
+    order = np.lexsort((record, -ingested, rank, -epoch, obj))
+    obj_s = obj[order]
+    starts = np.flatnonzero(np.r_[True, obj_s[1:] != obj_s[:-1]])
+    return order, np.r_[starts, len(order)]
+
+
+def _newest_per_source(elements: pa.Table, order, bounds) -> list[dict[str, int]]:
+    """Per catalogue entry, ``{source: row of its newest element set}``."""
+    source = elements["source"].to_pylist()
+    out: list[dict[str, int]] = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        newest: dict[str, int] = {}
+        for j in range(lo, hi):  # rows are newest-first: the first row of a source is its newest
+            newest.setdefault(source[order[j]], order[j])
+        out.append(newest)
+    return out
+
+
+def _disagreement(elements: pa.Table, chosen, newest: list[dict[str, int]]):
+    """Per entry, the largest distance (km) at the chosen epoch between the chosen element set
+    and each other source's newest (SGP4), and that source; NaN / None with one source."""
+    n = len(chosen)
+    pairs_chosen: list[int] = []   # row of the chosen set, per comparison
+    pairs_other: list[int] = []    # row of another source's newest set
+    pairs_entry: list[int] = []    # catalogue entry of the comparison
+    for k, nw in enumerate(newest):
+        if len(nw) > 1:
+            for i in nw.values():
+                if i != chosen[k]:
+                    pairs_chosen.append(chosen[k])
+                    pairs_other.append(i)
+                    pairs_entry.append(k)
+    max_km = np.full(n, np.nan)
+    far_source: list[str | None] = [None] * n
+    if not pairs_entry:
+        return max_km, far_source
+    epoch = elements["epoch"].cast(pa.int64()).to_numpy()
+    source = elements["source"].to_pylist()
+    sats = satrecs(elements.take(np.array(pairs_chosen + pairs_other)))
+    at = np.r_[epoch[pairs_chosen], epoch[pairs_chosen]]
+    err, r = position_at_epochs(sats, at)
+    m = len(pairs_entry)
+    dist = np.linalg.norm(r[m:] - r[:m], axis=1)
+    for e, other, d in zip(pairs_entry, pairs_other, dist):
+        if np.isfinite(d) and not d <= max_km[e]:  # NaN max (first seen) or a larger one
+            max_km[e] = d
+            far_source[e] = source[other]
+    return max_km, far_source
+
+
+def _with_markings(out: pa.Table, elements: pa.Table, chosen,
+                   newest: list[dict[str, int]]) -> pa.Table:
+    """``out`` (the chosen rows) with each entry's marking: the chosen element set's as
+    received when one source reported the object, else the combination of each source's
+    newest (:func:`ssafuse.markings.combine_columns`)."""
+    classification = elements["classification"].to_pylist()
+    releasable = elements["releasable_to"].to_pylist()
+    received = elements["marking"].to_pylist()
+    level_out = [classification[i] for i in chosen]
+    rel_out = [releasable[i] for i in chosen]
+    marks = [received[i] for i in chosen]
+    multi = [k for k, nw in enumerate(newest) if len(nw) > 1]
+    if multi:
+        width = max(len(newest[k]) for k in multi)
+        rows = [[None] * len(multi) for _ in range(width)]
+        for q, k in enumerate(multi):
+            for w, i in enumerate(newest[k].values()):
+                rows[w][q] = int(i)
+        levels, rels, texts = mk.combine_columns([(classification, releasable)] * width,
+                                                 len(multi), rows)
+        for q, k in enumerate(multi):
+            level_out[k], rel_out[k], marks[k] = levels[q], rels[q], texts[q]
+    out = out.set_column(out.schema.get_field_index("classification"),
+                         ELEMENTS.field("classification"), pa.array(level_out, pa.string()))
+    out = out.set_column(out.schema.get_field_index("releasable_to"),
+                         ELEMENTS.field("releasable_to"),
+                         pa.array(rel_out, pa.list_(pa.string())))
+    return out.set_column(out.schema.get_field_index("marking"), ELEMENTS.field("marking"),
+                          pa.array(marks, pa.string()))

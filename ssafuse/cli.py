@@ -1,6 +1,7 @@
-"""The ``ssafuse`` command line: thin wiring over the Python API.
+"""The ``ssafuse`` command line: wiring only. Each command parses its options, calls one
+public function of the library, and prints.
 
-Exit codes (every command):
+Exit codes (every command but ``run``, which has its own):
 
 * 0: success. Records refused inside a file are normal: they are counted and kept in
   ``rejects``, not an error.
@@ -11,12 +12,27 @@ Exit codes (every command):
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import logging
 import sys
+from pathlib import Path
 
 import click
 
+from . import nightly
+from .assessment import cdms_for_screening, pc_of_cdm_files, pc_lines
+from .correlation import correlate_store
+from .errors import FormatError, MarkingError, SsafuseError, UnknownFormatError
+from .export import check_code, export_run
+from .files import write_parquet
+from .formats.registry import ENV_FORMATS_DIR, formats
+from .ingestion import ingest as ingest_files
+from .jobs import screen_inputs, update_catalogue
+from .runs import find_run
+from .store import Store
+from .timeutil import ns_from_datetime, parse_utc
 from .versions import __version__
-from .errors import MarkingError, UnknownFormatError
 
 EXIT_OK, EXIT_SOME_FILES_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -33,6 +49,31 @@ def _dask_option(what: str):
                         help=f"Run {what} on a Dask cluster: a scheduler address "
                              "(tcp://host:8786), or local[:N] for a local cluster of N worker "
                              "processes.")
+
+
+def _formats_dir_option():
+    return click.option("--formats-dir", "formats_dirs", multiple=True, metavar="DIR",
+                        envvar=ENV_FORMATS_DIR, type=click.Path(file_okay=False),
+                        help="A folder of your own feed descriptions (*.toml, as in "
+                             f"ingest_formats/); repeatable. Default: ${ENV_FORMATS_DIR} "
+                             "(folders separated by ':'). A name already taken is an error.")
+
+
+def _existing_store(store_dir: str) -> Store:
+    store = Store(store_dir)
+    if not store.exists():
+        raise click.UsageError(f"no store at {store_dir}")
+    return store
+
+
+def _slice_progress():
+    """A progress line on a terminal only (never in cron mail or logs)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def progress(done, total):
+        click.echo(f"\rscreening: {done}/{total} time slices", nl=done == total, err=True)
+    return progress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -56,25 +97,14 @@ def main():
 @click.option("--marking", default="UNCLASSIFIED", show_default=True, metavar="TEXT",
               help="The feed's default marking, e.g. 'UNCLASSIFIED//REL TO USA, GBR'; applied "
                    "to whatever a record does not state itself.")
+@_formats_dir_option()
 @_dask_option("the files (one task each; the store must be one the workers reach)")
-def ingest(inputs, store_dir, source, format_name, marking, dask_address):
+def ingest(inputs, store_dir, source, format_name, marking, formats_dirs, dask_address):
     """Read element-set files (paths, folders or globs) into the store.
 
     Prints accepted / rejected per file. Re-ingesting a file already in the store (same
     content, same source) changes nothing.
     """
-    from .formats.registry import get_format
-    from .markings import parse
-    from .ingestion import ingest as ingest_files
-    from .store import Store
-
-    try:
-        parse(marking)
-        if format_name:
-            get_format(format_name)
-    except (MarkingError, UnknownFormatError) as e:
-        raise click.UsageError(str(e)) from None
-
     def show(rep):
         what = {"ingested": f"{rep.accepted:>8} accepted {rep.rejected:>6} rejected",
                 "already-ingested": "    already ingested, unchanged",
@@ -82,8 +112,14 @@ def ingest(inputs, store_dir, source, format_name, marking, dask_address):
         click.echo(f"{what}  {rep.uri}  [{rep.format or '-'}]"
                    + (f"  {rep.message}" if rep.status == "refused" else ""))
 
-    report = ingest_files(Store(store_dir), inputs, source=source, format=format_name,
-                          marking=marking, progress=show, dask=dask_address)
+    try:
+        report = ingest_files(Store(store_dir), inputs, source=source, format=format_name,
+                              marking=marking, progress=show, dask=dask_address,
+                              formats_dirs=formats_dirs)
+    except (MarkingError, UnknownFormatError) as e:
+        raise click.UsageError(str(e)) from None
+    except FormatError as e:  # a bad feed description in --formats-dir
+        raise click.UsageError(str(e)) from None
     click.echo(f"total: {report.accepted} accepted, {report.rejected} rejected, "
                f"{len(report.files)} files ({len(report.refused_files)} refused); "
                f"manifest {report.manifest}")
@@ -104,21 +140,9 @@ def catalogue(store_dir, out, precedence, disagree_km):
 
     Writes STORE/catalogue/catalogue.parquet (and --out if given).
     """
-    from pathlib import Path
-
-    from .catalogue import build_catalogue
-    from .files import write_parquet
-    from .store import Store
-
-    store = Store(store_dir)
-    if not store.exists():
-        raise click.UsageError(f"no store at {store_dir}")
-    cat = build_catalogue(store.table("elements"),
-                          precedence=[s for s in precedence.split(",") if s],
-                          disagree_km=disagree_km)
-    path = store.write("catalogue", cat, "catalogue.parquet")
-    if out:
-        write_parquet(Path(out), cat)
+    cat, path = update_catalogue(_existing_store(store_dir),
+                                 precedence=[s for s in precedence.split(",") if s],
+                                 disagree_km=disagree_km, out=out)
     multi = sum(1 for n in cat["n_sources"].to_pylist() if n > 1)
     disagree = sum(cat["sources_disagree"].to_pylist())
     click.echo(f"{cat.num_rows} objects ({multi} reported by several sources, {disagree} "
@@ -126,12 +150,15 @@ def catalogue(store_dir, out, precedence, disagree_km):
                + (f" and {out}" if out else ""))
 
 
-@main.command()
-def formats():
+@main.command("formats")
+@_formats_dir_option()
+def formats_command(formats_dirs):
     """List the formats ssafuse reads and how it recognises each."""
-    from .formats.registry import formats as all_formats
-
-    for f in all_formats():
+    try:
+        known = formats(formats_dirs)
+    except FormatError as e:
+        raise click.UsageError(str(e)) from None
+    for f in known:
         ext = " ".join(f.extensions)
         click.echo(f"{f.name:<14} {f.table:<12} priority {f.priority:>3}  {f.description}"
                    + (f"  [{ext}]" if ext else ""))
@@ -156,10 +183,10 @@ def pc_command(cdms, hbr_m, hbr_table, method, out):
     CDM... are files, folders (every CDM in them) or globs. A file that cannot be read is
     reported with the reason and the others still computed (exit code 1).
     """
-    from .pc import pc_of_files
-
-    rows, refused = pc_of_files(cdms, hbr_m=hbr_m, hbr_table=hbr_table, method=method, out=out,
-                           echo=click.echo)
+    table, refused = pc_of_cdm_files(cdms, hbr_m=hbr_m, hbr_table=hbr_table, method=method,
+                                     out=out)
+    for line in pc_lines(table):
+        click.echo(line)
     sys.exit(EXIT_SOME_FILES_REFUSED if refused else EXIT_OK)
 
 
@@ -183,36 +210,18 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
     Writes STORE/correlations/correlations.parquet; observations whose sensor is unknown go
     to the rejects table (source=correlate) with that reason.
     """
-    import datetime as dt
-    from pathlib import Path
-
-    from .correlation import correlate
-    from .sensors import merge, read_sensors
-    from .files import write_parquet
-    from .store import Store
-
-    store = Store(store_dir)
-    if not store.root.exists():
-        raise click.UsageError(f"no store at {store_dir}")
-    sensors = merge(*[read_sensors(f) for f in sensor_files], store.table("sensors"))
-    if sensor_files:
-        store.write("sensors", sensors, "sensors.parquet")
-    now = dt.datetime.now(dt.timezone.utc)
-    now_ns = int(now.timestamp()) * 10**9
-    corr, rejects = correlate(store.table("observations"), store.table("elements"), sensors,
-                              gate_arcmin=gate_arcmin, max_age_days=max_age_days,
-                              now_ns=now_ns)
-    path = store.write("correlations", corr, "correlations.parquet")
-    if rejects.num_rows:
-        store.append_rejects(rejects, source="correlate", day=str(now.date()),
-                             name=f"correlate-{now.strftime('%H%M%S')}")
+    store = _existing_store(store_dir)
+    corr, rejects = correlate_store(
+        store, sensor_files=sensor_files, gate_arcmin=gate_arcmin, max_age_days=max_age_days,
+        now_ns=ns_from_datetime(dt.datetime.now(dt.timezone.utc)))
     if out:
         write_parquet(Path(out), corr)
     status = corr["status"].to_pylist()
     click.echo(f"{corr.num_rows} observations: {status.count('correlated')} correlated, "
                f"{status.count('uct')} UCT, {status.count('no-angles')} without angles, "
                f"{sum(corr['cross_tag'].to_pylist())} possible cross-tags; "
-               f"{rejects.num_rows} rejected (unknown sensor) -> {path}"
+               f"{rejects.num_rows} rejected (unknown sensor) -> "
+               f"{store.path('correlations')}/correlations.parquet"
                + (f" and {out}" if out else ""))
 
 
@@ -252,17 +261,6 @@ def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, 
     the combined hard-body radius, and pc where the store holds a CDM of the same pair and TCA
     (within 60 s); see ssafuse.assess.
     """
-    import datetime as dt
-    import time
-    from pathlib import Path
-
-    import pyarrow as pa
-
-    from .records import read_file
-    from .screening import screen as run_screen
-    from .files import expand_inputs, write_parquet
-    from .store import Store
-
     if not inputs and not store_dir:
         raise click.UsageError("give element files (INPUT...) or --store DIR with a catalogue")
     if not store_dir and not out:
@@ -272,79 +270,29 @@ def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, 
     except ValueError:
         raise click.UsageError(f"--primary takes NORAD numbers separated by commas, got {primary!r}") from None
     now = dt.datetime.now(dt.timezone.utc)
-    if start:
-        try:
-            start_at = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
-        except ValueError:
-            raise click.UsageError(f"--start must be ISO-8601 (2026-03-09T18:00:00Z), got {start!r}") from None
-        if start_at.tzinfo is None:
-            start_at = start_at.replace(tzinfo=dt.timezone.utc)
-    else:
-        start_at = now
-    started = time.perf_counter()
-    store = Store(store_dir) if store_dir else None
-    file_inputs = []
-    if inputs:
-        tables = []
-        for uri in expand_inputs(inputs):
-            try:
-                res = read_file(uri, source="local")
-            except (OSError, UnknownFormatError) as e:
-                click.echo(f"REFUSED {uri}: {e}", err=True)
-                continue
-            tables.append(res.elements)
-            file_inputs.append({"uri": uri, "format": res.format, "sha256": res.sha256,
-                                "read": res.records_read, "accepted": res.accepted,
-                                "rejected": res.rejected})
-        if not tables:
-            raise click.UsageError("no element sets could be read from INPUT")
-        # Several files may hold the same object: screen one element set per object, chosen
-        # as `ssafuse catalogue` chooses (newest epoch).
-        from .catalogue import build_catalogue
-
-        elements = build_catalogue(pa.concat_tables(tables))
-    else:
-        elements = store.table("catalogue")
-        file_inputs.append({"uri": str(store.path("catalogue")), "accepted": elements.num_rows})
-        if elements.num_rows == 0:
-            raise click.UsageError(f"the store {store_dir} has no catalogue: run `ssafuse catalogue`")
-
-    progress = None
-    if sys.stderr.isatty():
-        def progress(done, total):
-            click.echo(f"\rscreening: {done}/{total} time slices", nl=done == total, err=True)
-    result = run_screen(elements, start_at, days=days, threshold_km=threshold_km,
-                        primaries=primaries or None, workers=workers, progress=progress,
-                        dask=dask_address)
-    from .assessment import assess
-
-    st = result.stats
-    st["parameters"] = dict(st["parameters"], hbr_m=screen_hbr_m, hbr_table=screen_hbr_table)
-    result.conjunctions = assess(
-        result.conjunctions, hbr_m=screen_hbr_m, hbr_table=screen_hbr_table, elements=elements,
-        cdms=store.table("cdms") if store is not None else None)
-    where = []
-    if out:
-        write_parquet(Path(out), result.conjunctions)
-        where.append(out)
-    if store is not None:
-        path, manifest = store.write_screening(
-            result.conjunctions, excluded=result.excluded, inputs=file_inputs,
-            parameters=st["parameters"], now=now, started=started,
-            counts={k: v for k, v in st.items() if k != "parameters"})
-        where.append(f"{path} (manifest {manifest})")
+    try:
+        start_at = parse_utc(start) if start else now
+    except ValueError:
+        raise click.UsageError(f"--start must be ISO-8601 (2026-03-09T18:00:00Z), got {start!r}") from None
+    try:
+        run = screen_inputs(
+            inputs, Store(store_dir) if store_dir else None, start=start_at, days=days,
+            threshold_km=threshold_km, primaries=primaries, workers=workers,
+            dask=dask_address, hbr_m=screen_hbr_m, hbr_table=screen_hbr_table, out=out,
+            now=now, progress=_slice_progress(),
+            on_refused=lambda uri, why: click.echo(f"REFUSED {uri}: {why}", err=True))
+    except SsafuseError as e:
+        raise click.UsageError(str(e)) from None
+    st = run.result.stats
     click.echo(f"{st['conjunctions']} close approaches under {threshold_km:g} km "
                f"({st['co_located']} co-located pairs) among {st['objects_screened']} objects, "
                f"{st['objects_excluded']} excluded, in {st['seconds']:.1f} s -> "
-               + ", ".join(where))
+               + ", ".join(run.written))
 
 
 def _setup_run_logging(json_lines: bool) -> None:
     """Log lines of the ``ssafuse.run`` logger to stderr: plain text, or one JSON object per
     line (``time``, ``level``, ``stage``, ``message`` and the stage's counts)."""
-    import json
-    import logging
-
     class Plain(logging.Formatter):
         def format(self, record):
             stage = getattr(record, "stage", "-")
@@ -369,16 +317,13 @@ def _setup_run_logging(json_lines: bool) -> None:
     logger.propagate = False
 
 
-def _parse_now(now: str | None):
-    import datetime as dt
-
+def _parse_now(now: str | None) -> dt.datetime:
     if not now:
         return dt.datetime.now(dt.timezone.utc)
     try:
-        t = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+        return parse_utc(now)
     except ValueError:
         raise click.UsageError(f"--now must be ISO-8601 (2026-03-10T02:00:00Z), got {now!r}") from None
-    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t
 
 
 @main.command("run")
@@ -402,24 +347,17 @@ def run_command(config_file, now, log_json):
     refused; the rest ran); 2 failure (bad config, or a stage failed); 3 another run holds
     the store's lock (nothing was done).
     """
-    from .nightly.job import (EXIT_ALREADY_RUNNING, EXIT_FAILED, AlreadyRunning, ConfigError,
-                      load_config, run)
-
     _setup_run_logging(log_json)
     try:
-        cfg = load_config(config_file)
-    except ConfigError as e:
+        cfg = nightly.load_config(config_file)
+    except nightly.ConfigError as e:
         click.echo(f"ssafuse run: configuration error: {e}", err=True)
-        sys.exit(EXIT_FAILED)
-    progress = None
-    if sys.stderr.isatty():
-        def progress(done, total):
-            click.echo(f"\rscreening: {done}/{total} time slices", nl=done == total, err=True)
+        sys.exit(nightly.EXIT_FAILED)
     try:
-        result = run(cfg, now=_parse_now(now), progress=progress)
-    except AlreadyRunning as e:
+        result = nightly.run(cfg, now=_parse_now(now), progress=_slice_progress())
+    except nightly.AlreadyRunning as e:
         click.echo(f"ssafuse run: {e}", err=True)
-        sys.exit(EXIT_ALREADY_RUNNING)
+        sys.exit(nightly.EXIT_ALREADY_RUNNING)
     click.echo(result.summary, nl=False)
     sys.exit(result.exit_code)
 
@@ -441,8 +379,6 @@ def export_command(code, run_ref, store_dir, out_dir):
     releasability and is UNCLASSIFIED; NOFORN and classified records without REL TO are
     withheld.
     """
-    from .export import check_code, export_run, find_run
-
     try:
         check_code(code)
         run_dir = find_run(run_ref, store_dir)
@@ -478,42 +414,13 @@ def cdm_command(store_dir, out_dir, run_file, fmt, element_files, originator):
     written as zeros with COMMENTs saying that element sets carry no covariance. Events whose
     element sets cannot be found are listed and skipped (exit code 1).
     """
-    import datetime as dt
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from .assessment import write_cdms
-    from .records import read_file
-    from .schema import CONJUNCTIONS
-    from .store import Store
-
-    store = Store(store_dir)
-    if not store.exists():
-        raise click.UsageError(f"no store at {store_dir}")
-    if run_file is None:
-        runs = store.screenings()
-        if not runs:
-            raise click.UsageError(f"the store {store_dir} holds no screening run: run "
-                                   "`ssafuse screen --store` first, or give --run")
-        run_file = runs[-1]
-        conj = store.read_parquet(run_file)
-    else:
-        conj = pq.read_table(run_file)
-    for f in CONJUNCTIONS:   # runs written before a column was added: that column null
-        if f.name not in conj.column_names:
-            conj = conj.append_column(f, pa.nulls(conj.num_rows, f.type))
-    conj = conj.select(CONJUNCTIONS.names).cast(CONJUNCTIONS)
-    common = ["object_id", "intl_designator", "object_name", "epoch", "mean_motion_rev_day",
-              "eccentricity", "inclination_deg", "raan_deg", "arg_perigee_deg",
-              "mean_anomaly_deg", "bstar", "mean_motion_dot", "mean_motion_ddot",
-              "object_type", "source", "source_sha256", "source_record"]
-    tables = [store.table("elements", columns=common), store.table("catalogue", columns=common)]
-    tables += [read_file(f, source="local").elements.select(common) for f in element_files]
-    elements = pa.concat_tables([t.cast(tables[0].schema) for t in tables])
-    now = dt.datetime.now(dt.timezone.utc)
-    paths = write_cdms(conj, elements, out_dir, fmt=fmt, creation_date=now,
-                       originator=originator)
+    store = _existing_store(store_dir)
+    try:
+        conj, paths, run_file = cdms_for_screening(
+            store, out_dir, run_file=run_file, fmt=fmt, element_files=element_files,
+            originator=originator, creation_date=dt.datetime.now(dt.timezone.utc))
+    except FileNotFoundError as e:
+        raise click.UsageError(str(e)) from None
     missing = [r for r, p in zip(conj.to_pylist(), paths) if p is None]
     for r in missing:
         click.echo(f"SKIPPED {r['object_id_1']}-{r['object_id_2']} at {r['tca']}: its element "

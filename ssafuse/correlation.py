@@ -40,19 +40,24 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from . import markings as mk
-from .propagate import satrecs, skyfield_times
-from .timeutil import jd_from_ns
-from .schema import CORRELATIONS, REJECTS
+from sgp4.api import SatrecArray
 
-__all__ = ["correlate", "object_summary", "DEFAULT_GATE_ARCMIN", "CorrelationResult"]
+from . import markings as mk
+from .constants import NS_PER_S
+from .propagate import satrecs, skyfield_times
+from .schema import CORRELATIONS, REJECTS
+from .sensors import lookup, merge, read_sensors
+from .timeutil import format_epoch, jd_from_ns
+
+__all__ = ["correlate", "correlate_store", "object_summary", "DEFAULT_GATE_ARCMIN",
+           "CorrelationResult"]
 
 DEFAULT_GATE_ARCMIN = 30.0
 DEFAULT_RANGE_GATE_KM = 10.0
 DEFAULT_MAX_AGE_DAYS = 30.0
 KNOT_S = 60.0
 C_KM_S = 299_792.458
-_NS = 10**9
+_NS = NS_PER_S
 _B_EPOCH = {"B1855": 1855.0, "B1875": 1875.0, "B1900": 1900.0, "B1950": 1950.0}
 _CHUNK_BYTES = 64 << 20
 
@@ -71,8 +76,8 @@ class CorrelationResult:
 def _matrices(times_ns: np.ndarray):
     """Per time: (GCRS->TEME, GCRS->ITRS, GCRS->true of date) as (N, 3, 3) arrays, and the
     TDB Julian dates."""
-    from skyfield.framelib import itrs
-    from skyfield.sgp4lib import TEME
+    from skyfield.framelib import itrs  # heavy: Skyfield, on use only
+    from skyfield.sgp4lib import TEME  # heavy: Skyfield, on use only
 
     t = skyfield_times(times_ns)
     r_teme = np.moveaxis(np.asarray(TEME.rotation_at(t)).reshape(3, 3, -1), -1, 0)
@@ -84,7 +89,7 @@ def _matrices(times_ns: np.ndarray):
 def _precession(frame: str) -> np.ndarray:
     """Rotation from J2000 (GCRS, frame bias ignored) to the mean equator and equinox of a
     Besselian or Julian epoch."""
-    from skyfield.precessionlib import compute_precession
+    from skyfield.precessionlib import compute_precession  # heavy: Skyfield, on use only
 
     if frame in _B_EPOCH:
         jd = 2415020.31352 + (_B_EPOCH[frame] - 1900.0) * 365.242198781
@@ -108,7 +113,7 @@ def _enu_to_itrs(lat_deg, lon_deg) -> np.ndarray:
 
 
 def _site_itrs_km(lat_deg, lon_deg, alt_km) -> np.ndarray:
-    from skyfield.api import wgs84
+    from skyfield.api import wgs84  # heavy: Skyfield, on use only
 
     out = np.empty((len(lat_deg), 3))
     for i, (la, lo, al) in enumerate(zip(lat_deg, lon_deg, alt_km)):
@@ -124,7 +129,7 @@ def _bennett_refraction_deg(el_apparent_deg: np.ndarray) -> np.ndarray:
 # -- the kernel --------------------------------------------------------------------------------
 
 def _kernel():
-    import numba
+    import numba  # heavy: numba (and its JIT) loads only when the kernel first runs
 
     @numba.njit(parallel=True, cache=True)
     def best_two(r, v, kidx, tau, dt, site, u, rng, cos_prune, gate_rad, range_gate,
@@ -225,8 +230,6 @@ class _Sets:
 def _knot_states(sets: _Sets, knots_s: np.ndarray, max_age_ns: int):
     """TEME states (K, J, 3) of every object at every knot (seconds since 1970), NaN where
     the object has no set within ``max_age_ns`` or SGP4 fails."""
-    from sgp4.api import SatrecArray
-
     K, J = len(knots_s), len(sets.objects)
     knot_ns = knots_s.astype(np.int64) * _NS
     jd, fr = jd_from_ns(knot_ns)
@@ -300,19 +303,106 @@ def correlate(observations: pa.Table, elements: pa.Table, sensors: pa.Table, *,
     ``(correlations, rejects)``; one correlations row per observation that has a known
     sensor, one rejects row (table ``correlations``) per observation that has not.
     ``now_ns`` stamps the rejects (the caller's clock; nothing here reads it)."""
-    from .sensors import lookup
-
-    n_all = observations.num_rows
     site_of = lookup(sensors)
-    sensor_ids = observations["sensor_id"].to_pylist()
-    known = np.array([s in site_of for s in sensor_ids], dtype=bool)
-    rejects = _unknown_sensor_rejects(observations.filter(pa.array(~known)), now_ns) \
-        if n_all else REJECTS.empty_table()
-    obs = observations.filter(pa.array(known)) if n_all else observations
-    n = obs.num_rows
-    if n == 0:
+    obs, rejects = _split_unknown_sensors(observations, site_of, now_ns)
+    if obs.num_rows == 0:
         return CorrelationResult(CORRELATIONS.empty_table(), rejects)
+    scene = _scene(obs, site_of)
+    sets = _Sets(elements)
+    gate = _Gate(math.radians(gate_arcmin / 60.0), float(range_gate_km),
+                 int(max_age_days * 86400 * _NS))
+    best_j, second_j, n_in = _candidates(scene, sets, gate, knot_s)
+    rep_j = _reported_index(obs, sets)
+    best = _predict(scene, sets, gate, best_j)
+    second = _predict(scene, sets, gate, second_j)
+    reported = _predict(scene, sets, gate, rep_j)
+    table = _correlation_table(obs, scene, sets, float(gate_arcmin), best_j, second_j, rep_j,
+                               n_in, best, second, reported)
+    return CorrelationResult(table, rejects)
 
+
+def correlate_store(store, *, sensor_files=(), gate_arcmin: float = DEFAULT_GATE_ARCMIN,
+                    max_age_days: float = DEFAULT_MAX_AGE_DAYS, now_ns: int,
+                    save: bool = True) -> CorrelationResult:
+    """:func:`correlate` every observation of ``store`` with its element sets.
+
+    The sensors are ``sensor_files`` (site lists or sensor CSVs; first wins) merged with the
+    store's ``sensors`` table; when files are given, the merged table is saved to the store.
+    With ``save``, the correlations are written to ``STORE/correlations/correlations.parquet``
+    and the observations whose sensor is unknown to the rejects table (source ``correlate``,
+    dated by ``now_ns``). Returns ``(correlations, rejects)``."""
+    sensors = merge(*[read_sensors(f) for f in sensor_files], store.table("sensors"))
+    if sensor_files:
+        store.write("sensors", sensors, "sensors.parquet")
+    result = correlate(store.table("observations"), store.table("elements"), sensors,
+                       gate_arcmin=gate_arcmin, max_age_days=max_age_days, now_ns=now_ns)
+    if save:
+        store.write("correlations", result.correlations, "correlations.parquet")
+        if result.rejects.num_rows:
+            stamp = format_epoch(now_ns)      # YYYY-MM-DDTHH:MM:SS.fffffffff (UTC)
+            store.append_rejects(result.rejects, source="correlate", day=stamp[:10],
+                                 name=f"correlate-{stamp[11:19].replace(':', '')}")
+    return result
+
+
+# -- the steps of correlate --------------------------------------------------------------------
+
+@dataclass
+class _Gate:
+    rad: float            # angular gate, radians
+    range_km: float       # range gate
+    max_age_ns: int       # farthest element set epoch from an observation
+
+
+@dataclass
+class _Scene:
+    """The observations with known sensors, as geometry at their times."""
+
+    t_ns: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    r_teme: np.ndarray      # (n, 3, 3) GCRS -> TEME
+    r_itrs: np.ndarray      # (n, 3, 3) GCRS -> ITRS
+    site_teme: np.ndarray   # (n, 3) km
+    u_gcrs: np.ndarray      # (n, 3) observed line of sight
+    u_teme: np.ndarray
+    radec: np.ndarray       # bool: RA/Dec observation
+    azel: np.ndarray        # bool: az/el observation (without RA/Dec)
+    obs_range: np.ndarray
+    obs_rdot: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.t_ns)
+
+    @property
+    def has_angles(self) -> np.ndarray:
+        return self.radec | self.azel
+
+
+@dataclass
+class _Prediction:
+    """Exact prediction of one candidate per observation (see :func:`_predict`)."""
+
+    set_index: np.ndarray
+    los: np.ndarray
+    rng: np.ndarray
+    rdot: np.ndarray
+    ang: np.ndarray
+    score: np.ndarray
+
+
+def _split_unknown_sensors(observations: pa.Table, site_of: dict, now_ns: int):
+    """``(observations with a known sensor, rejects of the others)``."""
+    if not observations.num_rows:
+        return observations, REJECTS.empty_table()
+    known = np.array([s in site_of for s in observations["sensor_id"].to_pylist()], dtype=bool)
+    rejects = _unknown_sensor_rejects(observations.filter(pa.array(~known)), now_ns)
+    return observations.filter(pa.array(known)), rejects
+
+
+def _scene(obs: pa.Table, site_of: dict) -> _Scene:
+    """Sites and observed lines of sight of ``obs`` in GCRS and TEME (Skyfield frames)."""
     t_ns = obs["time"].cast(pa.int64()).to_numpy()
     sid = obs["sensor_id"].to_pylist()
     lat = np.array([site_of[s][0] for s in sid])
@@ -329,110 +419,138 @@ def correlate(observations: pa.Table, elements: pa.Table, sensors: pa.Table, *,
         return obs[name].to_numpy(zero_copy_only=False).astype(float)
 
     ra, dec, az, el = col("ra_deg"), col("dec_deg"), col("az_deg"), col("el_deg")
-    obs_range = col("range_km")
-    obs_rdot = col("range_rate_km_s")
     frame = np.array([f or "" for f in obs["frame"].to_pylist()], dtype=object)
     radec = np.isfinite(ra) & np.isfinite(dec)
     azel = ~radec & np.isfinite(az) & np.isfinite(el)
-    has_angles = radec | azel
-    u_gcrs = np.full((n, 3), np.nan)
-    u_gcrs[radec] = _unit(ra[radec], dec[radec])
-    for fr_name in set(frame[radec]) - {"J2000", "", "ICRF", "EME2000", "GCRF"}:
-        sel = radec & (frame == fr_name)
+    u_gcrs = np.full((len(t_ns), 3), np.nan)
+    u_gcrs[radec] = _radec_directions(ra[radec], dec[radec], frame[radec], m_date[radec])
+    if azel.any():
+        u_gcrs[azel] = _azel_directions(az[azel], el[azel], frame[azel], lat[azel], lon[azel],
+                                        r_itrs[azel])
+    u_teme = np.einsum("nij,nj->ni", r_teme, u_gcrs)
+    return _Scene(t_ns, lat, lon, r_teme, r_itrs, site_teme, u_gcrs, u_teme, radec, azel,
+                  col("range_km"), col("range_rate_km_s"))
+
+
+def _radec_directions(ra, dec, frame, m_date) -> np.ndarray:
+    """GCRS unit vectors of RA/Dec referred to ``frame`` (per row)."""
+    u = _unit(ra, dec)
+    for fr_name in set(frame) - {"J2000", "", "ICRF", "EME2000", "GCRF"}:
+        sel = frame == fr_name
         if fr_name == "OF-DATE":
-            u_gcrs[sel] = np.einsum("nji,nj->ni", m_date[sel], u_gcrs[sel])
+            u[sel] = np.einsum("nji,nj->ni", m_date[sel], u[sel])
         else:
             p = _precession(fr_name)
-            u_gcrs[sel] = u_gcrs[sel] @ p   # p.T @ u for each row
-    if azel.any():
-        elg = el[azel] - np.where(frame[azel] == "AZEL-APPARENT",
-                                  _bennett_refraction_deg(el[azel]), 0.0)
-        a = np.radians(az[azel])
-        e = np.radians(elg)
-        enu = np.stack([np.cos(e) * np.sin(a), np.cos(e) * np.cos(a), np.sin(e)], -1)
-        u_itrs = np.einsum("nij,nj->ni", _enu_to_itrs(lat[azel], lon[azel]), enu)
-        u_gcrs[azel] = np.einsum("nji,nj->ni", r_itrs[azel], u_itrs)
-    u_teme = np.einsum("nij,nj->ni", r_teme, u_gcrs)
+            u[sel] = u[sel] @ p   # p.T @ u for each row
+    return u
 
-    sets = _Sets(elements)
-    max_age_ns = int(max_age_days * 86400 * _NS)
-    gate_rad = math.radians(gate_arcmin / 60.0)
-    J = len(sets.objects)
+
+def _azel_directions(az, el, frame, lat, lon, r_itrs) -> np.ndarray:
+    """GCRS unit vectors of az/el seen from sites at ``lat``, ``lon`` (AZEL-APPARENT less
+    Bennett's refraction)."""
+    elg = el - np.where(frame == "AZEL-APPARENT", _bennett_refraction_deg(el), 0.0)
+    a = np.radians(az)
+    e = np.radians(elg)
+    enu = np.stack([np.cos(e) * np.sin(a), np.cos(e) * np.cos(a), np.sin(e)], -1)
+    u_itrs = np.einsum("nij,nj->ni", _enu_to_itrs(lat, lon), enu)
+    return np.einsum("nji,nj->ni", r_itrs, u_itrs)
+
+
+def _candidates(scene: _Scene, sets: _Sets, gate: _Gate, knot_s: float):
+    """Best and second object (indices into ``sets.objects``, -1: none) and the number in
+    the gate per observation, from states interpolated between knots (the numba kernel),
+    knot states computed a chunk of knots at a time."""
+    n = scene.n
     best_j = np.full(n, -1, np.int64)
     best_s = np.full(n, np.inf)
     second_j = np.full(n, -1, np.int64)
     second_s = np.full(n, np.inf)
     n_in = np.zeros(n, np.int64)
-    work = np.flatnonzero(has_angles)
-    if len(work) and J:
-        step = int(knot_s)
-        k_of = (t_ns[work] // _NS) // step                       # knot interval per obs
-        knots = np.unique(np.r_[k_of, k_of + 1])
-        per_knot = J * 6 * 8
-        chunk = max(2, _CHUNK_BYTES // max(per_knot, 1))
-        pos = np.searchsorted(knots, k_of)
-        for c0 in range(0, len(knots), chunk - 1):
-            c1 = min(c0 + chunk, len(knots))
-            sel = np.flatnonzero((pos >= c0) & (pos < c1 - 1))
-            if not len(sel):
-                continue
-            r, v = _knot_states(sets, knots[c0:c1] * step, max_age_ns)
-            rows = work[sel]
-            tau = ((t_ns[rows] - knots[pos[sel]] * step * _NS) / _NS) / step
-            bj, bs, sj, ss, ni = (np.empty(len(rows), np.int64), np.empty(len(rows)),
-                                  np.empty(len(rows), np.int64), np.empty(len(rows)),
-                                  np.empty(len(rows), np.int64))
-            _best_two(r, v, (pos[sel] - c0).astype(np.int64), tau.astype(float), float(step),
-                      np.ascontiguousarray(site_teme[rows]),
-                      np.ascontiguousarray(u_teme[rows]), obs_range[rows],
-                      math.cos(min(2 * gate_rad, math.pi)), gate_rad, float(range_gate_km), bj, bs, sj, ss, ni)
-            best_j[rows], best_s[rows], second_j[rows], second_s[rows], n_in[rows] = \
-                bj, bs, sj, ss, ni
+    work = np.flatnonzero(scene.has_angles)
+    J = len(sets.objects)
+    if not (len(work) and J):
+        return best_j, second_j, n_in
+    step = int(knot_s)
+    k_of = (scene.t_ns[work] // _NS) // step                       # knot interval per obs
+    knots = np.unique(np.r_[k_of, k_of + 1])
+    per_knot = J * 6 * 8
+    chunk = max(2, _CHUNK_BYTES // max(per_knot, 1))
+    pos = np.searchsorted(knots, k_of)
+    for c0 in range(0, len(knots), chunk - 1):
+        c1 = min(c0 + chunk, len(knots))
+        sel = np.flatnonzero((pos >= c0) & (pos < c1 - 1))
+        if not len(sel):
+            continue
+        r, v = _knot_states(sets, knots[c0:c1] * step, gate.max_age_ns)
+        rows = work[sel]
+        tau = ((scene.t_ns[rows] - knots[pos[sel]] * step * _NS) / _NS) / step
+        m = len(rows)
+        bj, bs, sj, ss, ni = (np.empty(m, np.int64), np.empty(m), np.empty(m, np.int64),
+                              np.empty(m), np.empty(m, np.int64))
+        _best_two(r, v, (pos[sel] - c0).astype(np.int64), tau.astype(float), float(step),
+                  np.ascontiguousarray(scene.site_teme[rows]),
+                  np.ascontiguousarray(scene.u_teme[rows]), scene.obs_range[rows],
+                  math.cos(min(2 * gate.rad, math.pi)), gate.rad, gate.range_km,
+                  bj, bs, sj, ss, ni)
+        best_j[rows], best_s[rows], second_j[rows], second_s[rows], n_in[rows] = \
+            bj, bs, sj, ss, ni
+    return best_j, second_j, n_in
 
-    # reported objects, as catalogue indices
-    reported = obs["object_id"].to_numpy(zero_copy_only=False)
+
+def _reported_index(obs: pa.Table, sets: _Sets) -> np.ndarray:
+    """Index into ``sets.objects`` of the object each observation reported, -1 where none
+    or not catalogued."""
+    J = len(sets.objects)
     rep = np.array([-1 if x is None or (isinstance(x, float) and math.isnan(x)) else int(x)
                     for x in obs["object_id"].to_pylist()], dtype=np.int64)
+    if not J:
+        return np.full(obs.num_rows, -1, np.int64)
     rep_j = np.searchsorted(sets.objects, rep)
-    rep_j = np.where((rep_j < J) & (sets.objects[np.minimum(rep_j, J - 1)] == rep), rep_j, -1) \
-        if J else np.full(n, -1, np.int64)
-    del reported
+    return np.where((rep_j < J) & (sets.objects[np.minimum(rep_j, J - 1)] == rep), rep_j, -1)
 
-    def exact_for(j):
-        s = np.where(j >= 0, sets.nearest(np.maximum(j, 0), t_ns, max_age_ns), -1) if J \
-            else np.full(n, -1, np.int64)
-        los, rng, rdot = _exact(sets, s, t_ns, site_teme)
-        ang = np.arccos(np.clip(np.einsum("ij,ij->i", los, u_teme), -1, 1))
-        score = ang / gate_rad
-        with_range = np.isfinite(obs_range)
-        score = np.where(with_range, np.hypot(score, (rng - obs_range) / range_gate_km),
-                         score)
-        return s, los, rng, rdot, ang, score
 
-    b_set, b_los, b_rng, b_rdot, b_ang, b_score = exact_for(best_j)
-    _, _, _, _, s_ang, _ = exact_for(second_j)
-    r_set, r_los, r_rng, r_rdot, r_ang, r_score = exact_for(rep_j)
+def _predict(scene: _Scene, sets: _Sets, gate: _Gate, j: np.ndarray) -> _Prediction:
+    """Object ``j[i]`` (-1: none) predicted exactly at each observation: the element set
+    used, line of sight, range, range rate, angle to the observed direction and score."""
+    if len(sets.objects):
+        s = np.where(j >= 0, sets.nearest(np.maximum(j, 0), scene.t_ns, gate.max_age_ns), -1)
+    else:
+        s = np.full(scene.n, -1, np.int64)
+    los, rng, rdot = _exact(sets, s, scene.t_ns, scene.site_teme)
+    ang = np.arccos(np.clip(np.einsum("ij,ij->i", los, scene.u_teme), -1, 1))
+    score = ang / gate.rad
+    with_range = np.isfinite(scene.obs_range)
+    score = np.where(with_range, np.hypot(score, (rng - scene.obs_range) / gate.range_km),
+                     score)
+    return _Prediction(s, los, rng, rdot, ang, score)
 
-    in_gate = b_score < 1.0
-    rep_in = r_score < 1.0
-    # trust a reported identity that fits the gate; otherwise take the best object
-    use_rep = rep_in
+
+def _assign(best: _Prediction, reported: _Prediction, best_j, rep_j) -> tuple:
+    """Trust a reported identity that fits the gate; otherwise take the best object inside
+    the gate. Returns ``(assigned_j, assigned prediction, cross_tag before the angles test)``."""
+    in_gate = best.score < 1.0
+    use_rep = reported.score < 1.0
     assigned_j = np.where(use_rep, rep_j, np.where(in_gate, best_j, -1))
-    a_set = np.where(use_rep, r_set, np.where(in_gate, b_set, -1))
-    a_los = np.where(use_rep[:, None], r_los, b_los)
-    a_rng = np.where(use_rep, r_rng, b_rng)
-    a_rdot = np.where(use_rep, r_rdot, b_rdot)
-    a_score = np.where(use_rep, r_score, b_score)
-    a_ang = np.where(use_rep, r_ang, b_ang)
-    status = np.where(~has_angles, "no-angles", np.where(assigned_j >= 0, "correlated", "uct"))
-    cross = (rep_j >= 0) & ~rep_in & in_gate & (best_j != rep_j) & has_angles
+    assigned = _Prediction(
+        np.where(use_rep, reported.set_index, np.where(in_gate, best.set_index, -1)),
+        np.where(use_rep[:, None], reported.los, best.los),
+        np.where(use_rep, reported.rng, best.rng),
+        np.where(use_rep, reported.rdot, best.rdot),
+        np.where(use_rep, reported.ang, best.ang),
+        np.where(use_rep, reported.score, best.score))
+    cross = (rep_j >= 0) & ~use_rep & in_gate & (best_j != rep_j)
+    return assigned_j, assigned, cross
 
-    # residual components: J2000 RA/Dec, or az/el for az/el observations
-    pred_gcrs = np.einsum("nji,nj->ni", r_teme, a_los)
-    res1 = np.full(n, np.nan)
-    res2 = np.full(n, np.nan)
+
+def _residuals(scene: _Scene, los_teme: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Residual components observed - predicted (arcsec): J2000 ``dRA cos dec`` and ``dDec``,
+    or ``dAz cos el`` and ``dEl`` for az/el observations."""
+    pred_gcrs = np.einsum("nji,nj->ni", scene.r_teme, los_teme)
+    res1 = np.full(scene.n, np.nan)
+    res2 = np.full(scene.n, np.nan)
+    radec, azel = scene.radec, scene.azel
     if radec.any():
-        o = u_gcrs[radec]
+        o = scene.u_gcrs[radec]
         p = pred_gcrs[radec]
         ora, odec = np.arctan2(o[:, 1], o[:, 0]), np.arcsin(np.clip(o[:, 2], -1, 1))
         pra, pdec = np.arctan2(p[:, 1], p[:, 0]), np.arcsin(np.clip(p[:, 2], -1, 1))
@@ -440,90 +558,93 @@ def correlate(observations: pa.Table, elements: pa.Table, sensors: pa.Table, *,
         res1[radec] = np.degrees(dra * np.cos(odec)) * 3600
         res2[radec] = np.degrees(odec - pdec) * 3600
     if azel.any():
-        to_enu = np.swapaxes(_enu_to_itrs(lat[azel], lon[azel]), 1, 2)
-        for u_, out in ((u_gcrs[azel], "o"), (pred_gcrs[azel], "p")):
-            enu = np.einsum("nij,nj->ni", to_enu, np.einsum("nij,nj->ni", r_itrs[azel], u_))
-            a_ = np.arctan2(enu[:, 0], enu[:, 1])
-            e_ = np.arcsin(np.clip(enu[:, 2], -1, 1))
-            if out == "o":
-                oa, oe = a_, e_
-            else:
-                pa_, pe = a_, e_
+        to_enu = np.swapaxes(_enu_to_itrs(scene.lat[azel], scene.lon[azel]), 1, 2)
+        r_itrs = scene.r_itrs[azel]
+        oa, oe = _az_el(to_enu, r_itrs, scene.u_gcrs[azel])
+        pa_, pe = _az_el(to_enu, r_itrs, pred_gcrs[azel])
         res1[azel] = np.degrees(((oa - pa_ + np.pi) % (2 * np.pi) - np.pi) * np.cos(oe)) * 3600
         res2[azel] = np.degrees(oe - pe) * 3600
+    return res1, res2
 
-    objects = sets.objects
-    epoch = sets.epoch
-    has_a = a_set >= 0
-    # combined markings: the observation's and the element set's
-    o_cls = obs["classification"].to_pylist()
-    o_rel = obs["releasable_to"].to_pylist()
-    e_cls = sets.table["classification"].to_pylist()
-    e_rel = sets.table["releasable_to"].to_pylist()
-    cls, rel, text = [], [], []
-    cache: dict = {}
-    for i in range(n):
-        key = (o_cls[i], None if o_rel[i] is None else tuple(o_rel[i]),
-               (e_cls[a_set[i]], None if e_rel[a_set[i]] is None else tuple(e_rel[a_set[i]]))
-               if has_a[i] else None)
-        if key not in cache:
-            parts = [mk.Marking(key[0], key[1])]
-            if key[2] is not None:
-                parts.append(mk.Marking(*key[2]))
-            m = mk.combine(parts)
-            cache[key] = (m.classification, None if m.releasable_to is None
-                          else list(m.releasable_to), str(m))
-        c, r_, t_ = cache[key]
-        cls.append(c)
-        rel.append(r_)
-        text.append(t_)
 
-    def ids(j, ok=None):
-        ok = (j >= 0) if ok is None else ok
-        return pa.array(np.where(ok, objects[np.maximum(j, 0)] if J else 0, 0), pa.int64(),
-                        mask=~ok)
+def _az_el(to_enu, r_itrs, u_gcrs):
+    """Azimuth and elevation (radians) of GCRS directions."""
+    enu = np.einsum("nij,nj->ni", to_enu, np.einsum("nij,nj->ni", r_itrs, u_gcrs))
+    return np.arctan2(enu[:, 0], enu[:, 1]), np.arcsin(np.clip(enu[:, 2], -1, 1))
 
-    def f(x, ok=None):
-        ok = np.isfinite(x) if ok is None else ok & np.isfinite(x)
-        return pa.array(np.where(ok, x, 0.0), pa.float64(), mask=~ok)
 
-    arcmin = np.degrees(a_ang) * 60
-    ok_a = has_angles & np.isfinite(a_ang)
-    age = (t_ns - epoch[np.maximum(a_set, 0)]) / (86400 * _NS) if len(epoch) else \
-        np.zeros(n)
+def _correlation_markings(obs: pa.Table, sets: _Sets, set_index: np.ndarray):
+    """Per observation, its marking combined with that of the element set assigned (if
+    any): ``(classification, releasable_to, marking)`` columns."""
+    parts = [(obs["classification"].to_pylist(), obs["releasable_to"].to_pylist()),
+             (sets.table["classification"].to_pylist(),
+              sets.table["releasable_to"].to_pylist())]
+    n = obs.num_rows
+    rows = [range(n), [int(k) if k >= 0 else None for k in set_index]]
+    return mk.combine_columns(parts, n, rows)
+
+
+def _ids(objects: np.ndarray, j: np.ndarray, ok=None) -> pa.Array:
+    """NORAD numbers of object indices ``j`` (null where ``j`` < 0 or not ``ok``)."""
+    ok = (j >= 0) if ok is None else ok
+    return pa.array(np.where(ok, objects[np.maximum(j, 0)] if len(objects) else 0, 0),
+                    pa.int64(), mask=~ok)
+
+
+def _floats(x: np.ndarray, ok=None) -> pa.Array:
+    """Float column, null where not finite or not ``ok``."""
+    ok = np.isfinite(x) if ok is None else ok & np.isfinite(x)
+    return pa.array(np.where(ok, x, 0.0), pa.float64(), mask=~ok)
+
+
+def _correlation_table(obs, scene: _Scene, sets: _Sets, gate_arcmin: float, best_j,
+                       second_j, rep_j, n_in, best: _Prediction, second: _Prediction,
+                       reported: _Prediction) -> pa.Table:
+    """The ``correlations`` table: assignment, residuals, runner-up and markings."""
+    n = scene.n
+    has_angles = scene.has_angles
+    assigned_j, a, cross = _assign(best, reported, best_j, rep_j)
+    cross &= has_angles
+    status = np.where(~has_angles, "no-angles", np.where(assigned_j >= 0, "correlated", "uct"))
+    res1, res2 = _residuals(scene, a.los)
+    objects, epoch = sets.objects, sets.epoch
+    has_a = a.set_index >= 0
+    cls, rel, text = _correlation_markings(obs, sets, a.set_index)
+    ok_a = has_angles & np.isfinite(a.ang)
+    set_epoch = epoch[np.maximum(a.set_index, 0)] if len(epoch) else None
+    age = (scene.t_ns - set_epoch) / (86400 * _NS) if len(epoch) else np.zeros(n)
     out = {
         "obs_id": obs["obs_id"],
         "time": obs["time"],
         "sensor_id": obs["sensor_id"],
         "source": obs["source"],
         "reported_object_id": obs["object_id"],
-        "object_id": ids(assigned_j),
+        "object_id": _ids(objects, assigned_j),
         "status": pa.array(status.tolist(), pa.string()),
         "cross_tag": pa.array(cross),
-        "angle_residual_arcmin": f(arcmin, ok_a),
-        "ra_residual_arcsec": f(res1, ok_a),
-        "dec_residual_arcsec": f(res2, ok_a),
-        "range_residual_km": f(a_rng - obs_range, ok_a),
-        "range_rate_residual_km_s": f(a_rdot - obs_rdot, ok_a),
-        "score": f(a_score, ok_a),
-        "best_candidate_id": ids(best_j),
-        "second_object_id": ids(second_j),
-        "second_residual_arcmin": f(np.degrees(s_ang) * 60),
-        "reported_residual_arcmin": f(np.degrees(r_ang) * 60),
+        "angle_residual_arcmin": _floats(np.degrees(a.ang) * 60, ok_a),
+        "ra_residual_arcsec": _floats(res1, ok_a),
+        "dec_residual_arcsec": _floats(res2, ok_a),
+        "range_residual_km": _floats(a.rng - scene.obs_range, ok_a),
+        "range_rate_residual_km_s": _floats(a.rdot - scene.obs_rdot, ok_a),
+        "score": _floats(a.score, ok_a),
+        "best_candidate_id": _ids(objects, best_j),
+        "second_object_id": _ids(objects, second_j),
+        "second_residual_arcmin": _floats(np.degrees(second.ang) * 60),
+        "reported_residual_arcmin": _floats(np.degrees(reported.ang) * 60),
         "n_in_gate": pa.array(n_in, pa.int64()),
-        "element_epoch": pa.array(np.where(has_a, epoch[np.maximum(a_set, 0)]
-                                           if len(epoch) else 0, 0), pa.int64(),
-                                  mask=~has_a).cast(CORRELATIONS.field("element_epoch").type),
-        "element_age_days": f(age, has_a),
-        "gate_arcmin": pa.array(np.full(n, float(gate_arcmin))),
+        "element_epoch": pa.array(np.where(has_a, set_epoch if len(epoch) else 0, 0),
+                                  pa.int64(), mask=~has_a).cast(
+                                      CORRELATIONS.field("element_epoch").type),
+        "element_age_days": _floats(age, has_a),
+        "gate_arcmin": pa.array(np.full(n, gate_arcmin)),
         "source_uri": obs["source_uri"],
         "source_record": obs["source_record"],
         "classification": pa.array(cls, pa.string()),
         "releasable_to": pa.array(rel, pa.list_(pa.string())),
         "marking": pa.array(text, pa.string()),
     }
-    table = pa.Table.from_pydict(out, schema=CORRELATIONS)
-    return CorrelationResult(table, rejects)
+    return pa.Table.from_pydict(out, schema=CORRELATIONS)
 
 
 def _unknown_sensor_rejects(obs: pa.Table, now_ns: int) -> pa.Table:
@@ -551,7 +672,7 @@ def object_summary(correlations: pa.Table) -> pa.Table:
     (median, 90th percentile and max angle residual, arcmin) and observations per sensor
     (``sensor:count`` text, most first). A stale or wrong element set shows as a large
     median residual."""
-    import pandas as pd
+    import pandas as pd  # heavy: pandas only for this summary
 
     df = correlations.select(["object_id", "sensor_id", "source", "time",
                               "angle_residual_arcmin"]).to_pandas()

@@ -1,6 +1,6 @@
 """Partner exports: a run's results reduced to what one partner may receive.
 
-``export_run(run_dir, "GBR", out)`` writes, from a finished run (``ssafuse.run``)::
+``export_run(run_dir, "GBR", out)`` writes, from a finished run (:mod:`ssafuse.nightly`)::
 
     out/conjunctions.parquet   conjunctions releasable to GBR (schema ``conjunctions``)
     out/catalogue.parquet      catalogue entries releasable to GBR (schema ``catalogue``)
@@ -13,7 +13,7 @@
 Every record keeps its own marking (``classification``, ``releasable_to``, ``marking``
 columns). What was withheld is counted, never described.
 
-**The release rule** (:func:`exportable`): a record goes to partner ``CODE`` when
+**The release rule** (:func:`ssafuse.markings.exportable`): a record goes to partner ``CODE`` when
 
 * its releasability admits ``CODE`` (:func:`ssafuse.markings.releasable`: ``CODE`` listed, or
   inside a listed tetragraph such as FVEY), or
@@ -38,43 +38,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .markings import releasable
+from . import markings as mk
+from .files import atomic_write_bytes, write_parquet
+from .report import write_report
+from .runs import event_keys
+from .schema import CATALOGUE, CONJUNCTIONS
 
 _CODE = re.compile(r"^[A-Z]{3,4}$")
-
-RULE = ("exported when releasable_to admits the partner (listed, or in a listed tetragraph), "
-        "or when the record states no releasability caveat and is UNCLASSIFIED; NOFORN and "
-        "classified records without REL TO are withheld")
-
-
-def exportable(classification: str | None, releasable_to, code: str) -> bool:
-    """Whether one record (its ``classification`` and ``releasable_to``) may go to ``code``."""
-    if releasable_to is None:
-        return (classification or "UNCLASSIFIED") == "UNCLASSIFIED"
-    return releasable(list(releasable_to), code)
-
-
-def releasable_mask(table: pa.Table, code: str) -> list[bool]:
-    """:func:`exportable` for every row of a table with ``classification`` and
-    ``releasable_to`` columns."""
-    cls = table["classification"].to_pylist()
-    rel = table["releasable_to"].to_pylist()
-    cache: dict = {}
-    out = []
-    for c, r in zip(cls, rel):
-        key = (c, None if r is None else tuple(r))
-        hit = cache.get(key)
-        if hit is None:
-            hit = cache[key] = exportable(c, r, code)
-        out.append(hit)
-    return out
-
-
-def split(table: pa.Table, code: str) -> tuple[pa.Table, int]:
-    """``(rows releasable to code, number withheld)``."""
-    mask = releasable_mask(table, code)
-    kept = table.filter(pa.array(mask, pa.bool_())) if table.num_rows else table
-    return kept, table.num_rows - kept.num_rows
 
 
 def check_code(code: str) -> str:
@@ -100,40 +70,52 @@ def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike
                with_report: bool = True) -> ExportResult:
     """Write partner ``code``'s export of the finished run in ``run_dir`` to ``out_dir``
     (``with_report=False``: the Parquet files, CDMs and ``export.json`` only)."""
-    from . import report as report_mod
-    from .schema import CATALOGUE, CONJUNCTIONS
-    from .files import atomic_write_bytes, write_parquet
-
     check_code(code)
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not (run_dir / "conjunctions.parquet").exists():
         raise FileNotFoundError(f"{run_dir} holds no finished run (no conjunctions.parquet)")
     info = json.loads((run_dir / "run.json").read_text())
     res = ExportResult(code, out_dir)
+    kept = _export_tables(run_dir, code, out_dir, res)
+    _export_cdms(run_dir, out_dir, info.get("cdm_links") or {}, set(event_keys(kept)), res)
+    if with_report:
+        rep = write_report(run_dir, out_dir, release_to=code)
+        res.marking = rep.marking
+        res.exported["feeds"] = rep.counts["feeds"]
+        res.withheld["feeds"] = rep.counts["feeds_withheld"]
+    atomic_write_bytes(out_dir / "export.json", json.dumps({
+        "run_id": info["run_id"], "release_to": code, "rule": mk.RELEASE_RULE,
+        "exported": res.exported, "withheld": res.withheld, "marking": res.marking,
+    }, indent=1, sort_keys=True).encode())
+    return res
 
+
+def _export_tables(run_dir: Path, code: str, out_dir: Path, res: ExportResult) -> pa.Table:
+    """The conjunctions, catalogue entries and excluded objects releasable to ``code``,
+    written to ``out_dir`` and counted in ``res``; returns the conjunctions kept."""
     conj = pq.read_table(run_dir / "conjunctions.parquet").cast(CONJUNCTIONS)
-    kept, res.withheld["conjunctions"] = split(conj, code)
+    kept, res.withheld["conjunctions"] = mk.split(conj, code)
     res.exported["conjunctions"] = kept.num_rows
     write_parquet(out_dir / "conjunctions.parquet", kept)
 
     cat = pq.read_table(run_dir / "catalogue.parquet").cast(CATALOGUE)
-    cat_kept, res.withheld["catalogue"] = split(cat, code)
+    cat_kept, res.withheld["catalogue"] = mk.split(cat, code)
     res.exported["catalogue"] = cat_kept.num_rows
     write_parquet(out_dir / "catalogue.parquet", cat_kept)
 
     if (run_dir / "excluded.parquet").exists():
         excl = pq.read_table(run_dir / "excluded.parquet")
-        ok = set(cat_kept["object_id"].to_pylist())
-        mask = [i in ok for i in excl["object_id"].to_pylist()]
-        excl_kept = excl.filter(pa.array(mask, pa.bool_())) if excl.num_rows else excl
+        excl_kept, withheld = mk.split_excluded(excl, cat_kept)
         res.exported["excluded"] = excl_kept.num_rows
-        res.withheld["excluded"] = excl.num_rows - excl_kept.num_rows
+        res.withheld["excluded"] = withheld
         write_parquet(out_dir / "excluded.parquet", excl_kept)
+    return kept
 
-    # CDMs: those of exported conjunctions only; stale files of an earlier export removed
-    from .nightly.job import event_keys
-    links = info.get("cdm_links") or {}
-    keep_keys = set(event_keys(kept))
+
+def _export_cdms(run_dir: Path, out_dir: Path, links: dict[str, str], keep_keys: set[str],
+                 res: ExportResult) -> None:
+    """Copy the CDMs of the exported conjunctions (``keep_keys``) only; stale files of an
+    earlier export are removed."""
     wanted = {rel for key, rel in links.items() if key in keep_keys}
     res.exported["cdms"] = len(wanted)
     res.withheld["cdms"] = len(links) - len(wanted)
@@ -147,33 +129,3 @@ def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike
         for p in (out_dir / "cdm").rglob("*"):
             if p.is_file() and str(p.relative_to(out_dir)) not in wanted:
                 p.unlink()
-
-    if with_report:
-        rep = report_mod.write_report(run_dir, out_dir, release_to=code)
-        res.marking = rep.marking
-        res.exported["feeds"] = rep.counts["feeds"]
-        res.withheld["feeds"] = rep.counts["feeds_withheld"]
-    atomic_write_bytes(out_dir / "export.json", json.dumps({
-        "run_id": info["run_id"], "release_to": code, "rule": RULE,
-        "exported": res.exported, "withheld": res.withheld, "marking": res.marking,
-    }, indent=1, sort_keys=True).encode())
-    return res
-
-
-def find_run(run: str, store: str | os.PathLike | None = None) -> Path:
-    """A run folder from ``run``: a path to it, a run id in ``store``, or ``latest``."""
-    p = Path(run)
-    if (p / "run.json").exists():
-        return p
-    if store is None:
-        raise FileNotFoundError(f"{run} is not a run folder (give --store to look a run id up)")
-    runs = Path(store) / "runs"
-    if run == "latest":
-        done = [d for d in runs.iterdir() if (d / "manifest.json").exists()] \
-            if runs.exists() else []
-        if not done:
-            raise FileNotFoundError(f"no finished run in {runs}")
-        return max(done, key=lambda d: (d / "manifest.json").stat().st_mtime)
-    if (runs / run / "run.json").exists():
-        return runs / run
-    raise FileNotFoundError(f"no run {run!r} in {runs}")

@@ -32,11 +32,11 @@ probability is unit-free. ``pc_from_states`` takes positions in one inertial fra
 
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 from scipy import integrate, special
 
 try:  # numba is the sanctioned tool for hot loops; without it the numpy path gives the same Pc
@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - exercised where numba is not installed
 __all__ = ["METHODS", "FLAG_NAMES", "PcResult", "pc_from_states", "pc_from_cdm", "pc_circle",
            "pc_encounter_plane", "pc_chan", "pc_alfano2005", "pc_rectangle", "max_pc",
            "max_pc_from_miss", "encounter_plane", "flag_names", "rtn_to_inertial",
-           "load_cara_hbr", "pc_of_files", "expand_cdm_inputs"]
+           "load_cara_hbr", "combined_hbr", "INERTIAL_FRAMES"]
 
 METHODS = ("foster", "foster-square", "foster-square-equal-area", "chan", "alfano2005")
 
@@ -627,6 +627,10 @@ def max_pc_from_miss(miss_vector, relative_velocity, hbr):
 # CDM helpers
 # ---------------------------------------------------------------------------------------------
 
+#: Frames in which two states can be differenced directly (no rotation to apply).
+INERTIAL_FRAMES = frozenset({"EME2000", "GCRF", "ICRF", "TEME", "J2000"})
+
+
 def rtn_to_inertial(r, v, cov_rtn):
     """Rotate ``(n, 6, 6)`` (or ``(6, 6)``) RTN covariances to the inertial frame of ``r``,
     ``v`` (``(n, 3)``): R along r, N along r x v, T = N x R (CARA's RIC2ECI)."""
@@ -646,7 +650,7 @@ def rtn_to_inertial(r, v, cov_rtn):
 
 
 def pc_from_cdm(messages, hbr_m=None, method: str = "foster") -> PcResult:
-    """Pc of CDMs (:class:`ssafuse.cdm.Cdm`), as CARA's ``Pc2D_FromCDM``: states (km) and RTN
+    """Pc of CDMs (:class:`ssafuse.formats.cdm.Cdm`), as CARA's ``Pc2D_FromCDM``: states (km) and RTN
     covariances (m^2) from each object, covariances rotated to the inertial frame, the linear
     TCA adjustment, Pc in metres. ``hbr_m``: combined hard-body radius in metres (scalar or one
     per message); default: each CDM's own (:meth:`Cdm.hbr_m`), NaN when it states none.
@@ -665,7 +669,7 @@ def pc_from_cdm(messages, hbr_m=None, method: str = "foster") -> PcResult:
             v[j, i] = [obj[k] * 1e3 for k in ("X_DOT", "Y_DOT", "Z_DOT")]
             c[j, i] = m.covariance_rtn(j)
             frames.add(obj.get("REF_FRAME"))
-        frame_ok[i] = len(frames) == 1 and frames <= _INERTIAL_FRAMES
+        frame_ok[i] = len(frames) == 1 and frames <= INERTIAL_FRAMES
     if hbr_m is None:
         hbr = np.array([m.hbr_m() if m.hbr_m() is not None else np.nan for m in msgs])
     else:
@@ -685,16 +689,10 @@ def pc_from_cdm(messages, hbr_m=None, method: str = "foster") -> PcResult:
     return PcResult(pc, method, flags, res.xm, res.zm, res.sx, res.sz, res.miss)
 
 
-#: Frames in which two states can be differenced directly (no rotation to apply).
-_INERTIAL_FRAMES = frozenset({"EME2000", "GCRF", "ICRF", "TEME", "J2000"})
-
-
 def load_cara_hbr(path) -> dict[int, float]:
     """CARA's per-object hard-body radius table (``HBR_Mass_Estimates_*.csv`` from
     nasa/CARA_Analysis_Tools, DataFiles/HBRMassEstimates): ``{norad_id: hbr_m}`` for the rows
     that give an HBR (metres). The combined HBR of a conjunction is the sum of both objects'."""
-    import csv
-
     out: dict[int, float] = {}
     with open(path, newline="", encoding="utf-8-sig") as fh:
         for row in csv.DictReader(fh):
@@ -708,94 +706,22 @@ def load_cara_hbr(path) -> dict[int, float]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# ``ssafuse pc``: CDM files in, one row per message out
-# ---------------------------------------------------------------------------------------------
-
-def _cdm():
-    from .formats import cdm
-    return cdm
-
-
-def _looks_like_cdm(path: str) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
-    return _cdm().identify_kvn(head) or _cdm().identify_xml(head)
-
-
-def expand_cdm_inputs(inputs) -> list[str]:
-    """Files named by paths, folders (every file in them whose first bytes look like a CDM)
-    and globs, in the order given, each once."""
-    from .files import expand_inputs
-
-    return expand_inputs(inputs, accept=_looks_like_cdm)
-
-
-def pc_of_files(inputs, *, hbr_m=None, hbr_table=None, method="foster", out=None, echo=print):
-    """Compute Pc for every CDM in ``inputs``; returns ``(table, refused_files)`` where the
-    table has the :data:`ssafuse.schema.PC_RESULTS` schema (a refused file is a row with
-    ``error`` set). Writes ``out`` (Parquet) when given."""
-    from .errors import FormatError
-    from .schema import PC_RESULTS
-
-    table_hbr = load_cara_hbr(hbr_table) if hbr_table else None
-    rows, refused = [], 0
-    for uri in expand_cdm_inputs(inputs):
-        try:
-            msgs = _cdm().read_all(uri)
-        except (FormatError, OSError) as e:
-            refused += 1
-            reason = str(e) if isinstance(e, FormatError) else f"cannot read file: {e}"
-            echo(f"REFUSED  {uri}  {reason.splitlines()[0]}")
-            rows.append({"source_uri": uri, "pc_method": method, "pc_flags": [],
-                         "error": reason})
-            continue
-        hbrs, sources = [], []
-        for m in msgs:
-            if hbr_m is not None:
-                hbrs.append(float(hbr_m)), sources.append("option")
-            elif m.hbr_m() is not None:
-                hbrs.append(m.hbr_m()), sources.append("cdm")
-            elif table_hbr is not None:
-                ids = [str(o["OBJECT_DESIGNATOR"]) for o in m.objects]
-                vals = [table_hbr.get(int(i)) if i.isdigit() else None for i in ids]
-                ok = all(v is not None for v in vals)
-                hbrs.append(sum(vals) if ok else math.nan)
-                sources.append("cara-table" if ok else None)
-            else:
-                hbrs.append(math.nan), sources.append(None)
-        res = pc_from_cdm(msgs, hbr_m=np.array(hbrs, dtype=float), method=method)
-        for i, m in enumerate(msgs):
-            p = float(res.pc[i])
-            flags = flag_names(res.flags[i])
-            error = None
-            if math.isnan(hbrs[i]):
-                error = "no hard-body radius: the CDM states none; pass --hbr-m or --hbr-table"
-            row = {
-                "source_uri": uri, "message_id": m.message_id,
-                "object1_designator": str(m.objects[0]["OBJECT_DESIGNATOR"]),
-                "object2_designator": str(m.objects[1]["OBJECT_DESIGNATOR"]),
-                "tca": m.tca_ns, "miss_distance_km": float(res.miss[i]) / 1000.0,
-                "hbr_m": None if math.isnan(hbrs[i]) else hbrs[i], "hbr_source": sources[i],
-                "pc": None if math.isnan(p) else p, "pc_method": method, "pc_flags": flags,
-                "cdm_pc": m.relative.get("COLLISION_PROBABILITY"), "error": error,
-            }
-            rows.append(row)
-            echo(f"{'-' if row['pc'] is None else format(p, '.6e'):>13}  {method}  "
-                 f"{m.message_id}  miss {row['miss_distance_km']:.4f} km  "
-                 f"HBR {'-' if row['hbr_m'] is None else format(row['hbr_m'], 'g')} m"
-                 + (f"  [{', '.join(flags)}]" if flags else "") + (f"  {error}" if error else ""))
-    cols = {name: [r.get(name) for r in rows] for name in PC_RESULTS.names}
-    cols["tca"] = pa.array([r.get("tca") for r in rows], pa.int64()).cast(
-        PC_RESULTS.field("tca").type)
-    table = pa.Table.from_pydict(cols, schema=PC_RESULTS)
-    if out:
-        from pathlib import Path
-
-        from .files import write_parquet
-
-        write_parquet(Path(out), table)
-    return table, refused
+def combined_hbr(*, cdm_hbr: float | None, table: dict[int, float] | None, ids,
+                 override: float | None = None,
+                 fallback: float | None = None) -> tuple[float, str | None]:
+    """The combined hard-body radius (metres) of one conjunction and where it came from: the
+    first that applies of ``override`` (``'option'``), the CDM's own ``cdm_hbr`` (``'cdm'``),
+    the sum of both objects' radii in CARA's ``table`` (:func:`load_cara_hbr`) when both
+    ``ids`` (the two NORAD numbers; ``None`` for one that is not a number) are listed
+    (``'cara-table'``), and ``fallback`` (``'hbr_m'``); ``(nan, None)`` when none does."""
+    if override is not None:
+        return float(override), "option"
+    if cdm_hbr is not None:
+        return cdm_hbr, "cdm"
+    if table:
+        h1, h2 = (None if i is None else table.get(i) for i in ids)
+        if h1 is not None and h2 is not None:
+            return h1 + h2, "cara-table"
+    if fallback is not None:
+        return float(fallback), "hbr_m"
+    return math.nan, None

@@ -13,6 +13,11 @@ from math import pi
 import numpy as np
 import pyarrow as pa
 from sgp4.api import Satrec, SatrecArray
+from skyfield.api import load
+from skyfield.constants import AU_KM, DAY_S
+from skyfield.framelib import itrs
+from skyfield.positionlib import Geocentric
+from skyfield.sgp4lib import TEME
 
 from .constants import EARTH_RADIUS_KM, JD_UNIX, NS_PER_DAY, SGP4_GRAVITY
 from .timeutil import days_from_civil, jd_from_ns
@@ -240,8 +245,6 @@ def timescale():
     """Skyfield's timescale with its built-in leap-second and UT1 tables (no download)."""
     global _TIMESCALE
     if _TIMESCALE is None:
-        from skyfield.api import load
-
         _TIMESCALE = load.timescale(builtin=True)
     return _TIMESCALE
 
@@ -264,8 +267,6 @@ def teme_to_gcrs(times_ns, r_teme_km, v_teme_km_s) -> tuple[np.ndarray, np.ndarr
     ``(n, 3)`` in km and km/s. Returns ``(r_km, v_km_s)`` in GCRS. The frame's own rotation
     rate (precession-nutation, ~1e-7 km/s in LEO) is left out of the velocity, as Skyfield
     leaves it out."""
-    from skyfield.sgp4lib import TEME
-
     r = np.asarray(r_teme_km, dtype=float).reshape(-1, 3)
     v = np.asarray(v_teme_km_s, dtype=float).reshape(-1, 3)
     if r.shape[0] == 0:
@@ -277,10 +278,6 @@ def teme_to_gcrs(times_ns, r_teme_km, v_teme_km_s) -> tuple[np.ndarray, np.ndarr
 def teme_to_itrs(times_ns, r_teme_km, v_teme_km_s) -> tuple[np.ndarray, np.ndarray]:
     """SGP4's TEME states in the Earth-fixed ITRS, through GCRS and Skyfield's ``itrs`` frame
     (its velocity includes the Earth's rotation). Shapes and units as :func:`teme_to_gcrs`."""
-    from skyfield.constants import AU_KM, DAY_S
-    from skyfield.framelib import itrs
-    from skyfield.positionlib import Geocentric
-
     r, v = teme_to_gcrs(times_ns, r_teme_km, v_teme_km_s)
     if r.shape[0] == 0:
         return r, v

@@ -1,12 +1,12 @@
 """The operator's report of a run: one self-contained HTML file and a plain-text summary.
 
-:func:`write_report` reads a finished run's folder (``ssafuse.run``) and writes
+:func:`write_report` reads a finished run's folder (:mod:`ssafuse.nightly`) and writes
 ``report.html`` (inline CSS, plots as PNG data URIs, no script, nothing fetched) and
 ``summary.txt`` (the text cron mails). With ``release_to`` it is built from the records
-releasable to that partner only (:func:`ssafuse.export.exportable`).
+releasable to that partner only (:func:`ssafuse.markings.exportable`).
 
 What it holds: the overall marking as a banner at top and bottom (the combination,
-:func:`ssafuse.markings.combine`, of every record the report draws on: feeds' default
+:func:`ssafuse.markings.overall`, of every record the report draws on: feeds' default
 markings, catalogue entries, conjunctions, and previous-run events it lists); a summary (feeds,
 records accepted / rejected per feed, objects, excluded objects, events by miss-distance band);
 the top events by Pc (``pc``, else ``max_pc``) and by miss distance (co-located pairs listed
@@ -37,14 +37,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import markings as mk
+from .constants import EARTH_RADIUS_KM, MU_KM3_S2
+from .files import atomic_write_bytes
+from .runs import event_keys
+from .schema import CATALOGUE, CONJUNCTIONS
+from .timeutil import iso_ms
 
-MU_KM3_S2 = 398600.8
-EARTH_RADIUS_KM = 6378.135
 _BANNER_CLASS = {"UNCLASSIFIED": "u", "RESTRICTED": "r", "CONFIDENTIAL": "c", "SECRET": "s",
                  "TOP SECRET": "ts"}
 
@@ -77,22 +81,9 @@ def regime(mean_motion_rev_day, eccentricity) -> np.ndarray:
     return out
 
 
-def overall_marking(parts) -> mk.Marking:
-    """Combine ``(classification, releasable_to, marking text)`` triples (duplicates are
-    cheap); UNCLASSIFIED when there is nothing."""
-    uniq = set()
-    for c, r, t in parts:
-        uniq.add((c or "UNCLASSIFIED", None if r is None else tuple(r), t))
-    markings = []
-    for c, r, t in uniq:
-        controls: tuple[str, ...] = ()
-        if t:
-            try:
-                controls = mk.parse(t).controls
-            except mk.MarkingError:
-                controls = ()
-        markings.append(mk.Marking(c, r, controls))
-    return mk.combine(markings) if markings else mk.Marking()
+#: Combine ``(classification, releasable_to, marking text)`` triples into the report's banner
+#: marking (:func:`ssafuse.markings.overall`); UNCLASSIFIED when there is nothing.
+overall_marking = mk.overall
 
 
 def _triples(table: pa.Table):
@@ -127,75 +118,82 @@ def match_events(current: pa.Table, previous: pa.Table, tolerance_s: float) -> n
 
 
 def _png(fig) -> str:
+    import matplotlib.pyplot as plt  # heavy: loaded only when a report is drawn
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=96, metadata={"Software": None})
-    import matplotlib.pyplot as plt
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _plots(conj: pa.Table, regimes: list[str], bands_km: list[float], threshold_km: float,
            window_h: float) -> dict[str, str]:
+    """The report's plots, as PNG data URIs."""
+    # matplotlib is heavy: loaded only when a report is drawn, with the file-only backend
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plots = {}
     miss = np.asarray(conj["miss_distance_km"].to_numpy(zero_copy_only=False), dtype=float)
-    tca_h = None
+    figures = (
+        ("miss_vs_tca", (7, 3.2), lambda ax: _draw_miss_vs_tca(ax, conj, miss, threshold_km,
+                                                               window_h)),
+        ("miss_histogram", (7, 3.2), lambda ax: _draw_miss_histogram(ax, miss, bands_km,
+                                                                     threshold_km)),
+        ("regimes", (5, 3.0), lambda ax: _draw_regimes(ax, regimes)),
+    )
+    plots = {}
+    with plt.rc_context({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3}):
+        for name, size, draw in figures:
+            fig, ax = plt.subplots(figsize=size)
+            draw(ax)
+            fig.tight_layout()
+            plots[name] = _png(fig)
+    return plots
+
+
+def _draw_miss_vs_tca(ax, conj: pa.Table, miss: np.ndarray, threshold_km: float,
+                      window_h: float) -> None:
     if conj.num_rows:
         t = conj["tca"].cast(pa.int64()).to_numpy()
         w0 = conj["window_start"].cast(pa.int64()).to_numpy()
         tca_h = (t - w0) / 3.6e12
-    with plt.rc_context({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3}):
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        if conj.num_rows:
-            co = np.asarray(conj["co_located"].to_pylist(), bool)
-            ax.scatter(tca_h[~co], miss[~co], s=8, color="#1f5fa8", label="close approach")
-            if co.any():
-                ax.scatter(tca_h[co], miss[co], s=8, marker="x", color="#999999",
-                           label="co-located pair")
-            ax.legend(loc="upper right", fontsize=8)
-        ax.set_xlim(0, window_h)
-        ax.set_xlabel("TCA, hours from window start")
-        ax.set_ylabel("miss distance, km")
-        ax.set_ylim(bottom=0, top=threshold_km * 1.05)
-        ax.set_title("Miss distance against time of closest approach")
-        fig.tight_layout()
-        plots["miss_vs_tca"] = _png(fig)
+        co = np.asarray(conj["co_located"].to_pylist(), bool)
+        ax.scatter(tca_h[~co], miss[~co], s=8, color="#1f5fa8", label="close approach")
+        if co.any():
+            ax.scatter(tca_h[co], miss[co], s=8, marker="x", color="#999999",
+                       label="co-located pair")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlim(0, window_h)
+    ax.set_xlabel("TCA, hours from window start")
+    ax.set_ylabel("miss distance, km")
+    ax.set_ylim(bottom=0, top=threshold_km * 1.05)
+    ax.set_title("Miss distance against time of closest approach")
 
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        edges = np.linspace(0, threshold_km, 26)
-        ax.hist(miss, bins=edges, color="#1f5fa8")
-        for b in bands_km:
-            if b < threshold_km:
-                ax.axvline(b, color="#c0392b", lw=0.8, ls="--")
-        ax.set_xlabel("miss distance, km")
-        ax.set_ylabel("events")
-        ax.set_title("Distribution of miss distances (dashed: report bands)")
-        fig.tight_layout()
-        plots["miss_histogram"] = _png(fig)
 
-        fig, ax = plt.subplots(figsize=(5, 3.0))
-        names = ["LEO", "MEO", "GEO", "HEO"]
-        counts = [regimes.count(n) for n in names]
-        bars = ax.bar(names, counts, color=["#1f5fa8", "#2e8b57", "#b8860b", "#8e44ad"])
-        ax.bar_label(bars)
-        ax.set_ylabel("events")
-        ax.set_title("Events per orbital regime (object 1)")
-        fig.tight_layout()
-        plots["regimes"] = _png(fig)
-    return plots
+def _draw_miss_histogram(ax, miss: np.ndarray, bands_km: list[float],
+                         threshold_km: float) -> None:
+    edges = np.linspace(0, threshold_km, 26)
+    ax.hist(miss, bins=edges, color="#1f5fa8")
+    for b in bands_km:
+        if b < threshold_km:
+            ax.axvline(b, color="#c0392b", lw=0.8, ls="--")
+    ax.set_xlabel("miss distance, km")
+    ax.set_ylabel("events")
+    ax.set_title("Distribution of miss distances (dashed: report bands)")
+
+
+def _draw_regimes(ax, regimes: list[str]) -> None:
+    names = ["LEO", "MEO", "GEO", "HEO"]
+    counts = [regimes.count(n) for n in names]
+    bars = ax.bar(names, counts, color=["#1f5fa8", "#2e8b57", "#b8860b", "#8e44ad"])
+    ax.bar_label(bars)
+    ax.set_ylabel("events")
+    ax.set_title("Events per orbital regime (object 1)")
 
 
 def _fmt_pc(x) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2e}"
-
-
-def _iso(ns: int) -> str:
-    import datetime as dt
-    t = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=ns // 1000)
-    return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{(ns // 10**6) % 1000:03d}Z"
 
 
 def _rows(conj: pa.Table, idx, links: dict, keys: list[str], extra=None) -> list[dict]:
@@ -208,7 +206,7 @@ def _rows(conj: pa.Table, idx, links: dict, keys: list[str], extra=None) -> list
     for i in idx:
         i = int(i)
         row = {k: v[i] for k, v in cols.items()}
-        row.update(key=keys[i], tca=_iso(tca[i]), cdm=links.get(keys[i]),
+        row.update(key=keys[i], tca=iso_ms(tca[i]), cdm=links.get(keys[i]),
                    pc_text=_fmt_pc(row["pc"]), max_pc_text=_fmt_pc(row["max_pc"]))
         if extra:
             row.update(extra(i))
@@ -255,24 +253,33 @@ def listed(conj: pa.Table, primaries, top: int) -> np.ndarray:
 # Building
 # ---------------------------------------------------------------------------------------------
 
+@dataclass
+class _RunRecords:
+    """What a report is made from: the run's ``run.json`` and its tables."""
+
+    info: dict
+    conjunctions: pa.Table
+    catalogue: pa.Table
+    excluded: pa.Table | None
+    previous: pa.Table | None  # the previous run's conjunctions
+    feeds: list[dict]
+
+
 def build_report(run_dir: str | os.PathLike, *, release_to: str | None = None) -> Report:
     """The report of the finished run in ``run_dir`` (for ``release_to`` only, when given)."""
-    import jinja2
+    run = _read_run(Path(run_dir))
+    withheld: dict = {}
+    if release_to:
+        run, withheld = _tear_line(run, release_to)
+    ctx = _context(run, release_to, withheld)
+    counts = {"events": ctx["events"], "listed": len(ctx["by_pc"]) + len(ctx["by_miss"]),
+              "feeds": len(run.feeds), "feeds_withheld": withheld.get("feeds", 0),
+              "objects": ctx["objects"]}
+    return Report(_render(ctx), _text(ctx), ctx["marking"], counts)
 
-    from .export import exportable, split
-    from .nightly.job import event_keys
-    from .schema import CATALOGUE, CONJUNCTIONS
 
-    run_dir = Path(run_dir)
+def _read_run(run_dir: Path) -> _RunRecords:
     info = json.loads((run_dir / "run.json").read_text())
-    settings = info.get("report") or {}
-    top = int(settings.get("top", 20))
-    bands = [float(b) for b in settings.get("bands_km", [1.0, 2.0, 5.0])]
-    tol_s = float(settings.get("change_tolerance_s", 60.0))
-    shrink_km = float(settings.get("shrink_min_km", 0.001))
-    threshold = float(info.get("threshold_km", 5.0))
-    links = info.get("cdm_links") or {}
-
     conj = pq.read_table(run_dir / "conjunctions.parquet").cast(CONJUNCTIONS)
     cat = pq.read_table(run_dir / "catalogue.parquet").cast(CATALOGUE)
     excl = pq.read_table(run_dir / "excluded.parquet") if (run_dir / "excluded.parquet").exists() \
@@ -282,128 +289,150 @@ def build_report(run_dir: str | os.PathLike, *, release_to: str | None = None) -
         p = run_dir.parent / info["previous_run"] / "conjunctions.parquet"
         if p.exists():
             prev = pq.read_table(p).cast(CONJUNCTIONS)
-    feeds = list(info.get("feeds") or [])
+    return _RunRecords(info, conj, cat, excl, prev, list(info.get("feeds") or []))
+
+
+def _tear_line(run: _RunRecords, code: str) -> tuple[_RunRecords, dict]:
+    """The run reduced to the records releasable to ``code`` (:func:`ssafuse.markings.split`),
+    and how many of each kind were withheld."""
     withheld = {}
-    if release_to:
-        conj, withheld["conjunctions"] = split(conj, release_to)
-        cat, withheld["catalogue"] = split(cat, release_to)
-        if prev is not None:
-            prev, _ = split(prev, release_to)
-        if excl is not None:
-            ok = set(cat["object_id"].to_pylist())
-            mask = [i in ok for i in excl["object_id"].to_pylist()]
-            n0 = excl.num_rows
-            excl = excl.filter(pa.array(mask, pa.bool_())) if n0 else excl
-            withheld["excluded"] = n0 - excl.num_rows
-        kept_feeds = []
-        for f in feeds:
-            m = mk.parse(f["marking"])
-            if exportable(m.classification, m.releasable_to, release_to):
-                kept_feeds.append(f)
-        withheld["feeds"] = len(feeds) - len(kept_feeds)
-        feeds = kept_feeds
+    conj, withheld["conjunctions"] = mk.split(run.conjunctions, code)
+    cat, withheld["catalogue"] = mk.split(run.catalogue, code)
+    prev = mk.split(run.previous, code)[0] if run.previous is not None else None
+    excl = run.excluded
+    if excl is not None:
+        excl, withheld["excluded"] = mk.split_excluded(excl, cat)
+    feeds = [f for f in run.feeds if _feed_releasable(f, code)]
+    withheld["feeds"] = len(run.feeds) - len(feeds)
+    return _RunRecords(run.info, conj, cat, excl, prev, feeds), withheld
 
+
+def _feed_releasable(feed: dict, code: str) -> bool:
+    m = mk.parse(feed["marking"])
+    return mk.exportable(m.classification, m.releasable_to, code)
+
+
+def _context(run: _RunRecords, release_to: str | None, withheld: dict) -> dict:
+    """Everything the template and the text summary show."""
+    info, conj, cat = run.info, run.conjunctions, run.catalogue
+    settings = info.get("report") or {}
+    top = int(settings.get("top", 20))
+    bands = [float(b) for b in settings.get("bands_km", [1.0, 2.0, 5.0])]
+    threshold = float(info.get("threshold_km", 5.0))
+    links = info.get("cdm_links") or {}
     keys = event_keys(conj)
-    miss = np.asarray(conj["miss_distance_km"].to_pylist(), dtype=float)
     co = np.asarray(conj["co_located"].to_pylist(), dtype=bool)
-    tca_ns = np.asarray(conj["tca"].cast(pa.int64()).to_pylist(), dtype=np.int64)
-
-    # regimes (object 1's orbit)
-    cat_ids = cat["object_id"].to_pylist()
-    reg_of = dict(zip(cat_ids, regime(cat["mean_motion_rev_day"].to_pylist(),
-                                      cat["eccentricity"].to_pylist())))
-    regimes = [reg_of.get(i, "unknown") for i in conj["object_id_1"].to_pylist()]
-
-    # bands
-    edges = [0.0] + [b for b in bands if b < threshold] + [threshold]
-    band_rows = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        last = hi == edges[-1]
-        n = int(np.sum((miss >= lo) & ((miss <= hi) if last else (miss < hi)) & ~co))
-        band_rows.append({"label": f"{lo:g} - {hi:g} km", "count": n})
-
-    # top events, co-located pairs, primaries
+    regimes = _regimes(conj, cat)
     sel = selections(conj, info.get("primaries") or [], top)
-    by_pc, by_miss, co_idx = sel["by_pc"], sel["by_miss"], sel["co_located"]
-    names = dict(zip(cat_ids, cat["object_name"].to_pylist()))
-    primaries = []
-    for p, idx in sel["primaries"].items():
-        primaries.append({"id": p, "name": names.get(p), "in_catalogue": p in names,
-                          "count": int(sel["primary_counts"][p]),
-                          "rows": _rows(conj, idx, links, keys),
-                          "more": int(sel["primary_counts"][p]) - len(idx)})
-
-    # changes
-    match = match_events(conj, prev, tol_s)
-    prev_miss = np.asarray(prev["miss_distance_km"].to_pylist(), dtype=float) \
-        if prev is not None else np.array([])
-    new_idx = np.flatnonzero(match < 0)
-    closer = [k for k in np.flatnonzero(match >= 0)
-              if miss[k] < prev_miss[match[k]] - shrink_km]
-    changes = None
-    if prev is not None:
-        gone_mask = np.ones(prev.num_rows, bool)
-        gone_mask[match[match >= 0]] = False
-        w0 = int(np.datetime64(info["window_start"].replace("+00:00", ""), "ns")
-                 .astype(np.int64))
-        ptca = np.asarray(prev["tca"].cast(pa.int64()).to_pylist(), dtype=np.int64)
-        gone_idx = np.flatnonzero(gone_mask & (ptca >= w0))
-        prev_keys = event_keys(prev)
-        gone_rows = _rows(prev, gone_idx[np.argsort(ptca[gone_idx], kind="stable")][:top],
-                          {}, prev_keys)
-        closer_sorted = sorted(closer, key=lambda k: miss[k])
-        changes = {
-            "previous_run": info["previous_run"],
-            "new": len(new_idx), "closer": len(closer), "gone": len(gone_idx),
-            "new_rows": _rows(conj, new_idx[np.lexsort((tca_ns[new_idx], miss[new_idx]))][:top],
-                              links, keys),
-            "closer_rows": _rows(conj, closer_sorted[:top], links, keys,
-                                 extra=lambda i: {"prev_miss": prev_miss[match[i]]}),
-            "gone_rows": gone_rows,
-            "prev_marking_triples": list(_triples(prev.take(gone_idx))) if len(gone_idx) else [],
-        }
-
-    # overall marking: everything the report draws on
-    parts = list(_triples(conj)) + list(_triples(cat))
-    for f in feeds:
-        m = mk.parse(f["marking"])
-        parts.append((m.classification, m.releasable_to, f["marking"]))
-    if changes:
-        parts += changes.pop("prev_marking_triples")
-    marking = overall_marking(parts)
-
-    plots = _plots(conj, regimes, bands, threshold, float(info.get("days", 1.0)) * 24.0)
-    n_events = conj.num_rows
-    ctx = {
+    changes, gone_triples = _changes(run, keys, links, top)
+    marking = _overall(run, gone_triples)
+    return {
         "title": settings.get("title", "ssafuse report"),
         "info": info, "release_to": release_to, "withheld": withheld,
         "marking": str(marking), "banner_class": _BANNER_CLASS[marking.classification],
-        "feeds": feeds,
+        "feeds": run.feeds,
         "objects": cat.num_rows,
-        "excluded": excl.num_rows if excl is not None else 0,
-        "excluded_rows": _excluded_rows(excl, 50),
-        "events": n_events, "co_located": int(co.sum()),
-        "bands": band_rows,
-        "by_pc": _rows(conj, by_pc, links, keys),
-        "by_miss": _rows(conj, by_miss, links, keys),
-        "co_rows": _rows(conj, co_idx, links, keys),
-        "co_more": int(co.sum()) - len(co_idx),
-        "primaries": primaries,
+        "excluded": run.excluded.num_rows if run.excluded is not None else 0,
+        "excluded_rows": _excluded_rows(run.excluded, 50),
+        "events": conj.num_rows, "co_located": int(co.sum()),
+        "bands": _band_rows(conj, bands, threshold),
+        "by_pc": _rows(conj, sel["by_pc"], links, keys),
+        "by_miss": _rows(conj, sel["by_miss"], links, keys),
+        "co_rows": _rows(conj, sel["co_located"], links, keys),
+        "co_more": int(co.sum()) - len(sel["co_located"]),
+        "primaries": _primary_sections(conj, cat, sel, links, keys),
         "changes": changes,
-        "plots": plots,
+        "plots": _plots(conj, regimes, bands, threshold, float(info.get("days", 1.0)) * 24.0),
         "regime_counts": {r: regimes.count(r) for r in ("LEO", "MEO", "GEO", "HEO")},
         "correlation": info.get("correlation"),
         "top": top,
     }
+
+
+def _regimes(conj: pa.Table, cat: pa.Table) -> list[str]:
+    """Each event's orbital regime: object 1's."""
+    reg_of = dict(zip(cat["object_id"].to_pylist(),
+                      regime(cat["mean_motion_rev_day"].to_pylist(),
+                             cat["eccentricity"].to_pylist())))
+    return [reg_of.get(i, "unknown") for i in conj["object_id_1"].to_pylist()]
+
+
+def _band_rows(conj: pa.Table, bands: list[float], threshold: float) -> list[dict]:
+    """Events (co-located pairs apart) per miss-distance band, the last up to the threshold."""
+    miss = np.asarray(conj["miss_distance_km"].to_pylist(), dtype=float)
+    co = np.asarray(conj["co_located"].to_pylist(), dtype=bool)
+    edges = [0.0] + [b for b in bands if b < threshold] + [threshold]
+    rows = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        last = hi == edges[-1]
+        n = int(np.sum((miss >= lo) & ((miss <= hi) if last else (miss < hi)) & ~co))
+        rows.append({"label": f"{lo:g} - {hi:g} km", "count": n})
+    return rows
+
+
+def _primary_sections(conj: pa.Table, cat: pa.Table, sel: dict, links: dict,
+                      keys: list[str]) -> list[dict]:
+    names = dict(zip(cat["object_id"].to_pylist(), cat["object_name"].to_pylist()))
+    out = []
+    for p, idx in sel["primaries"].items():
+        out.append({"id": p, "name": names.get(p), "in_catalogue": p in names,
+                    "count": int(sel["primary_counts"][p]),
+                    "rows": _rows(conj, idx, links, keys),
+                    "more": int(sel["primary_counts"][p]) - len(idx)})
+    return out
+
+
+def _changes(run: _RunRecords, keys: list[str], links: dict,
+             top: int) -> tuple[dict | None, list]:
+    """What changed since the previous run (``None`` without one), and the marking triples
+    of the previous run's events the report counts as gone."""
+    conj, prev, info = run.conjunctions, run.previous, run.info
+    if prev is None:
+        return None, []
+    settings = info.get("report") or {}
+    tol_s = float(settings.get("change_tolerance_s", 60.0))
+    shrink_km = float(settings.get("shrink_min_km", 0.001))
+    miss = np.asarray(conj["miss_distance_km"].to_pylist(), dtype=float)
+    tca_ns = np.asarray(conj["tca"].cast(pa.int64()).to_pylist(), dtype=np.int64)
+    match = match_events(conj, prev, tol_s)
+    prev_miss = np.asarray(prev["miss_distance_km"].to_pylist(), dtype=float)
+    new_idx = np.flatnonzero(match < 0)
+    closer = [k for k in np.flatnonzero(match >= 0)
+              if miss[k] < prev_miss[match[k]] - shrink_km]
+    gone_mask = np.ones(prev.num_rows, bool)
+    gone_mask[match[match >= 0]] = False
+    w0 = int(np.datetime64(info["window_start"].replace("+00:00", ""), "ns").astype(np.int64))
+    ptca = np.asarray(prev["tca"].cast(pa.int64()).to_pylist(), dtype=np.int64)
+    gone_idx = np.flatnonzero(gone_mask & (ptca >= w0))
+    gone_rows = _rows(prev, gone_idx[np.argsort(ptca[gone_idx], kind="stable")][:top],
+                      {}, event_keys(prev))
+    changes = {
+        "previous_run": info["previous_run"],
+        "new": len(new_idx), "closer": len(closer), "gone": len(gone_idx),
+        "new_rows": _rows(conj, new_idx[np.lexsort((tca_ns[new_idx], miss[new_idx]))][:top],
+                          links, keys),
+        "closer_rows": _rows(conj, sorted(closer, key=lambda k: miss[k])[:top], links, keys,
+                             extra=lambda i: {"prev_miss": prev_miss[match[i]]}),
+        "gone_rows": gone_rows,
+    }
+    return changes, list(_triples(prev.take(gone_idx))) if len(gone_idx) else []
+
+
+def _overall(run: _RunRecords, gone_triples: list) -> mk.Marking:
+    """The report's marking: of everything it draws on (conjunctions, catalogue, feeds'
+    default markings, previous-run events it lists as gone)."""
+    parts = list(_triples(run.conjunctions)) + list(_triples(run.catalogue))
+    for f in run.feeds:
+        m = mk.parse(f["marking"])
+        parts.append((m.classification, m.releasable_to, f["marking"]))
+    return mk.overall(parts + gone_triples)
+
+
+def _render(ctx: dict) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("ssafuse", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    html = env.get_template("report.html.j2").render(**ctx)
-    text = _text(ctx)
-    counts = {"events": n_events, "listed": len(ctx["by_pc"]) + len(ctx["by_miss"]),
-              "feeds": len(feeds), "feeds_withheld": withheld.get("feeds", 0),
-              "objects": cat.num_rows}
-    return Report(html, text, str(marking), counts)
+    return env.get_template("report.html.j2").render(**ctx)
 
 
 def _excluded_rows(excl, limit):
@@ -412,7 +441,7 @@ def _excluded_rows(excl, limit):
     ids, names = excl["object_id"].to_pylist(), excl["object_name"].to_pylist()
     reasons = excl["reason"].to_pylist()
     frm = excl["excluded_from"].cast(pa.int64()).to_pylist()
-    return [{"id": a, "name": b, "reason": c, "from": _iso(d)}
+    return [{"id": a, "name": b, "reason": c, "from": iso_ms(d)}
             for a, b, c, d in list(zip(ids, names, reasons, frm))[:limit]]
 
 
@@ -447,8 +476,6 @@ def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                  release_to: str | None = None) -> Report:
     """Build the report of ``run_dir`` and write ``out_dir/report.html`` and
     ``out_dir/summary.txt`` atomically."""
-    from .files import atomic_write_bytes
-
     rep = build_report(run_dir, release_to=release_to)
     out_dir = Path(out_dir)
     atomic_write_bytes(out_dir / "report.html", rep.html.encode())

@@ -236,7 +236,7 @@ PC_RESULTS = pa.schema([
     _f("error", pa.string(), "why the file could not be used (then pc is null)"),
 ], metadata={"table": "pc_results"})
 
-#: One row per measurement (``ssafuse.ingest.optical``, ``tdm``, declarative feeds). Angles are
+#: One row per measurement (``ssafuse.formats.optical``, ``tdm``, declarative feeds). Angles are
 #: as the sensor reported them: ``ra_deg`` / ``dec_deg`` topocentric, referred to ``frame``;
 #: ``az_deg`` / ``el_deg`` topocentric horizontal (azimuth from north through east).
 OBSERVATION_FIELDS = [
@@ -379,3 +379,12 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
 def empty(table: str) -> pa.Table:
     """An empty table with the canonical schema of ``table``."""
     return SCHEMAS[table].empty_table()
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly the columns of ``schema``, in its order and types; a column it
+    lacks (a file written before that column was added) comes back as nulls."""
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)

@@ -70,7 +70,7 @@ class Store:
     ``{"endpoint_url": ...}`` for an S3-compatible server).
 
     >>> store = Store("store")
-    >>> report = store.ingest(["sample_tles/"], source="celestrak")   # doctest: +SKIP
+    >>> report = ingest(store, ["sample_tles/"], source="celestrak")  # doctest: +SKIP
     >>> store.table("elements").num_rows                               # doctest: +SKIP
     """
 

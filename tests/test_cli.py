@@ -60,3 +60,43 @@ def test_console_script_help_runs():
     done = subprocess.run([sys.executable, "-m", "ssafuse.cli", "--help"], capture_output=True,
                           text=True, check=True)
     assert "Exit codes" in done.stdout and "ingest" in done.stdout
+
+
+# --- users' own feed descriptions: --formats-dir and SSAFUSE_FORMATS_DIR -------------------
+
+def _own_description(folder, name):
+    """The shipped UDL ElSet description under another name, in a user's folder."""
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "ingest_formats" / "udl_elset.toml"
+    folder.mkdir(exist_ok=True)
+    text = shipped.read_text(encoding="utf-8").replace('name = "udl-elset"', f'name = "{name}"')
+    assert f'name = "{name}"' in text
+    (folder / f"{name}.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_ingest_reads_a_feed_described_in_a_users_folder(tmp_path):
+    mine = _own_description(tmp_path / "mine", "partner-elset")
+    sample = SAMPLES / "udl_elset_sample.json"
+    runner = CliRunner()
+    args = ["ingest", str(sample), "--store", str(tmp_path / "store"), "--source", "p",
+            "--format", "partner-elset"]
+    refused = runner.invoke(main, args)  # without the folder the name is unknown: usage error
+    assert refused.exit_code == EXIT_USAGE and "partner-elset" in refused.output
+    result = runner.invoke(main, [*args, "--formats-dir", str(mine)])
+    assert result.exit_code == EXIT_OK, result.output
+    assert "      20 accepted      0 rejected" in result.output
+    assert "[partner-elset]" in result.output
+    listed = runner.invoke(main, ["formats"], env={"SSAFUSE_FORMATS_DIR": str(mine)})
+    assert listed.exit_code == EXIT_OK and "partner-elset" in listed.output
+
+
+def test_a_users_description_may_not_take_a_builtin_name(tmp_path):
+    mine = _own_description(tmp_path / "mine", "udl-elset")
+    result = CliRunner().invoke(main, ["ingest", str(SAMPLES / "udl_elset_sample.json"),
+                                       "--store", str(tmp_path / "store"),
+                                       "--formats-dir", str(mine)])
+    assert result.exit_code == EXIT_USAGE
+    assert "udl-elset" in result.output and "already registered" in result.output
+    assert not (tmp_path / "store" / "elements").exists()  # refused before anything was read

@@ -1,4 +1,5 @@
-"""Scale-out on Dask (ssafuse.distributed) and stores on object storage.
+"""Scale-out on Dask (ssafuse.cluster, ssafuse.screening.executors, ssafuse.ingestion) and
+stores on object storage.
 
 On a real ``distributed.LocalCluster`` of 2 worker processes (nanny-managed, one thread each):
 
@@ -37,6 +38,7 @@ moto_server = pytest.importorskip("moto.server")
 
 from ssafuse.records import read_file  # noqa: E402
 from ssafuse.propagate import satrecs  # noqa: E402
+from ssafuse.screening import executors as sd  # noqa: E402
 from ssafuse.screening import screen  # noqa: E402
 from ssafuse.ingestion import ingest
 from ssafuse.store import Store  # noqa: E402
@@ -125,8 +127,6 @@ def test_screen_without_dask_imports_nothing_of_dask(tmp_path):
 
 
 def test_dask_events_equal_local_run_including_slice_boundaries(client, shell, local_run):
-    from ssafuse.screening import executors as sd
-
     res = screen(shell, START, days=1.0, threshold_km=THRESHOLD, slice_knots=SLICE_KNOTS,
                  dask=client)
     assert res.stats["slices"] == 288 and res.stats["workers"] == 2

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from ssafuse.catalogue import build_catalogue
 from ssafuse.cli import main
-from ssafuse.export import export_run, exportable
+from ssafuse.export import export_run
 from ssafuse.records import read_file
-from ssafuse.markings import LEVELS, TETRAGRAPHS, Marking, releasable
-from ssafuse.nightly.job import event_keys
+from ssafuse.markings import LEVELS, TETRAGRAPHS, Marking, exportable, releasable
+from ssafuse.runs import event_keys
 from ssafuse.screening import screen
 from ssafuse.files import write_parquet
 

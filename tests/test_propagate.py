@@ -12,7 +12,7 @@ canonical elements table -> ``satrecs`` -> ``iter_propagate``), not ``twoline2rv
 from __future__ import annotations
 
 import importlib.resources
-from math import isnan, pi
+from math import pi
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +25,7 @@ from sgp4.ext import invjday, rv2coe
 from ssafuse.records import read_file
 
 from conftest import SAMPLES, shared
-from ssafuse.propagate import (chunk_sizes, first_errors, init_errors, iter_propagate, propagate, propagate_chunked, satrecs, satrecs)
+from ssafuse.propagate import (chunk_sizes, first_errors, init_errors, iter_propagate, propagate, propagate_chunked, satrecs)
 
 RAD = 180.0 / pi
 TOLERANCE = 2e-7  # python-sgp4's own tolerance for the first seven fields
@@ -133,7 +133,7 @@ def test_vallado_verification_set_reproduced_line_by_line(vallado):
     assert codes == [1, 1, 6, 6, 4, 3, 6]
 
 
-def test_satrecs_exact_keeps_the_epoch_to_the_nanosecond(vallado):
+def test_satrecs_keep_the_epoch_to_the_nanosecond(vallado):
     elements, _ = vallado
     epochs = elements["epoch"].cast(pa.int64()).to_numpy()
     for sat, ns in zip(satrecs(elements), epochs):

@@ -13,12 +13,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from ssafuse.nightly.job import (EXIT_ALREADY_RUNNING, EXIT_FAILED, EXIT_OK, EXIT_WARNINGS,
-                         AlreadyRunning, ConfigError, load_config, run_lock)
+from ssafuse.nightly import (EXIT_ALREADY_RUNNING, EXIT_FAILED, EXIT_OK, EXIT_WARNINGS,
+                             AlreadyRunning, ConfigError, load_config, run, run_lock)
 from ssafuse.store import Store
 
 from _run_helpers import NOW, command, env, run_cli, run_dir, sample_config, write_config
-from conftest import SAMPLES, shared
+from conftest import ROOT, SAMPLES, shared
 
 GP = "catalogues/celestrak_gp_20260310"
 
@@ -248,3 +248,57 @@ def test_the_shipped_example_config_runs_on_the_samples(tmp_path):
     assert done.stdout.startswith("ssafuse run 20260310T0000Z-") and ": OK\n" in done.stdout
     rd = run_dir(tmp_path / "store")
     assert (rd / "report.html").exists() and (rd / "exports" / "GBR" / "export.json").exists()
+
+
+def _description_folder(folder, name: str):
+    """A folder holding the shipped UDL ElSet description, renamed ``name``."""
+    folder.mkdir()
+    text = (ROOT / "ingest_formats" / "udl_elset.toml").read_text()
+    assert 'name = "udl-elset"' in text
+    (folder / "elset.toml").write_text(text.replace('name = "udl-elset"', f'name = "{name}"'))
+    return folder
+
+
+def test_formats_dir_reads_a_feed_in_the_users_own_description(tmp_path):
+    """`formats_dir` (relative to the config file) adds the user's descriptions: a feed of
+    `format = "partner-elset"` is read with it; the folder is part of the run's settings,
+    and a config without the key keeps the settings (hence run ids) it had."""
+    folder = _description_folder(tmp_path / "formats", "partner-elset")
+    sample = SAMPLES / "udl_elset_sample.json"
+    cfg_path = write_config(
+        tmp_path / "nightly.toml", store=tmp_path / "store",
+        feeds=[{"source": "partner", "paths": [str(sample)], "format": "partner-elset",
+                "marking": "UNCLASSIFIED//REL TO USA, GBR"}],
+        screen={"start": "2026-03-10T00:00:00Z", "days": 0.25, "threshold_km": 5.0,
+                "workers": 1})
+    plain = cfg_path.read_text()
+    with pytest.raises(ConfigError, match="partner-elset"):  # unknown without the folder
+        load_config(cfg_path)
+    cfg_path.write_text('formats_dir = "formats"\n' + plain)
+    cfg = load_config(cfg_path)
+    assert cfg.formats_dirs == (str(folder),)
+    result = run(cfg, now=cfg.start)
+    assert result.exit_code == EXIT_OK, result.summary
+    (feed,) = result.manifest["feeds"]
+    assert feed["status"] == "ok" and feed["accepted"] == _count_json_records(sample)
+    assert [f["format"] for f in feed["files"]] == ["partner-elset"]
+    assert result.manifest["settings"]["formats_dir"] == [str(folder)]
+    cfg_path.write_text(plain.replace('"partner-elset"', '"udl-elset"'))
+    assert "formats_dir" not in load_config(cfg_path).settings()
+
+
+def test_formats_dir_never_overrides_a_format_by_name(tmp_path):
+    """A description in `formats_dir` named like a shipped one (`udl-elset`) is a config
+    error naming the folder key and the name, not a silent override; so is a folder that
+    does not exist."""
+    _description_folder(tmp_path / "formats", "udl-elset")
+    cfg_path = sample_config(tmp_path)
+    plain = cfg_path.read_text()
+    cfg_path.write_text('formats_dir = ["formats"]\n' + plain)
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg_path)
+    assert "formats_dir" in str(e.value) and "'udl-elset'" in str(e.value)
+    assert "rename" in str(e.value)
+    cfg_path.write_text('formats_dir = "no-such-folder"\n' + plain)
+    with pytest.raises(ConfigError, match="formats_dir.*no-such-folder.*not a folder"):
+        load_config(cfg_path)

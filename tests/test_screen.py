@@ -1,4 +1,5 @@
-"""Conjunction screening (ssafuse.screen): against a brute-force oracle and against SOCRATES.
+"""Conjunction screening (ssafuse.screen, in ssafuse.screening): against a brute-force oracle
+and against SOCRATES.
 
 Expected values:
 * the oracle: SGP4 (python-sgp4, one ``Satrec.sgp4`` per object and second) every second of
@@ -24,8 +25,9 @@ from scipy.optimize import minimize_scalar
 
 from conftest import shared
 from ssafuse.records import read_file
-from ssafuse.propagate import satrecs
+from ssafuse.propagate import propagate_chunked, satrecs
 from ssafuse.screening import screen
+from ssafuse.timeutil import jd_from_ns
 
 CATALOGUE = "catalogues/spacetrack_3le_2023-10-09_cdm_on_chain.txt"
 START = "2023-10-09T12:00:00Z"
@@ -54,8 +56,6 @@ def _sampled_minima(r, reach):
 
 def _oracle(sats, start_ns, seconds):
     """Brute force: every pair, every second, then Brent on SGP4."""
-    from ssafuse.propagate import propagate_chunked
-    from ssafuse.timeutil import jd_from_ns
     times = start_ns + np.arange(seconds + 1, dtype=np.int64) * 10**9
     minima = []
     for c0 in range(0, seconds, 3600):

@@ -9,15 +9,14 @@ import pyarrow.parquet as pq
 from click.testing import CliRunner
 
 from ssafuse.cli import EXIT_OK, main
+from ssafuse.records import read_file
+from ssafuse.schema import ELEMENT_COLUMNS
 from ssafuse.store import Store
 
 from conftest import shared
 
 
 def _elements(path):
-    from ssafuse.records import read_file
-    from ssafuse.schema import ELEMENT_COLUMNS
-
     table = read_file(path, source="x").elements.sort_by("object_id")
     return table.select(list(ELEMENT_COLUMNS)).to_pylist()
 

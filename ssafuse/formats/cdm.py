@@ -32,6 +32,11 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+from xml.etree.ElementTree import ParseError
+from xml.sax.saxutils import escape, quoteattr
+
+import defusedxml.ElementTree as DET
+from defusedxml import DefusedXmlException
 
 from ..errors import FormatError
 from ..timeutil import format_epoch, parse_epoch
@@ -50,6 +55,7 @@ _SHARED = ("CDRG_DRG", "CSRP_DRG", "CSRP_SRP", "CTHR_DRG", "CTHR_SRP", "CTHR_THR
 _XYZ = "@XYZ"
 
 
+# long: the keyword table of 508.0-B-1 (and CDM-2) as data, one add() per block of keywords
 def _table() -> dict[str, tuple[str, str, str, str | None]]:
     t: dict[str, tuple[str, str, str, str | None]] = {}
 
@@ -514,11 +520,6 @@ _CONTAINERS = {"metadata", "data", "odParameters", "additionalParameters", "stat
 
 
 def _read_xml(data: bytes, path: str | None) -> list[Cdm]:
-    from xml.etree.ElementTree import ParseError
-
-    import defusedxml.ElementTree as DET
-    from defusedxml import DefusedXmlException
-
     try:
         root = DET.fromstring(data)
     except ParseError as e:
@@ -791,8 +792,6 @@ def dumps_kvn(msg: Cdm) -> str:
 
 def dumps_xml(msg: Cdm) -> str:
     """The message as CCSDS NDM/XML (``<cdm>``), strict as :func:`dumps_kvn`."""
-    from xml.sax.saxutils import escape, quoteattr
-
     _check_for_write(msg)
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            '<cdm xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import BinaryIO, Iterator
 
+from skyfield.api import load
 
 from ..errors import FormatError
 from ..schema import OBSERVATION_COLUMNS
@@ -425,8 +426,6 @@ def _identify_xml(head: bytes) -> bool:
 def _tai_minus_utc() -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(UTC instants in ns since 1970 at which TAI - UTC changed, the new TAI - UTC in ns),
     from Skyfield's built-in leap-second table, 1972 onwards."""
-    from skyfield.api import load
-
     ts = load.timescale(builtin=True)
     starts = [(63072000 * 10**9, 10 * 10**9)]   # 1972-01-01: TAI - UTC = 10 s
     for jd, off in zip(ts.leap_dates, ts.leap_offsets):
@@ -577,106 +576,129 @@ def _batches(message: _Message) -> Iterator[Batch]:
 
 
 def _segment(seg: _Segment, index: int, marking: str | None, batch: Batch) -> None:
+    """The observation rows and rejects of one segment into ``batch``: each data line checked
+    against the segment's metadata, then the lines that share a time tag joined into one
+    row."""
     ctx = _context(seg, index)
-    meta = seg.meta
-    groups: dict[int, dict[str, _Item | float]] = {}
+    groups, values = _group_items(seg, ctx, batch)
+    obj_id, designator = _object(ctx.object_name)
+    base = dict.fromkeys(OBSERVATION_COLUMNS)
+    base.update(source_record=None, marking=marking, kind="rf", time=None,
+                sensor_id=ctx.sensor_id, object_id=obj_id, intl_designator=designator)
+    for t, group in groups.items():
+        rec = _row(t, group, values, ctx, seg.meta, batch, base)
+        if rec is not None:
+            batch.records.append(rec)
+
+
+def _reject(batch: Batch, item: _Item, reason: str) -> None:
+    batch.rejects.append(Reject(item.line, item.raw, reason, "tdm:" + item.key
+                                if item.key else None))
+
+
+def _group_items(seg: _Segment, ctx: _Context, batch: Batch
+                 ) -> tuple[dict[int, dict[str, _Item]], dict[int, float]]:
+    """The readable data lines of a segment grouped by time tag (UTC ns -> quantity ->
+    line), and each one's value by ``id`` of the line; every other line rejected into
+    ``batch``, as is a second line of one quantity at one time tag."""
+    groups: dict[int, dict[str, _Item]] = {}
     values: dict[int, float] = {}
-
-    def reject(item: _Item, reason: str):
-        batch.rejects.append(Reject(item.line, item.raw, reason, "tdm:" + item.key
-                                    if item.key else None))
-
     for item in seg.items:
-        if item.error:
-            reject(item, item.error)
+        checked = _item_value(item, ctx, seg.meta)
+        if isinstance(checked, str):
+            _reject(batch, item, checked)
             continue
-        if ctx.problem:
-            reject(item, ctx.problem)
-            continue
-        if item.key not in DATA_KEYWORDS:
-            reject(item, f"unexpected data keyword {item.key} at line {item.line}")
-            continue
-        try:
-            t = _to_utc_ns(parse_epoch(item.epoch or ""), ctx.system)
-        except FormatError as e:
-            reject(item, f"{item.key} at line {item.line}: time {item.epoch!r} is not valid: "
-                         f"{e.message}")
-            continue
-        value_text = (item.value or "").strip()
-        if not _NUMBER.fullmatch(value_text):
-            reject(item, f"{item.key} at line {item.line}: value {value_text!r} is not a "
-                         "number")
-            continue
-        value = float(value_text)
-        if value != value or abs(value) == float("inf"):
-            reject(item, f"{item.key} at line {item.line}: value is not finite")
-            continue
-        if item.key not in READ_KEYWORDS:
-            reject(item, f"TDM data type {item.key} (line {item.line}) has no column in the "
-                         "observations table (angles, range, range rate and magnitude are "
-                         "read); kept here, not converted")
-            continue
-        problem = _quantity_problem(item.key, ctx, meta)
-        if problem:
-            reject(item, f"{problem} (line {item.line})")
-            continue
-        if item.key in ("ANGLE_1", "ANGLE_2") and not -180.0 <= value < 360.0:
-            reject(item, f"{item.key} at line {item.line}: {value!r} deg is outside "
-                         "[-180, 360), the range the standard allows")
-            continue
+        t, value = checked
         group = groups.setdefault(t, {})
         quantity = "DOPPLER" if item.key.startswith("DOPPLER") else item.key
         if quantity in group:
-            reject(item, f"{item.key} at line {item.line}: a second {quantity} at the same "
-                         f"time tag as line {group[quantity].line}")
+            _reject(batch, item, f"{item.key} at line {item.line}: a second {quantity} at the "
+                                 f"same time tag as line {group[quantity].line}")
             continue
         group[quantity] = item
         values[id(item)] = value
+    return groups, values
 
-    obj_id, designator = _object(ctx.object_name)
-    for t, group in groups.items():
-        a1, a2 = group.get("ANGLE_1"), group.get("ANGLE_2")
-        if (a1 is None) != (a2 is None):
-            lone = a1 or a2
-            reject(lone, f"{lone.key} at line {lone.line} has no "
-                         f"{'ANGLE_2' if a1 else 'ANGLE_1'} at the same time tag")
-            group.pop(lone.key)
-        if not group:
-            continue
-        first = min(group.values(), key=lambda i: i.line)
-        rec = dict.fromkeys(OBSERVATION_COLUMNS)
-        rec.update(source_record=first.line, marking=marking, kind="rf", time=t,
-                   sensor_id=ctx.sensor_id, object_id=obj_id, intl_designator=designator,
-                   _raw="\n".join(i.raw for i in sorted(group.values(), key=lambda i: i.line)))
-        if a1 is not None and a2 is not None:
-            v1, v2 = values[id(a1)], values[id(a2)]
-            if not -90.0 <= v2 <= 90.0:
-                for i in (a1, a2):
-                    reject(i, f"ANGLE_2 at line {a2.line}: {v2!r} deg is outside [-90, 90], "
-                              "not an elevation or declination")
-                group.pop("ANGLE_1")
-                group.pop("ANGLE_2")
-                if not group:
-                    continue
-                first = min(group.values(), key=lambda i: i.line)
-                rec["source_record"] = first.line
+
+def _item_value(item: _Item, ctx: _Context, meta) -> tuple[int, float] | str:
+    """``(UTC ns, value)`` of one data line, or the reason it is refused."""
+    if item.error:
+        return item.error
+    if ctx.problem:
+        return ctx.problem
+    if item.key not in DATA_KEYWORDS:
+        return f"unexpected data keyword {item.key} at line {item.line}"
+    try:
+        t = _to_utc_ns(parse_epoch(item.epoch or ""), ctx.system)
+    except FormatError as e:
+        return (f"{item.key} at line {item.line}: time {item.epoch!r} is not valid: "
+                f"{e.message}")
+    value_text = (item.value or "").strip()
+    if not _NUMBER.fullmatch(value_text):
+        return f"{item.key} at line {item.line}: value {value_text!r} is not a number"
+    value = float(value_text)
+    if value != value or abs(value) == float("inf"):
+        return f"{item.key} at line {item.line}: value is not finite"
+    if item.key not in READ_KEYWORDS:
+        return (f"TDM data type {item.key} (line {item.line}) has no column in the "
+                "observations table (angles, range, range rate and magnitude are "
+                "read); kept here, not converted")
+    problem = _quantity_problem(item.key, ctx, meta)
+    if problem:
+        return f"{problem} (line {item.line})"
+    if item.key in ("ANGLE_1", "ANGLE_2") and not -180.0 <= value < 360.0:
+        return (f"{item.key} at line {item.line}: {value!r} deg is outside "
+                "[-180, 360), the range the standard allows")
+    return t, value
+
+
+def _row(t: int, group: dict[str, _Item], values: dict[int, float], ctx: _Context, meta,
+         batch: Batch, base: dict) -> dict | None:
+    """The observation row of the lines of one time tag (``base`` holds what the segment
+    gives every row: marking, sensor, object), or None when none of them is left; an angle
+    without its partner, or an elevation / declination beyond 90 deg, is rejected into
+    ``batch``."""
+    a1, a2 = group.get("ANGLE_1"), group.get("ANGLE_2")
+    if (a1 is None) != (a2 is None):
+        lone = a1 or a2
+        _reject(batch, lone, f"{lone.key} at line {lone.line} has no "
+                             f"{'ANGLE_2' if a1 else 'ANGLE_1'} at the same time tag")
+        group.pop(lone.key)
+    if not group:
+        return None
+    first = min(group.values(), key=lambda i: i.line)
+    rec = dict(base)
+    rec.update(source_record=first.line, time=t,
+               _raw="\n".join(i.raw for i in sorted(group.values(), key=lambda i: i.line)))
+    if a1 is not None and a2 is not None:
+        v1, v2 = values[id(a1)], values[id(a2)]
+        if not -90.0 <= v2 <= 90.0:
+            for i in (a1, a2):
+                _reject(batch, i, f"ANGLE_2 at line {a2.line}: {v2!r} deg is outside "
+                                  "[-90, 90], not an elevation or declination")
+            group.pop("ANGLE_1")
+            group.pop("ANGLE_2")
+            if not group:
+                return None
+            first = min(group.values(), key=lambda i: i.line)
+            rec["source_record"] = first.line
+        else:
+            v1 %= 360.0
+            if meta["ANGLE_TYPE"][0].upper() == "AZEL":
+                rec["az_deg"], rec["el_deg"], rec["frame"] = v1, v2, "AZEL"
             else:
-                v1 %= 360.0
-                if meta["ANGLE_TYPE"][0].upper() == "AZEL":
-                    rec["az_deg"], rec["el_deg"], rec["frame"] = v1, v2, "AZEL"
-                else:
-                    rec["ra_deg"], rec["dec_deg"] = v1, v2
-                    rec["frame"] = _RADEC_FRAMES[meta["REFERENCE_FRAME"][0].upper()]
-        if "RANGE" in group:
-            v = values[id(group["RANGE"])]
-            if meta.get("RANGE_UNITS", ("km", 0))[0] == "s":
-                v *= C_KM_S
-            rec["range_km"] = v / ctx.legs
-        if "DOPPLER" in group:
-            rec["range_rate_km_s"] = values[id(group["DOPPLER"])] / ctx.legs
-        if "MAG" in group:
-            rec["magnitude"] = values[id(group["MAG"])]
-        batch.records.append(rec)
+                rec["ra_deg"], rec["dec_deg"] = v1, v2
+                rec["frame"] = _RADEC_FRAMES[meta["REFERENCE_FRAME"][0].upper()]
+    if "RANGE" in group:
+        v = values[id(group["RANGE"])]
+        if meta.get("RANGE_UNITS", ("km", 0))[0] == "s":
+            v *= C_KM_S
+        rec["range_km"] = v / ctx.legs
+    if "DOPPLER" in group:
+        rec["range_rate_km_s"] = values[id(group["DOPPLER"])] / ctx.legs
+    if "MAG" in group:
+        rec["magnitude"] = values[id(group["MAG"])]
+    return rec
 
 
 KVN = Format("tdm-kvn", "observations", "CCSDS Tracking Data Message 1.0/2.0, KVN (angles, "

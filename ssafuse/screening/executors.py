@@ -94,14 +94,17 @@ class SliceWork:
 
     key: str                 # SHA-256 of ``rows``: the worker's Satrec cache key
     rows: pa.Table           # the element columns sgp4init takes, one row per object
-    params: object           # ssafuse.screen.ScreenParams
+    params: ScreenParams
     pad: np.ndarray
     primary: np.ndarray
     usable: np.ndarray
     co_pairs: np.ndarray
 
 
-def slice_work(elements: pa.Table, params, *, pad, primary, usable, co_pairs) -> SliceWork:
+def slice_work(elements: pa.Table, params: ScreenParams, *, pad, primary, usable,
+               co_pairs) -> SliceWork:
+    """The :class:`SliceWork` of one run: the element columns ``sgp4init`` takes, keyed by
+    the SHA-256 of their Arrow IPC stream."""
     rows = elements.select(list(SGP4_COLUMNS)).combine_chunks()
     h = hashlib.sha256()
     sink = pa.BufferOutputStream()
@@ -139,8 +142,9 @@ def run_slices(dask, work: SliceWork, n_slices: int,
                progress: Callable[[int, int], None] | None = None) -> tuple[list, dict]:
     """Every slice of a screening run as a Dask task. Returns the slices in slice order and
     ``{"dask": scheduler address, "workers": workers at the start}``."""
-    from distributed import as_completed  # dask is optional: imported only when asked for
-
+    # dask/distributed are optional: imported only when a run asks for Dask
+    # (ssafuse.cluster imports distributed too)
+    from distributed import as_completed
     from ..cluster import client_for
 
     with client_for(dask) as client:

@@ -13,11 +13,12 @@ from typing import Sequence
 import numpy as np
 
 from ..constants import EARTH_RADIUS_KM, MU_KM3_S2, NS_PER_DAY, NS_PER_S
-from ..propagate import check_states, first_errors, jd_from_ns, propagate_chunked
+from ..propagate import check_states, first_errors, propagate_chunked
+from ..timeutil import jd_from_ns
 from .kernels import hermite_and_posteriori, interpolant_minima, pair_ranges
 
-#: Multiplier on the analytic interpolation-error estimate (checked in tests/test_screen.py:
-#: the worst object of a full catalogue uses well under half of the padded bound).
+#: Multiplier on the analytic interpolation-error estimate. Checked by hand, not yet by a test:
+#: on the full 2023 catalogue the worst object's error is 0.40 of its padded bound.
 PAD_SAFETY = 2.0
 #: Floor of the interpolation-error bound, km (SGP4's velocities are not exactly the time
 #: derivative of its positions; this covers that mismatch over a knot interval).
@@ -134,27 +135,6 @@ def deep_space_pad_km(sats, start_ns: int, knot_s: float, *, n_intervals: int = 
         worst = np.maximum(worst, np.linalg.norm(np.nan_to_num(p - r[:, :, m]), axis=-1))
     out[deep] = margin * np.where(ok, worst, 0.0).max(axis=1)
     return out
-    knot_ns = int(round(knot_s * NS_PER_S))
-    for q in deep:
-        sat = sats[q]
-        period_ns = 2 * math.pi / sat.no_kozai * 60 * NS_PER_S
-        starts = start_ns + np.linspace(0, period_ns, n_intervals, endpoint=False).astype(np.int64)
-        times = (starts[:, None] + np.array([0, knot_ns // 4, knot_ns // 2, 3 * knot_ns // 4,
-                                             knot_ns])[None, :]).ravel()
-        err, r, v = propagate_chunked([sat], times)
-        err = check_states(err, r, v)
-        r = r[0].reshape(n_intervals, 5, 3)
-        v = v[0].reshape(n_intervals, 5, 3)
-        ok = (err[0].reshape(n_intervals, 5) == 0).all(axis=1)
-        if not ok.any():
-            continue
-        coef = hermite_coefficients(r[ok][:, [0, 4]], v[ok][:, [0, 4]], knot_s)[:, 0]
-        worst = 0.0
-        for m, u in ((1, 0.25), (2, 0.5), (3, 0.75)):
-            p = coef[:, 0] + u * (coef[:, 1] + u * (coef[:, 2] + u * coef[:, 3]))
-            worst = max(worst, float(np.linalg.norm(p - r[ok][:, m], axis=1).max()))
-        out[q] = margin * worst
-    return out
 
 
 def posteriori_error_km(coef: np.ndarray, r: np.ndarray, knot_s: float) -> np.ndarray:
@@ -260,6 +240,25 @@ def screen_slice(sats, params: ScreenParams, slice_no: int, *, pad: np.ndarray,
     p = params
     k0 = slice_no * p.slice_knots
     k1 = min(k0 + p.slice_knots, p.n_knot_intervals)
+    err, coef, valid, pad_k = _interpolants(sats, p, k0, k1, pad, usable)
+    ci, cj, ck, cu, _cd, n_pairs = interpolant_minima(
+        coef, valid, pad_k, primary, p.n_sub, p.threshold_km, p.cell, p.n_samples)
+    found = _refine_minima(sats, p, k0, ci, cj, ck, cu)
+
+    first, code = first_errors(err[:, :] * usable[:, None])
+    first_bad = np.where(first >= 0, (k0 + first) * p.knot_s, np.nan)
+    co_max, co_min, co_min_t = _co_location_ranges(coef, valid, co_pairs, p, k0)
+    return Slice(*found, first_bad, code, co_max, co_min, co_min_t, int(n_pairs), len(ci),
+                 time.perf_counter() - t_begin)
+
+
+def _interpolants(sats, p: ScreenParams, k0: int, k1: int, pad: np.ndarray,
+                  usable: np.ndarray):
+    """SGP4 at the knots ``k0 .. k1`` and the Hermite interpolants between them. Returns
+    ``(err, coef, valid, pad_k)``: SGP4 codes per object and knot (255 for objects not
+    ``usable``, :data:`NOT_SMOOTH` from an object's first interval whose error bound exceeds
+    :data:`PAD_MAX_KM` on), the coefficients, which intervals are interpolated, and the error
+    bound of each (0 where not interpolated)."""
     knot_ns = int(round(p.knot_s * NS_PER_S))
     times = p.start_ns + np.arange(k0, k1 + 1, dtype=np.int64) * knot_ns
     err, r, v = propagate_chunked(sats, times)
@@ -277,9 +276,13 @@ def screen_slice(sats, params: ScreenParams, slice_no: int, *, pad: np.ndarray,
             err[q, kk:] = np.where(err[q, kk:] == 0, NOT_SMOOTH, err[q, kk:])
             valid[q, kk:] = False
     pad_k = np.where(valid, pad_k, 0.0)
-    ci, cj, ck, cu, _cd, n_pairs = interpolant_minima(
-        coef, valid, pad_k, primary, p.n_sub, p.threshold_km, p.cell, p.n_samples)
+    return err, coef, valid, pad_k
 
+
+def _refine_minima(sats, p: ScreenParams, k0: int, ci, cj, ck, cu):
+    """TCA on SGP4 for each interpolant minimum (pair ``ci, cj``, knot interval ``k0 + ck``,
+    place ``cu`` across it); those inside the window and under the threshold. Returns
+    ``(i, j, t_s, miss_km, speed_km_s, ric_km)`` arrays."""
     jd0, fr0 = (float(x[0]) for x in jd_from_ns(np.array([p.start_ns])))
     window_s = (p.end_ns - p.start_ns) / NS_PER_S
     sub_s = p.knot_s / p.n_sub
@@ -298,27 +301,27 @@ def screen_slice(sats, params: ScreenParams, slice_no: int, *, pad: np.ndarray,
         out_d.append(d)
         out_s.append(math.dist(v1, v2))
         out_ric.append(ric_components(r1, v1, r2))
+    return (np.array(out_i, np.int64), np.array(out_j, np.int64), np.array(out_t),
+            np.array(out_d), np.array(out_s), np.array(out_ric).reshape(-1, 3))
 
-    first, code = first_errors(err[:, :] * usable[:, None])
-    first_bad = np.where(first >= 0, (k0 + first) * p.knot_s, np.nan)
 
-    if co_pairs is not None and len(co_pairs):
-        rng = pair_ranges(coef, valid, co_pairs[:, 0].astype(np.int64),
-                          co_pairs[:, 1].astype(np.int64), p.n_sub)
-        with np.errstate(invalid="ignore"):
-            co_max = np.where(np.isnan(rng).any(axis=1), np.inf, np.nanmax(
-                np.where(np.isnan(rng), -np.inf, rng), axis=1))
-        rng_f = np.where(np.isnan(rng), np.inf, rng)
-        arg = rng_f.argmin(axis=1)
-        co_min = rng_f[np.arange(len(arg)), arg]
-        co_min_t = (k0 + arg / p.n_sub) * p.knot_s
-    else:
-        co_max = co_min = co_min_t = np.empty(0)
-
-    return Slice(np.array(out_i, np.int64), np.array(out_j, np.int64), np.array(out_t),
-                 np.array(out_d), np.array(out_s), np.array(out_ric).reshape(-1, 3),
-                 first_bad, code, co_max, co_min, co_min_t, int(n_pairs), len(ci),
-                 time.perf_counter() - t_begin)
+def _co_location_ranges(coef, valid, co_pairs, p: ScreenParams, k0: int):
+    """Per co-location candidate pair, its largest interpolated range over the slice (inf
+    where either object has no interpolant somewhere), its smallest and when (s since the
+    window start)."""
+    if co_pairs is None or not len(co_pairs):
+        empty = np.empty(0)
+        return empty, empty, empty
+    rng = pair_ranges(coef, valid, co_pairs[:, 0].astype(np.int64),
+                      co_pairs[:, 1].astype(np.int64), p.n_sub)
+    with np.errstate(invalid="ignore"):
+        co_max = np.where(np.isnan(rng).any(axis=1), np.inf, np.nanmax(
+            np.where(np.isnan(rng), -np.inf, rng), axis=1))
+    rng_f = np.where(np.isnan(rng), np.inf, rng)
+    arg = rng_f.argmin(axis=1)
+    co_min = rng_f[np.arange(len(arg)), arg]
+    co_min_t = (k0 + arg / p.n_sub) * p.knot_s
+    return co_max, co_min, co_min_t
 
 
 def merge_slices(slices: Sequence[Slice], merge_s: float = 1e-3):

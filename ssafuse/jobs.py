@@ -1,0 +1,123 @@
+"""The one-call jobs behind ``ssafuse catalogue`` and ``ssafuse screen``, for notebooks too.
+
+Each takes a store and settings, runs the stages in order and writes what the command writes;
+nothing here prints or reads the clock unless the caller leaves ``now`` out.
+
+>>> cat = update_catalogue(Store("store"))                                # doctest: +SKIP
+>>> res = screen_inputs(["cat.tle"], start="2026-03-09T18:00:00Z", days=1,
+...                     out="conj.parquet")                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import pyarrow as pa
+
+from .assessment import assess
+from .catalogue import build_catalogue
+from .errors import SsafuseError, UnknownFormatError
+from .files import expand_inputs, write_parquet
+from .records import read_file
+from .screening import ScreenResult, screen
+from .store import Store
+
+__all__ = ["update_catalogue", "screen_inputs", "ScreenRun"]
+
+
+def update_catalogue(store: Store, *, precedence: Sequence[str] = (), disagree_km: float = 5.0,
+                     out: str | os.PathLike | None = None) -> tuple[pa.Table, Path | str]:
+    """Build the catalogue from every element set in ``store`` (:func:`build_catalogue`) and
+    write it to ``STORE/catalogue/catalogue.parquet`` (and ``out`` when given). Returns
+    ``(catalogue, where it was written in the store)``."""
+    cat = build_catalogue(store.table("elements"), precedence=list(precedence),
+                          disagree_km=disagree_km)
+    path = store.write("catalogue", cat, "catalogue.parquet")
+    if out:
+        write_parquet(Path(out), cat)
+    return cat, path
+
+
+@dataclass
+class ScreenRun:
+    """What :func:`screen_inputs` did: the assessed screening, the files read (and refused,
+    each with its reason), and where the results were written."""
+
+    result: ScreenResult
+    inputs: list[dict] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+
+
+def _elements_from_files(inputs: Iterable[str | os.PathLike],
+                         on_refused) -> tuple[pa.Table, list, list]:
+    """One element set per object from element files, chosen as the catalogue chooses
+    (several files may hold the same object); with the files read and those refused."""
+    tables, read, refused = [], [], []
+    for uri in expand_inputs(inputs):
+        try:
+            res = read_file(uri, source="local")
+        except (OSError, UnknownFormatError) as e:
+            refused.append((uri, str(e)))
+            if on_refused is not None:
+                on_refused(uri, str(e))
+            continue
+        tables.append(res.elements)
+        read.append({"uri": uri, "format": res.format, "sha256": res.sha256,
+                     "read": res.records_read, "accepted": res.accepted,
+                     "rejected": res.rejected})
+    if not tables:
+        raise SsafuseError("no element sets could be read from INPUT")
+    return build_catalogue(pa.concat_tables(tables)), read, refused
+
+
+def screen_inputs(inputs: Sequence[str | os.PathLike] = (), store: Store | None = None, *,
+                  start, days: float = 7.0, threshold_km: float = 5.0,
+                  primaries: Sequence[int] | None = None, workers: int | None = None,
+                  dask=None, hbr_m: float | None = None, hbr_table=None,
+                  out: str | os.PathLike | None = None, now: dt.datetime | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  on_refused: Callable[[str, str], None] | None = None) -> ScreenRun:
+    """Screen element files (``inputs``: files, folders, globs) or, without them, the
+    store's catalogue; assess every event (max Pc, and Pc where the store holds a CDM of the
+    pair); write the conjunctions to ``out`` and/or to the store with a ``screen`` manifest.
+
+    ``start``: window start (datetime, ISO-8601 or ns); the rest as :func:`ssafuse.screen`
+    and :func:`ssafuse.assess`; ``on_refused(uri, reason)`` hears of each input file that
+    could not be read (the others are screened). Raises :class:`SsafuseError` when nothing
+    can be screened."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    started = time.perf_counter()
+    run = ScreenRun(result=None)  # type: ignore[arg-type]
+    if inputs:
+        elements, run.inputs, run.refused = _elements_from_files(inputs, on_refused)
+    else:
+        elements = store.table("catalogue")
+        run.inputs.append({"uri": str(store.path("catalogue")), "accepted": elements.num_rows})
+        if elements.num_rows == 0:
+            raise SsafuseError(f"the store {store.root} has no catalogue: run "
+                               "`ssafuse catalogue`")
+    result = screen(elements, start, days=days, threshold_km=threshold_km,
+                    primaries=list(primaries or []) or None, workers=workers,
+                    progress=progress, dask=dask)
+    stats = result.stats
+    stats["parameters"] = dict(stats["parameters"], hbr_m=hbr_m, hbr_table=hbr_table)
+    result.conjunctions = assess(result.conjunctions, hbr_m=hbr_m, hbr_table=hbr_table,
+                                 elements=elements,
+                                 cdms=store.table("cdms") if store is not None else None)
+    run.result = result
+    if out:
+        write_parquet(Path(out), result.conjunctions)
+        run.written.append(str(out))
+    if store is not None:
+        path, manifest = store.write_screening(
+            result.conjunctions, excluded=result.excluded, inputs=run.inputs,
+            parameters=stats["parameters"], now=now, started=started,
+            counts={k: v for k, v in stats.items() if k != "parameters"})
+        run.written.append(f"{path} (manifest {manifest})")
+    return run

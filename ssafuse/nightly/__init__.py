@@ -1,0 +1,49 @@
+"""The nightly job: one call from the day's feeds to an operator's report and partner exports.
+
+Stages, in order, each timed and counted in the run manifest::
+
+    ingest -> catalogue -> correlate (when configured) -> screen -> assess -> report -> exports
+
+Everything a run produces lives in one folder of the store, ``STORE/runs/<run id>/``::
+
+    manifest.json        the run: stages (status, seconds, counts), feeds, inputs, warnings,
+                         versions, exit code. Written last; a run without it did not finish.
+    run.json             what the report is made from (feeds, window, primaries, previous run)
+    catalogue.parquet    the catalogue screened (schema ``catalogue``)
+    conjunctions.parquet the assessed conjunctions (schema ``conjunctions``), also kept as
+                         STORE/conjunctions/run-<run id>.parquet for queries across nights
+    excluded.parquet     objects SGP4 could not propagate, and why
+    correlations.parquet observation correlation (when configured)
+    screen.json          the screening's key (inputs + parameters); a re-run with the same key
+                         reuses the screening instead of repeating it
+    cdm/                 one CDM per conjunction (when the assess stage writes them)
+    report.html          the operator's report (self-contained), summary.txt for cron mail
+    exports/<CODE>/      each partner's export (``ssafuse.export``)
+
+The **run id** is ``<window start>-<hash of the settings>``: the same night with the same
+configuration is the same run, so re-running it changes nothing already done (ingest is
+idempotent in the store; the screening is reused when its inputs are unchanged; the report,
+CDMs and exports are rebuilt and replaced atomically, byte for byte the same).
+
+Nothing here reads the clock or a config file on its own: :func:`load_config` reads the file
+the caller names, and :func:`run` takes ``now``. One run at a time per store: :func:`run`
+holds a POSIX lock (``fcntl.lockf``) on ``lock_file`` for its whole duration and raises
+:class:`AlreadyRunning` at once when another process holds it.
+
+The modules: :mod:`~ssafuse.nightly.config` (the configuration file, the window and the run
+id), :mod:`~ssafuse.nightly.lock` (the run lock), :mod:`~ssafuse.nightly.job` (the stages);
+the run folder's layout and the run lookups the report and exports share are in
+:mod:`ssafuse.runs`.
+"""
+
+
+from __future__ import annotations
+
+from ..runs import previous_run
+from .config import ConfigError, Feed, RunConfig, load_config, run_id, window_start
+from .job import EXIT_ALREADY_RUNNING, EXIT_FAILED, EXIT_OK, EXIT_WARNINGS, RunResult, run
+from .lock import AlreadyRunning, run_lock
+
+__all__ = ["EXIT_OK", "EXIT_WARNINGS", "EXIT_FAILED", "EXIT_ALREADY_RUNNING", "Feed", "RunConfig",
+           "RunResult", "ConfigError", "AlreadyRunning", "load_config", "run", "run_lock",
+           "window_start", "run_id", "previous_run"]

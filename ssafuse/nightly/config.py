@@ -1,0 +1,297 @@
+"""The nightly job's configuration: reading and checking the TOML file, and the run id.
+
+:func:`load_config` reads the file the caller names (``examples/nightly.toml`` documents every
+key with its default) into a :class:`RunConfig`; :func:`window_start` and :func:`run_id` give
+the night a run screens and the run's name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MarkingError, SsafuseError, UnknownFormatError
+from ..formats.declarative import DescriptionError
+from ..formats.registry import formats, get_format
+from ..markings import parse as parse_marking
+from ..timeutil import parse_utc
+
+__all__ = ["ConfigError", "Feed", "RunConfig", "PC_DEFAULTS", "REPORT_DEFAULTS", "load_config",
+           "window_start", "run_id"]
+
+
+class ConfigError(SsafuseError, ValueError):
+    """A run configuration that cannot be used (names the file and the key)."""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One configured feed: files (paths, folders, globs) of one source, with its default
+    marking. ``precedence``: lower is more trusted (breaks ties between element sets of the
+    same epoch in the catalogue)."""
+
+    source: str
+    paths: tuple[str, ...]
+    format: str | None = None
+    marking: str = "UNCLASSIFIED"
+    precedence: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A parsed run configuration; paths are absolute (resolved against the config file's
+    folder). See ``examples/nightly.toml`` for every key with its default."""
+
+    store: Path
+    feeds: tuple[Feed, ...]
+    lock_file: Path | None = None
+    disagree_km: float = 5.0
+    start: dt.datetime | None = None
+    align_hours: float = 24.0
+    days: float = 1.0
+    threshold_km: float = 5.0
+    primaries: tuple[int, ...] = ()
+    workers: int | None = None
+    dask: str | None = None
+    pc: dict = field(default_factory=dict)
+    report: dict = field(default_factory=dict)
+    exports: tuple[str, ...] = ()
+    correlate: dict | None = None
+    source_file: Path | None = None
+    #: Folders of the user's own feed descriptions (``formats_dir``), after the shipped ones.
+    formats_dirs: tuple[str, ...] = ()
+
+    @property
+    def lock_path(self) -> Path:
+        return self.lock_file or (self.store / "_run.lock")
+
+    @property
+    def report_primaries(self) -> list[int]:
+        """Objects with a section of their own in the report: the screening's primaries,
+        then ``report.primaries`` (our assets, when screening all-vs-all)."""
+        return list(dict.fromkeys([*self.primaries,
+                                   *(int(x) for x in self.report.get("primaries", []))]))
+
+    @property
+    def precedence(self) -> list[str]:
+        order = sorted(range(len(self.feeds)), key=lambda k: (self.feeds[k].precedence, k))
+        return list(dict.fromkeys(self.feeds[k].source for k in order))
+
+    def settings(self) -> dict:
+        """Everything that shapes the results (not where they go): hashed into the run id.
+        ``formats_dir`` is there only when set, so that configurations without it keep
+        their run ids."""
+        out = {
+            "feeds": [{"source": f.source, "paths": list(f.paths), "format": f.format,
+                       "marking": f.marking, "precedence": f.precedence} for f in self.feeds],
+            "catalogue": {"disagree_km": self.disagree_km},
+            "screen": {"start": self.start.isoformat() if self.start else None,
+                       "align_hours": self.align_hours, "days": self.days,
+                       "threshold_km": self.threshold_km, "primaries": list(self.primaries)},
+            "pc": self.pc, "report": self.report, "exports": list(self.exports),
+            "correlate": self.correlate,
+        }
+        if self.formats_dirs:
+            out["formats_dir"] = list(self.formats_dirs)
+        return out
+
+    def settings_hash(self) -> str:
+        text = json.dumps(self.settings(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+PC_DEFAULTS = {"hbr_m": 10.0, "write_cdms": "listed", "cdm_format": "kvn"}
+REPORT_DEFAULTS = {"title": "ssafuse nightly conjunction report", "top": 20, "primaries": [],
+                   "bands_km": [1.0, 2.0, 5.0], "change_tolerance_s": 60.0,
+                   "shrink_min_km": 0.001}
+_KEYS = {
+    "": {"store", "lock_file", "formats_dir", "feeds", "catalogue", "screen", "pc", "report",
+         "exports", "correlate"},
+    "feeds": {"source", "paths", "format", "marking", "precedence"},
+    "catalogue": {"disagree_km"},
+    "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers", "dask"},
+    "pc": set(PC_DEFAULTS) | {"hbr_table", "covariance_model"},
+    "report": set(REPORT_DEFAULTS),
+    "exports": {"release_to"},
+    "correlate": {"sensors", "gate_arcmin", "max_age_days"},
+}
+
+
+def _check_keys(where: str, table: dict, path) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{where}] must be a table")
+    unknown = set(table) - _KEYS[where]
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)} in "
+                          f"[{where or 'top level'}]; expected some of {sorted(_KEYS[where])}")
+
+
+def _table(raw: dict, where: str, path) -> dict:
+    """The table ``[where]`` of the file (empty when absent), its keys checked."""
+    table = raw.get(where, {})
+    _check_keys(where, table, path)
+    return table
+
+
+def _parse_time(value, what: str, path) -> dt.datetime:
+    if not isinstance(value, (str, dt.datetime)):
+        raise ConfigError(f"{path}: {what} must be a time, got {value!r}")
+    try:
+        return parse_utc(value)
+    except ValueError:
+        raise ConfigError(f"{path}: {what} must be ISO-8601 UTC such as "
+                          f"2026-03-10T00:00:00Z, got {value!r}") from None
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def _formats_dirs(raw: dict, resolve, path) -> tuple[str, ...]:
+    """``formats_dir``: each a folder whose descriptions load and take no name already
+    registered (a user description never silently overrides another format)."""
+    value = raw.get("formats_dir", [])
+    dirs = _as_list(value)
+    if not all(isinstance(d, str) and d for d in dirs):
+        raise ConfigError(f"{path}: formats_dir takes a folder or a list of folders, "
+                          f"got {value!r}")
+    dirs = tuple(resolve(d) for d in dirs)
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise ConfigError(f"{path}: formats_dir: {d} is not a folder")
+    try:
+        formats(dirs)
+    except DescriptionError as e:
+        raise ConfigError(f"{path}: formats_dir: {e}") from None
+    return dirs
+
+
+def _feeds(raw: dict, resolve, formats_dirs: tuple[str, ...], path) -> tuple[Feed, ...]:
+    feeds = []
+    raw_feeds = raw.get("feeds", [])
+    if not isinstance(raw_feeds, list) or not raw_feeds:
+        raise ConfigError(f"{path}: at least one [[feeds]] table is required")
+    for k, f in enumerate(raw_feeds):
+        _check_keys("feeds", f, path)
+        if "source" not in f or "paths" not in f:
+            raise ConfigError(f"{path}: feeds[{k}] needs 'source' and 'paths'")
+        marking = f.get("marking", "UNCLASSIFIED")
+        try:
+            parse_marking(marking)
+            if f.get("format"):
+                get_format(f["format"], formats_dirs)
+        except (MarkingError, UnknownFormatError) as e:
+            raise ConfigError(f"{path}: feeds[{k}] ({f['source']}): {e}") from None
+        feeds.append(Feed(str(f["source"]), tuple(resolve(p) for p in _as_list(f["paths"])),
+                          f.get("format"), marking, int(f.get("precedence", k))))
+    return tuple(feeds)
+
+
+def _release_to(exp: dict, path) -> tuple[str, ...]:
+    release_to = exp.get("release_to", [])
+    release_to = [release_to] if isinstance(release_to, str) else list(release_to)
+    for code in release_to:
+        if not (isinstance(code, str) and code.isalpha() and code.isupper()
+                and 3 <= len(code) <= 4):
+            raise ConfigError(f"{path}: exports.release_to takes country trigraphs such as "
+                              f"'GBR', got {code!r}")
+    return tuple(release_to)
+
+
+def _correlate(raw: dict, resolve, path) -> dict | None:
+    corr = raw.get("correlate")
+    if corr is None:
+        return None
+    _check_keys("correlate", corr, path)
+    return dict(corr, sensors=[resolve(s) for s in _as_list(corr.get("sensors", []))])
+
+
+def _pc(raw: dict, resolve, path) -> dict:
+    pc = dict(PC_DEFAULTS, **_table(raw, "pc", path))
+    if pc.get("hbr_table"):
+        pc["hbr_table"] = resolve(pc["hbr_table"])
+    return pc
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read a run configuration (TOML). Relative paths are taken from the config file's
+    folder. Raises :class:`ConfigError` naming the file and key for anything wrong: unknown
+    keys, a marking that does not parse, an unknown format, a bad number."""
+    path = Path(path)
+    raw = _read_toml(path)
+    base = path.resolve().parent
+
+    def resolve(p: str) -> str:
+        p = os.path.expanduser(str(p))
+        return os.path.normpath(p if os.path.isabs(p) else str(base / p))
+
+    _check_keys("", raw, path)
+    if "store" not in raw:
+        raise ConfigError(f"{path}: 'store' (the store directory) is required")
+    formats_dirs = _formats_dirs(raw, resolve, path)
+    feeds = _feeds(raw, resolve, formats_dirs, path)
+    cat = _table(raw, "catalogue", path)
+    scr = _table(raw, "screen", path)
+    pc = _pc(raw, resolve, path)
+    rep = _table(raw, "report", path)
+    release_to = _release_to(_table(raw, "exports", path), path)
+    corr = _correlate(raw, resolve, path)
+    try:
+        cfg = RunConfig(
+            store=Path(resolve(raw["store"])),
+            lock_file=Path(resolve(raw["lock_file"])) if raw.get("lock_file") else None,
+            feeds=feeds,
+            disagree_km=float(cat.get("disagree_km", 5.0)),
+            start=_parse_time(scr["start"], "screen.start", path) if "start" in scr else None,
+            align_hours=float(scr.get("align_hours", 24.0)),
+            days=float(scr.get("days", 1.0)),
+            threshold_km=float(scr.get("threshold_km", 5.0)),
+            primaries=tuple(int(x) for x in scr.get("primaries", [])),
+            workers=int(scr["workers"]) if scr.get("workers") else None,
+            dask=str(scr["dask"]) if scr.get("dask") else None,
+            pc=pc,
+            report=dict(REPORT_DEFAULTS, **rep),
+            exports=release_to,
+            correlate=corr,
+            source_file=path.resolve(),
+            formats_dirs=formats_dirs,
+        )
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    if cfg.days <= 0 or cfg.threshold_km <= 0 or cfg.align_hours <= 0:
+        raise ConfigError(f"{path}: screen.days, screen.threshold_km and screen.align_hours "
+                          "must be positive")
+    return cfg
+
+
+def window_start(cfg: RunConfig, now: dt.datetime) -> dt.datetime:
+    """The screening window's start: ``screen.start`` if set, else ``now`` floored to a
+    multiple of ``screen.align_hours`` (default 24: midnight UTC), so that every run of the
+    same night has the same window, hence the same run id."""
+    if cfg.start is not None:
+        return cfg.start
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    step = cfg.align_hours * 3600.0
+    ts = math.floor(now.timestamp() / step) * step
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+
+
+def run_id(cfg: RunConfig, start: dt.datetime) -> str:
+    """``<window start, UTC, to the minute>-<first 8 hex of the settings hash>``."""
+    return f"{start.astimezone(dt.timezone.utc):%Y%m%dT%H%MZ}-{cfg.settings_hash()[:8]}"
