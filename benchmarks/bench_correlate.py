@@ -15,7 +15,7 @@ Prints:
   J2000) from real sites (``observations/sites/strf_sites.txt``) and real element sets of that
   catalogue, at random times of 2023-10-09 with the object at least 15 deg above the horizon,
   plus Gaussian noise of ``--noise-arcsec`` per axis (seeded: the same run every time).
-  Observations/s of ``ssafuse.correlate.correlate`` (all objects against all observations,
+  Observations/s of ``ssafuse.correlate`` (all objects against all observations,
   in-process, numba kernel warm), peak resident memory of the process, and the share assigned
   to the simulated object.
 * **baseline**: a plain Skyfield loop, per observation over every catalogued object

@@ -41,7 +41,7 @@ DESCRIPTOR = "sample made by sample_tles/make_udl_obs_samples.py"
 
 
 def eo_records(data: Path, files: int, per_file: int) -> list[dict]:
-    from ssafuse.formats.base import format_epoch
+    from ssafuse.timeutil import format_epoch
     from ssafuse.formats.optical import parse_iod_line
     from ssafuse.errors import FormatError
     from ssafuse.sensors import lookup, read_sensors

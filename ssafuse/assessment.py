@@ -643,7 +643,7 @@ def expand_cdm_inputs(inputs) -> list[str]:
 
 
 def pc_of_cdm_files(inputs, *, hbr_m=None, hbr_table=None, method: str = "foster",
-                    out=None) -> tuple[pa.Table, int]:
+                    out=None, on_row=None) -> tuple[pa.Table, int]:
     """Pc of every CDM in ``inputs`` (files, folders, globs: :func:`expand_cdm_inputs`).
 
     The combined HBR of each message (:func:`ssafuse.pc.combined_hbr`): ``hbr_m`` when given
@@ -651,7 +651,8 @@ def pc_of_cdm_files(inputs, *, hbr_m=None, hbr_table=None, method: str = "foster
     ``hbr_table`` (a path); a message with none gets Pc null and ``error`` set. Returns
     ``(table, refused)``: the table (:data:`ssafuse.schema.PC_RESULTS`) has one row per
     message and one per file that could not be read (``error`` set; counted in ``refused``).
-    Writes ``out`` (Parquet) when given. Prints nothing: :func:`pc_lines` gives the lines.
+    Writes ``out`` (Parquet) when given. Prints nothing: ``on_row(row)`` hears of each row
+    (a dict) as soon as it is computed, and :func:`pc_line` gives its line.
     """
     table_hbr = pcmod.load_cara_hbr(hbr_table) if hbr_table else None
     rows, refused = [], 0
@@ -661,10 +662,12 @@ def pc_of_cdm_files(inputs, *, hbr_m=None, hbr_table=None, method: str = "foster
         except (FormatError, OSError) as e:
             refused += 1
             reason = str(e) if isinstance(e, FormatError) else f"cannot read file: {e}"
-            rows.append({"source_uri": uri, "pc_method": method, "pc_flags": [],
-                         "error": reason})
-            continue
-        rows.extend(_pc_rows(uri, msgs, hbr_m, table_hbr, method))
+            new = [{"source_uri": uri, "pc_method": method, "pc_flags": [], "error": reason}]
+        else:
+            new = _pc_rows(uri, msgs, hbr_m, table_hbr, method)
+        rows.extend(new)
+        for row in new if on_row is not None else ():
+            on_row(row)
     cols = {name: [r.get(name) for r in rows] for name in PC_RESULTS.names}
     cols["tca"] = pa.array([r.get("tca") for r in rows], pa.int64()).cast(
         PC_RESULTS.field("tca").type)

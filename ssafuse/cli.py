@@ -21,17 +21,18 @@ from pathlib import Path
 import click
 
 from . import nightly
-from .assessment import cdms_for_screening, pc_of_cdm_files, pc_lines
+from .assessment import cdms_for_screening, pc_line, pc_of_cdm_files
 from .correlation import correlate_store
-from .errors import FormatError, MarkingError, SsafuseError, UnknownFormatError
+from .errors import FormatError, MarkingError
+from .markings import parse as parse_marking
 from .export import check_code, export_run
 from .files import write_parquet
-from .formats.registry import ENV_FORMATS_DIR, formats
+from .formats.registry import ENV_FORMATS_DIR, formats, formats_dirs_from_env, get_format
 from .ingestion import ingest as ingest_files
-from .jobs import screen_inputs, update_catalogue
+from .jobs import NothingToScreen, screen_inputs, update_catalogue
 from .runs import find_run
 from .store import Store
-from .timeutil import ns_from_datetime, parse_utc
+from .timeutil import parse_iso, whole_seconds_ns
 from .versions import __version__
 
 EXIT_OK, EXIT_SOME_FILES_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -112,14 +113,16 @@ def ingest(inputs, store_dir, source, format_name, marking, formats_dirs, dask_a
         click.echo(f"{what}  {rep.uri}  [{rep.format or '-'}]"
                    + (f"  {rep.message}" if rep.status == "refused" else ""))
 
-    try:
-        report = ingest_files(Store(store_dir), inputs, source=source, format=format_name,
-                              marking=marking, progress=show, dask=dask_address,
-                              formats_dirs=formats_dirs)
-    except (MarkingError, UnknownFormatError) as e:
+    try:  # the options: a marking that parses, a format that exists, descriptions that load
+        parse_marking(marking)
+        if format_name:
+            get_format(format_name, formats_dirs)
+        formats(formats_dirs)
+    except (MarkingError, FormatError) as e:
         raise click.UsageError(str(e)) from None
-    except FormatError as e:  # a bad feed description in --formats-dir
-        raise click.UsageError(str(e)) from None
+    report = ingest_files(Store(store_dir), inputs, source=source, format=format_name,
+                          marking=marking, progress=show, dask=dask_address,
+                          formats_dirs=formats_dirs)
     click.echo(f"total: {report.accepted} accepted, {report.rejected} rejected, "
                f"{len(report.files)} files ({len(report.refused_files)} refused); "
                f"manifest {report.manifest}")
@@ -183,10 +186,8 @@ def pc_command(cdms, hbr_m, hbr_table, method, out):
     CDM... are files, folders (every CDM in them) or globs. A file that cannot be read is
     reported with the reason and the others still computed (exit code 1).
     """
-    table, refused = pc_of_cdm_files(cdms, hbr_m=hbr_m, hbr_table=hbr_table, method=method,
-                                     out=out)
-    for line in pc_lines(table):
-        click.echo(line)
+    _, refused = pc_of_cdm_files(cdms, hbr_m=hbr_m, hbr_table=hbr_table, method=method,
+                                 out=out, on_row=lambda row: click.echo(pc_line(row)))
     sys.exit(EXIT_SOME_FILES_REFUSED if refused else EXIT_OK)
 
 
@@ -213,7 +214,7 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
     store = _existing_store(store_dir)
     corr, rejects = correlate_store(
         store, sensor_files=sensor_files, gate_arcmin=gate_arcmin, max_age_days=max_age_days,
-        now_ns=ns_from_datetime(dt.datetime.now(dt.timezone.utc)))
+        now_ns=whole_seconds_ns(dt.datetime.now(dt.timezone.utc)))
     if out:
         write_parquet(Path(out), corr)
     status = corr["status"].to_pylist()
@@ -242,6 +243,7 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Processes to use (default: every local core).")
 @_dask_option("the time slices instead of local processes")
+@_formats_dir_option()
 @click.option("--hbr-m", "screen_hbr_m", type=click.FloatRange(min=0), default=None,
               metavar="X", help="Combined hard-body radius in metres for max_pc (and pc) of "
               "events no CDM or --hbr-table covers (default: 10).")
@@ -250,7 +252,7 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
               help="CARA's per-object HBR table (HBR_Mass_Estimates_*.csv): the combined HBR "
                    "is the sum of both objects' where both are listed.")
 def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, dask_address,
-           screen_hbr_m=None, screen_hbr_table=None):
+           formats_dirs=(), screen_hbr_m=None, screen_hbr_table=None):
     """Screen element sets for close approaches (all-vs-all, or --primary against all).
 
     INPUT are element-set files in any format `ssafuse formats` lists; without INPUT the
@@ -271,7 +273,7 @@ def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, 
         raise click.UsageError(f"--primary takes NORAD numbers separated by commas, got {primary!r}") from None
     now = dt.datetime.now(dt.timezone.utc)
     try:
-        start_at = parse_utc(start) if start else now
+        start_at = parse_iso(start) if start else now
     except ValueError:
         raise click.UsageError(f"--start must be ISO-8601 (2026-03-09T18:00:00Z), got {start!r}") from None
     try:
@@ -280,8 +282,9 @@ def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, 
             threshold_km=threshold_km, primaries=primaries, workers=workers,
             dask=dask_address, hbr_m=screen_hbr_m, hbr_table=screen_hbr_table, out=out,
             now=now, progress=_slice_progress(),
-            on_refused=lambda uri, why: click.echo(f"REFUSED {uri}: {why}", err=True))
-    except SsafuseError as e:
+            on_refused=lambda uri, why: click.echo(f"REFUSED {uri}: {why}", err=True),
+            formats_dirs=formats_dirs)
+    except NothingToScreen as e:
         raise click.UsageError(str(e)) from None
     st = run.result.stats
     click.echo(f"{st['conjunctions']} close approaches under {threshold_km:g} km "
@@ -321,7 +324,7 @@ def _parse_now(now: str | None) -> dt.datetime:
     if not now:
         return dt.datetime.now(dt.timezone.utc)
     try:
-        return parse_utc(now)
+        return parse_iso(now)
     except ValueError:
         raise click.UsageError(f"--now must be ISO-8601 (2026-03-10T02:00:00Z), got {now!r}") from None
 
@@ -339,7 +342,8 @@ def run_command(config_file, now, log_json):
     exports, in one command, for cron.
 
     Logs to stderr; prints a plain-text summary (for cron mail) to stdout. Output goes to
-    STORE/runs/<run id>/. Re-running the same night (same window, same settings) changes
+    STORE/runs/<run id>/. Feed descriptions in $SSAFUSE_FORMATS_DIR are used besides the
+    config's formats_dir. Re-running the same night (same window, same settings) changes
     nothing already done.
 
     \b
@@ -349,7 +353,7 @@ def run_command(config_file, now, log_json):
     """
     _setup_run_logging(log_json)
     try:
-        cfg = nightly.load_config(config_file)
+        cfg = nightly.load_config(config_file, formats_dirs=formats_dirs_from_env())
     except nightly.ConfigError as e:
         click.echo(f"ssafuse run: configuration error: {e}", err=True)
         sys.exit(nightly.EXIT_FAILED)

@@ -43,7 +43,7 @@ import pyarrow as pa
 from sgp4.api import SatrecArray
 
 from . import markings as mk
-from .constants import NS_PER_S
+from .constants import NS_PER_DAY, NS_PER_S, SECONDS_PER_DAY
 from .propagate import satrecs, skyfield_times
 from .schema import CORRELATIONS, REJECTS
 from .sensors import lookup, merge, read_sensors
@@ -276,7 +276,7 @@ def _exact(sets: _Sets, set_index: np.ndarray, t_ns: np.ndarray, site_teme: np.n
         e, r, v = sat.sgp4_array(jd, fr)
         d = r - site_teme[rows]
         tau = np.linalg.norm(d, axis=1) / C_KM_S
-        e2, r2, v2 = sat.sgp4_array(jd, fr - tau / 86400.0)
+        e2, r2, v2 = sat.sgp4_array(jd, fr - tau / SECONDS_PER_DAY)
         d = r2 - site_teme[rows]
         good = (e == 0) & (e2 == 0)
         dist = np.linalg.norm(d, axis=1)
@@ -310,7 +310,7 @@ def correlate(observations: pa.Table, elements: pa.Table, sensors: pa.Table, *,
     scene = _scene(obs, site_of)
     sets = _Sets(elements)
     gate = _Gate(math.radians(gate_arcmin / 60.0), float(range_gate_km),
-                 int(max_age_days * 86400 * _NS))
+                 int(max_age_days * SECONDS_PER_DAY * NS_PER_S))
     best_j, second_j, n_in = _candidates(scene, sets, gate, knot_s)
     rep_j = _reported_index(obs, sets)
     best = _predict(scene, sets, gate, best_j)
@@ -612,7 +612,7 @@ def _correlation_table(obs, scene: _Scene, sets: _Sets, gate_arcmin: float, best
     cls, rel, text = _correlation_markings(obs, sets, a.set_index)
     ok_a = has_angles & np.isfinite(a.ang)
     set_epoch = epoch[np.maximum(a.set_index, 0)] if len(epoch) else None
-    age = (scene.t_ns - set_epoch) / (86400 * _NS) if len(epoch) else np.zeros(n)
+    age = (scene.t_ns - set_epoch) / NS_PER_DAY if len(epoch) else np.zeros(n)
     out = {
         "obs_id": obs["obs_id"],
         "time": obs["time"],

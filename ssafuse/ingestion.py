@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 from .errors import FormatError, UnknownFormatError
 from .files import expand_inputs, sha256_file
-from .formats.registry import get_format, known_extension
+from .formats.registry import known_extension
 from .markings import parse as parse_marking
 from .records import Provenance, file_reject, iter_file
 from .store import Store
@@ -103,8 +103,6 @@ def ingest(store: Store | str | os.PathLike, inputs: Iterable[str | os.PathLike]
     day = now.astimezone(dt.timezone.utc).date().isoformat()
     started = time.perf_counter()
     report = IngestReport()
-    if format:
-        get_format(format, formats_dirs)  # an unknown name is the caller's error: before I/O
     uris = expand_inputs(inputs, accept=known_extension(formats_dirs))
     options = dict(source=source, format=format, marking=marking, now_ns=now_ns, day=day,
                    formats_dirs=formats_dirs)

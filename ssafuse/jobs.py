@@ -23,11 +23,16 @@ from .assessment import assess
 from .catalogue import build_catalogue
 from .errors import SsafuseError, UnknownFormatError
 from .files import expand_inputs, write_parquet
+from .formats.registry import known_extension
 from .records import read_file
 from .screening import ScreenResult, screen
 from .store import Store
 
-__all__ = ["update_catalogue", "screen_inputs", "ScreenRun"]
+__all__ = ["update_catalogue", "screen_inputs", "ScreenRun", "NothingToScreen"]
+
+
+class NothingToScreen(SsafuseError):
+    """No element set could be read from the inputs, or the store holds no catalogue."""
 
 
 def update_catalogue(store: Store, *, precedence: Sequence[str] = (), disagree_km: float = 5.0,
@@ -54,14 +59,14 @@ class ScreenRun:
     written: list[str] = field(default_factory=list)
 
 
-def _elements_from_files(inputs: Iterable[str | os.PathLike],
-                         on_refused) -> tuple[pa.Table, list, list]:
+def _elements_from_files(inputs: Iterable[str | os.PathLike], on_refused,
+                         formats_dirs) -> tuple[pa.Table, list, list]:
     """One element set per object from element files, chosen as the catalogue chooses
     (several files may hold the same object); with the files read and those refused."""
     tables, read, refused = [], [], []
-    for uri in expand_inputs(inputs):
+    for uri in expand_inputs(inputs, accept=known_extension(formats_dirs)):
         try:
-            res = read_file(uri, source="local")
+            res = read_file(uri, source="local", formats_dirs=formats_dirs)
         except (OSError, UnknownFormatError) as e:
             refused.append((uri, str(e)))
             if on_refused is not None:
@@ -72,7 +77,7 @@ def _elements_from_files(inputs: Iterable[str | os.PathLike],
                      "read": res.records_read, "accepted": res.accepted,
                      "rejected": res.rejected})
     if not tables:
-        raise SsafuseError("no element sets could be read from INPUT")
+        raise NothingToScreen("no element sets could be read from INPUT")
     return build_catalogue(pa.concat_tables(tables)), read, refused
 
 
@@ -82,7 +87,8 @@ def screen_inputs(inputs: Sequence[str | os.PathLike] = (), store: Store | None 
                   dask=None, hbr_m: float | None = None, hbr_table=None,
                   out: str | os.PathLike | None = None, now: dt.datetime | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  on_refused: Callable[[str, str], None] | None = None) -> ScreenRun:
+                  on_refused: Callable[[str, str], None] | None = None,
+                  formats_dirs=None) -> ScreenRun:
     """Screen element files (``inputs``: files, folders, globs) or, without them, the
     store's catalogue; assess every event (max Pc, and Pc where the store holds a CDM of the
     pair); write the conjunctions to ``out`` and/or to the store with a ``screen`` manifest.
@@ -90,18 +96,19 @@ def screen_inputs(inputs: Sequence[str | os.PathLike] = (), store: Store | None 
     ``start``: window start (datetime, ISO-8601 or ns); the rest as :func:`ssafuse.screen`
     and :func:`ssafuse.assess`; ``on_refused(uri, reason)`` hears of each input file that
     could not be read (the others are screened). Raises :class:`SsafuseError` when nothing
-    can be screened."""
+    can be screened; ``formats_dirs``: folders of the caller's own feed descriptions."""
     now = now or dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
     run = ScreenRun(result=None)  # type: ignore[arg-type]
     if inputs:
-        elements, run.inputs, run.refused = _elements_from_files(inputs, on_refused)
+        elements, run.inputs, run.refused = _elements_from_files(inputs, on_refused,
+                                                                 formats_dirs)
     else:
         elements = store.table("catalogue")
         run.inputs.append({"uri": str(store.path("catalogue")), "accepted": elements.num_rows})
         if elements.num_rows == 0:
-            raise SsafuseError(f"the store {store.root} has no catalogue: run "
-                               "`ssafuse catalogue`")
+            raise NothingToScreen(f"the store {store.root} has no catalogue: run "
+                                  "`ssafuse catalogue`")
     result = screen(elements, start, days=days, threshold_km=threshold_km,
                     primaries=list(primaries or []) or None, workers=workers,
                     progress=progress, dask=dask)

@@ -227,7 +227,7 @@ def row_marking(classification: str | None, releasable_to, text: str | None = No
                    None if releasable_to is None else tuple(releasable_to), controls)
 
 
-def combine_columns(parts: Sequence[tuple[Sequence, Sequence] | None], n: int,
+def combine_columns(parts: Sequence[tuple[Sequence, Sequence]], n: int,
                     rows: Sequence[Sequence[int | None]]) -> tuple[list, list, list]:
     """Row by row, the marking of each derived row from the source rows it was computed from.
 

@@ -26,6 +26,7 @@ from .files import sha256_file
 from .formats.base import Batch, Format, Reject
 from .formats.registry import HEAD_BYTES, detect, get_format
 from .schema import ELEMENT_COLUMNS, SCHEMAS
+from .timeutil import ns_from_datetime
 
 __all__ = ["Provenance", "FileResult", "read_file", "iter_file", "file_reject", "to_tables"]
 
@@ -68,7 +69,7 @@ class FileResult:
 
 
 def _now_ns() -> int:
-    return int(dt.datetime.now(dt.timezone.utc).timestamp() * 1e9)
+    return ns_from_datetime(dt.datetime.now(dt.timezone.utc))
 
 
 def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None,

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import markings as mk
-from .constants import EARTH_RADIUS_KM, MU_KM3_S2
+from .constants import EARTH_RADIUS_KM, MU_KM3_S2, NS_PER_S, SECONDS_PER_DAY
 from .files import atomic_write_bytes
 from .runs import event_keys
 from .schema import CATALOGUE, CONJUNCTIONS
@@ -70,7 +70,7 @@ def regime(mean_motion_rev_day, eccentricity) -> np.ndarray:
     n = np.asarray(mean_motion_rev_day, dtype=float)
     e = np.asarray(eccentricity, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        n_rad_s = n * 2 * math.pi / 86400.0
+        n_rad_s = n * 2 * math.pi / SECONDS_PER_DAY
         a = (MU_KM3_S2 / n_rad_s**2) ** (1.0 / 3.0)
     apogee = a * (1 + e) - EARTH_RADIUS_KM
     out = np.full(n.shape, "MEO", dtype=object)
@@ -99,7 +99,7 @@ def match_events(current: pa.Table, previous: pa.Table, tolerance_s: float) -> n
     out = np.full(current.num_rows, -1, dtype=np.int64)
     if previous is None or previous.num_rows == 0 or current.num_rows == 0:
         return out
-    tol = int(tolerance_s * 1e9)
+    tol = int(tolerance_s * NS_PER_S)
     by_pair: dict = {}
     pa1, pa2 = previous["object_id_1"].to_pylist(), previous["object_id_2"].to_pylist()
     pt = previous["tca"].cast(pa.int64()).to_pylist()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from .timeutil import parse_iso
+
 __all__ = ["runs_dir", "run_folder", "is_finished", "event_keys", "previous_run", "find_run"]
 
 
@@ -53,7 +55,7 @@ def previous_run(store_root: Path, this_id: str, start: dt.datetime) -> Path | N
             continue
         try:
             info = json.loads((d / "run.json").read_text())
-            s = dt.datetime.fromisoformat(info["window_start"])
+            s = parse_iso(info["window_start"])
         except (OSError, ValueError, KeyError):
             continue
         if s < start and (best_start is None or s > best_start

@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 from .errors import StoreError
 from .files import PartWriter, atomic_write_bytes, write_parquet
 from .schema import PARTITIONS, SCHEMAS, TABLES
+from .timeutil import utc_stamp
 from .versions import versions
 
 
@@ -217,7 +218,7 @@ class Store:
                         inputs: list[dict], counts: dict | None = None) -> Path | str:
         """Write one run's manifest ``_manifests/<kind>-<time>-<id>.json``: parameters,
         inputs, counts (default: summed from ``inputs``), duration and versions."""
-        stamp = now.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = utc_stamp(now)
         path = self._loc("_manifests", f"{kind}-{stamp}-{uuid.uuid4().hex[:8]}.json")
         manifest = {
             "kind": kind,
@@ -244,7 +245,7 @@ class Store:
         ``screen`` manifest with its inputs, parameters, counts and excluded objects (each with
         its reason). Returns ``(parquet path, manifest path)``."""
         now = now or dt.datetime.now(dt.timezone.utc)
-        stamp = now.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = utc_stamp(now)
         final = self._out(self._loc("conjunctions",
                                     f"screen-{stamp}-{uuid.uuid4().hex[:8]}.parquet"))
         self._write_parquet(str(final), conjunctions.cast(SCHEMAS["conjunctions"]))

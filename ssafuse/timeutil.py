@@ -3,7 +3,7 @@ table) to and from ISO-8601 text, ``datetime``, civil dates and split Julian dat
 
 Parsing is exact (integer nanoseconds, no float rounding), so the same instant read from a TLE,
 an OMM and a CSV gives identical rows. :func:`parse_epoch` and :func:`epoch_from_year_day`
-parse what feeds contain and raise :class:`~ssafuse.errors.FormatError`; :func:`parse_utc`
+parse what feeds contain and raise :class:`~ssafuse.errors.FormatError`; :func:`parse_iso`
 parses what a user types (options, configuration) and raises ``ValueError``.
 """
 
@@ -127,16 +127,29 @@ def to_ns(value, *, naive_is_utc: bool = True) -> int:
         raise TypeError(f"expected a datetime, ISO-8601 text or int ns, got {value!r}") from None
 
 
-def parse_utc(text: str | dt.datetime) -> dt.datetime:
-    """A timezone-aware UTC ``datetime`` from ISO-8601 text (``2026-03-09T18:00:00Z``; a time
-    without an offset is UTC) or a ``datetime``. Raises ``ValueError`` for anything else."""
+def parse_iso(text: str | dt.datetime) -> dt.datetime:
+    """A timezone-aware ``datetime`` from ISO-8601 text as a user types it
+    (``2026-03-09T18:00:00Z``, ``...+01:00``; a time without an offset is UTC) or a
+    ``datetime``; an offset it states is kept (``.astimezone(dt.timezone.utc)`` for UTC).
+    Raises ``ValueError`` for anything else."""
     if isinstance(text, dt.datetime):
         t = text
     elif isinstance(text, str):
-        t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     else:
         raise ValueError(f"expected ISO-8601 text or a datetime, got {text!r}")
-    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t
+
+
+def utc_stamp(t: dt.datetime) -> str:
+    """The compact UTC stamp in file names: ``20260310T021500``."""
+    return t.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+
+
+def whole_seconds_ns(t: dt.datetime) -> int:
+    """Nanoseconds since 1970 of a timezone-aware ``datetime``, truncated to the second (the
+    ``now`` that correlation measures element-set ages from)."""
+    return int(t.timestamp()) * NS_PER_S
 
 
 def datetime_from_ns(ns: int) -> dt.datetime:

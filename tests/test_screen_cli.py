@@ -49,3 +49,23 @@ def test_screen_cli_reproduces_a_socrates_event_and_records_the_run(tmp_path):
     runs = Store(store).manifests("screen")
     assert len(runs) == 1 and runs[0]["counts"]["conjunctions"] == len(conj)
     assert len(list((store / "conjunctions").glob("screen-*.parquet"))) == 1
+
+
+def test_screen_of_a_folder_reads_only_files_some_format_reads(tmp_path):
+    """A folder of feeds beside a README and a script: only the feed files are screened (the
+    extensions `ssafuse formats` lists), nothing else is tried and refused."""
+    from conftest import SAMPLES
+
+    folder = tmp_path / "feeds"
+    folder.mkdir()
+    (folder / "active.tle").write_bytes(
+        (SAMPLES / "celestrak_active_2025-04-23_first300.tle").read_bytes())
+    (folder / "README.md").write_text("# not a feed\n")
+    (folder / "fetch.py").write_text("print('not a feed')\n")
+    out = tmp_path / "conj.parquet"
+    result = CliRunner().invoke(main, [
+        "screen", str(folder), "--start", "2025-04-23T00:00:00Z", "--days", "0.05",
+        "--out", str(out), "--workers", "1"])
+    assert result.exit_code == EXIT_OK, result.output + result.stderr
+    assert "REFUSED" not in result.stderr
+    assert out.exists()

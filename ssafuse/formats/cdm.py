@@ -1,7 +1,7 @@
 """CCSDS Conjunction Data Messages (CCSDS 508.0-B-1, with the CDM-2 additions seen in practice):
 read KVN and XML, write KVN and XML.
 
->>> from ssafuse import cdm
+>>> from ssafuse.formats import cdm
 >>> msg = cdm.read("conjunction.cdm")                        # doctest: +SKIP
 >>> msg.header["MESSAGE_ID"], msg.relative["TCA"], msg.hbr_m()   # doctest: +SKIP
 >>> text = cdm.dumps_kvn(msg); same = cdm.loads(text) == msg     # doctest: +SKIP

@@ -217,6 +217,50 @@ def load(path: str | os.PathLike) -> Description:
         return parse_description(fh.read(), path=path)
 
 
+#: Top-level keys of a description, and the keys of its ``[container]``, ``[identify]`` and
+#: ``[marking]`` tables.
+_TOP_KEYS = ("name", "description", "table", "priority", "extensions", "container",
+             "identify", "marking", "fields")
+_CONTAINER_KEYS = ("kind", "records", "delimiter")
+_IDENTIFY_KEYS = ("keys",)
+_MARKING_KEYS = ("key", "default")
+
+
+class _Checker:
+    """The checks shared by every section of one description: each failure raises a
+    :class:`DescriptionError` naming the description's ``path`` and the TOML key."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+
+    def fail(self, key: str, message: str, expected: str | None = None, got: Any = None):
+        raise DescriptionError(message, path=self.path, field=key, expected=expected,
+                               got=None if got is None else repr(got))
+
+    def table(self, value, key):
+        if not isinstance(value, dict):
+            self.fail(key, f"{key} must be a table", "[" + key + "] or " + key + " = { ... }",
+                      value)
+        return value
+
+    def required_table(self, doc: dict, key: str, example: str) -> dict:
+        """``doc[key]``, which must be present and a table (``example`` shows one)."""
+        if key not in doc:
+            self.fail(key, f"missing [{key}]", example)
+        return self.table(doc[key], key)
+
+    def text_of(self, value, key, allow_empty=False):
+        if not isinstance(value, str) or (not allow_empty and not value.strip()):
+            self.fail(key, f"{key} must be a non-empty string", got=value)
+        return value
+
+    def no_extra(self, tbl, allowed, where):
+        extra = sorted(set(tbl) - set(allowed))
+        if extra:
+            self.fail(f"{where}.{extra[0]}" if where else extra[0], f"unknown key {extra[0]!r}"
+                      + (f" in [{where}]" if where else ""), "one of " + ", ".join(allowed))
+
+
 def parse_description(text: str, path: str | None = None) -> Description:
     """Validate the TOML ``text`` of a feed description; :class:`DescriptionError` (naming
     ``path`` and the offending key, with the expected form) when it is not valid."""
@@ -224,109 +268,115 @@ def parse_description(text: str, path: str | None = None) -> Description:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise DescriptionError(f"not valid TOML: {e}", path=path) from None
+    check = _Checker(path)
+    check.no_extra(doc, _TOP_KEYS, "")
+    name, description, table_name, priority = _check_header(doc, path, check)
+    kind, records_key, delimiter = _check_container(doc, check)
+    extensions = doc.get("extensions", [".csv"] if kind == "csv" else
+                         [".jsonl"] if kind == "jsonl" else [".json"])
+    if not isinstance(extensions, list) or not all(isinstance(e, str) for e in extensions):
+        check.fail("extensions", "extensions must be a list of strings", '[".json"]',
+                   extensions)
+    keys = _check_identify(doc, check)
+    marking_key, marking_default = _check_marking(doc, check)
+    specs = _check_fields(doc, table_name, check)
+    return Description(name, description, kind, tuple(keys), tuple(specs), marking_key,
+                       marking_default, records_key, delimiter, priority, tuple(extensions),
+                       path, table_name)
 
-    def fail(key: str, message: str, expected: str | None = None, got: Any = None):
-        raise DescriptionError(message, path=path, field=key, expected=expected,
-                               got=None if got is None else repr(got))
 
-    def table(value, key):
-        if not isinstance(value, dict):
-            fail(key, f"{key} must be a table", "[" + key + "] or " + key + " = { ... }", value)
-        return value
-
-    def text_of(value, key, allow_empty=False):
-        if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            fail(key, f"{key} must be a non-empty string", got=value)
-        return value
-
-    def no_extra(tbl, allowed, where):
-        extra = sorted(set(tbl) - set(allowed))
-        if extra:
-            fail(f"{where}.{extra[0]}" if where else extra[0], f"unknown key {extra[0]!r}"
-                 + (f" in [{where}]" if where else ""), "one of " + ", ".join(allowed))
-
-    no_extra(doc, ("name", "description", "table", "priority", "extensions", "container",
-                   "identify", "marking", "fields"), "")
+def _check_header(doc: dict, path: str | None, check: _Checker) -> tuple[str, str, str, int]:
+    """``name`` (from the file name when absent), ``description``, ``table`` and
+    ``priority``."""
     name = doc.get("name")
     if name is None and path:
         name = os.path.splitext(os.path.basename(path))[0].replace("_", "-")
     if not isinstance(name, str) or not _NAME.match(name):
-        fail("name", "name must be lower-case letters, digits and hyphens", "udl-elset", name)
-    description = text_of(doc.get("description", name), "description")
+        check.fail("name", "name must be lower-case letters, digits and hyphens", "udl-elset",
+                   name)
+    description = check.text_of(doc.get("description", name), "description")
     table_name = doc.get("table", "elements")
     if table_name not in TABLES:
-        fail("table", "table must be one of " + ", ".join(TABLES), " | ".join(TABLES),
-             table_name)
+        check.fail("table", "table must be one of " + ", ".join(TABLES), " | ".join(TABLES),
+                   table_name)
     priority = doc.get("priority", DEFAULT_PRIORITY)
     if not isinstance(priority, int) or isinstance(priority, bool):
-        fail("priority", "priority must be an integer", str(DEFAULT_PRIORITY), priority)
+        check.fail("priority", "priority must be an integer", str(DEFAULT_PRIORITY), priority)
+    return name, description, table_name, priority
 
-    container = table(doc.get("container"), "container") if "container" in doc else \
-        fail("container", "missing [container]", 'container = { kind = "json" }')
-    no_extra(container, ("kind", "records", "delimiter"), "container")
+
+def _check_container(doc: dict, check: _Checker) -> tuple[str, str | None, str]:
+    """``[container]``: its kind, records key (json) and delimiter (csv)."""
+    container = check.required_table(doc, "container", 'container = { kind = "json" }')
+    check.no_extra(container, _CONTAINER_KEYS, "container")
     kind = container.get("kind")
     if kind not in CONTAINERS:
-        fail("container.kind", "unknown container kind", " | ".join(CONTAINERS), kind)
+        check.fail("container.kind", "unknown container kind", " | ".join(CONTAINERS), kind)
     records_key = container.get("records")
     if records_key is not None:
         if kind != "json":
-            fail("container.records", "records applies to the json container only")
-        text_of(records_key, "container.records")
+            check.fail("container.records", "records applies to the json container only")
+        check.text_of(records_key, "container.records")
     delimiter = container.get("delimiter", ",")
     if "delimiter" in container and kind != "csv":
-        fail("container.delimiter", "delimiter applies to the csv container only")
+        check.fail("container.delimiter", "delimiter applies to the csv container only")
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
-        fail("container.delimiter", "delimiter must be one character", "','", delimiter)
+        check.fail("container.delimiter", "delimiter must be one character", "','", delimiter)
+    return kind, records_key, delimiter
 
-    extensions = doc.get("extensions", [".csv"] if kind == "csv" else
-                         [".jsonl"] if kind == "jsonl" else [".json"])
-    if not isinstance(extensions, list) or not all(isinstance(e, str) for e in extensions):
-        fail("extensions", "extensions must be a list of strings", '[".json"]', extensions)
 
-    ident = table(doc.get("identify"), "identify") if "identify" in doc else \
-        fail("identify", "missing [identify]", 'identify = { keys = ["satNo", "epoch"] }')
-    no_extra(ident, ("keys",), "identify")
+def _check_identify(doc: dict, check: _Checker) -> list[str]:
+    """``[identify]``: the keys whose presence identifies a file of this feed."""
+    ident = check.required_table(doc, "identify",
+                                 'identify = { keys = ["satNo", "epoch"] }')
+    check.no_extra(ident, _IDENTIFY_KEYS, "identify")
     keys = ident.get("keys")
     if not isinstance(keys, list) or not keys or not all(
             isinstance(k, str) and k for k in keys):
-        fail("identify.keys", "identify.keys must be a non-empty list of key names",
-             '["satNo", "meanMotion", "epoch"]', keys)
+        check.fail("identify.keys", "identify.keys must be a non-empty list of key names",
+                   '["satNo", "meanMotion", "epoch"]', keys)
+    return keys
 
+
+def _check_marking(doc: dict, check: _Checker) -> tuple[str | None, str | None]:
+    """``[marking]`` (optional): the key holding a record's marking, and the default."""
     marking_key = marking_default = None
     if "marking" in doc:
-        marking = table(doc["marking"], "marking")
-        no_extra(marking, ("key", "default"), "marking")
+        marking = check.table(doc["marking"], "marking")
+        check.no_extra(marking, _MARKING_KEYS, "marking")
         if "key" in marking:
-            marking_key = text_of(marking["key"], "marking.key")
+            marking_key = check.text_of(marking["key"], "marking.key")
         if "default" in marking:
-            marking_default = text_of(marking["default"], "marking.default")
+            marking_default = check.text_of(marking["default"], "marking.default")
             try:
                 mk.parse(marking_default)
             except MarkingError as e:
-                fail("marking.default", f"marking.default is not a marking: {e}",
-                     "U, UNCLASSIFIED//REL TO USA, GBR, ...", marking_default)
+                check.fail("marking.default", f"marking.default is not a marking: {e}",
+                           "U, UNCLASSIFIED//REL TO USA, GBR, ...", marking_default)
+    return marking_key, marking_default
 
-    fields_doc = table(doc.get("fields"), "fields") if "fields" in doc else \
-        fail("fields", "missing [fields]", 'object_id = "satNo"')
+
+def _check_fields(doc: dict, table_name: str, check: _Checker) -> list[FieldSpec]:
+    """``[fields]``: one :class:`FieldSpec` per mapped column; every required column mapped,
+    no feed key mapped twice."""
+    fields_doc = check.required_table(doc, "fields", 'object_id = "satNo"')
     specs = []
     for column, raw in fields_doc.items():
-        specs.append(_field_spec(column, raw, fail, table_name))
+        specs.append(_field_spec(column, raw, check.fail, table_name))
     mapped = {s.column for s in specs}
     missing = [c for c in _REQUIRED_OF[table_name] if c not in mapped]
     if missing:
-        fail(f"fields.{missing[0]}", f"required column {missing[0]} is not mapped",
-             f'{missing[0]} = "<key in the feed>"')
+        check.fail(f"fields.{missing[0]}", f"required column {missing[0]} is not mapped",
+                   f'{missing[0]} = "<key in the feed>"')
     used: dict[str, str] = {}
     for s in specs:
         if s.key is None:
             continue
         if s.key in used:
-            fail(f"fields.{s.column}", f"key {s.key!r} is mapped twice ({used[s.key]} and "
-                 f"{s.column})")
+            check.fail(f"fields.{s.column}", f"key {s.key!r} is mapped twice "
+                       f"({used[s.key]} and {s.column})")
         used[s.key] = s.column
-    return Description(name, description, kind, tuple(keys), tuple(specs), marking_key,
-                       marking_default, records_key, delimiter, priority, tuple(extensions),
-                       path, table_name)
+    return specs
 
 
 def _field_spec(column: str, raw, fail, table: str = "elements") -> FieldSpec:

@@ -340,6 +340,13 @@ def _piece_letters(n: int) -> str:
     return out
 
 
+#: IOD fields left unread when their block is blank: the object block (columns 1-16: a station
+#: report) and the angle block (columns 45-64: no position measured).
+_IOD_OBJECT_FIELDS = frozenset({"object_id", "launch_year", "launch_number", "piece"})
+_IOD_ANGLE_FIELDS = frozenset({"angle_format", "frame", "angle_1", "angle_2",
+                               "angle_sigma_deg"})
+
+
 def parse_iod_line(line: str, number: int = 1, lenient: bool = False) -> dict:
     """One IOD line as an observation record; :class:`FormatError` naming the column.
 
@@ -349,17 +356,40 @@ def parse_iod_line(line: str, number: int = 1, lenient: bool = False) -> dict:
     6226 writes ``37 23`` there, for one), and a no-break space (raw, or quoted-printable
     ``=A0``) reads as a blank. Strict by default, as TruSat's answers are."""
     if lenient:
-        # a no-break space (U+00A0), raw or as quoted-printable ``=A0`` from a mail
-        # gateway (satfit's 90085.txt), stands where a blank belongs
-        line = line.replace("=A0", " ").replace("\u00a0", " ")
-        try:
-            return parse_iod_line(line, number)
-        except FormatError as e:
-            if e.field not in _IOD_OPTICAL or len(line.rstrip()) <= 64:
-                raise
-        rec = parse_iod_line(line.rstrip()[:64], number)
-        rec["_raw"] = line
-        return rec
+        return _parse_iod_lenient(line, number)
+    line = _iod_text(line)
+    skip = set()
+    if not line[:16].strip():
+        skip |= _IOD_OBJECT_FIELDS
+    angles_blank = not line[44:64].strip()
+    if angles_blank:
+        skip |= _IOD_ANGLE_FIELDS
+    f = _check("IOD", line, IOD_COLUMNS, IOD_TEMPLATE, skip)
+    rec = _new_record(number, line)
+    _iod_object_and_time(rec, f, line)
+    _iod_angles(rec, f, line, angles_blank)
+    _iod_optical(rec, f, line)
+    return rec
+
+
+def _parse_iod_lenient(line: str, number: int) -> dict:
+    """:func:`parse_iod_line` with ``lenient``: no-break spaces read as blanks, and a broken
+    optical block (columns 65-80) dropped when columns 1-64 are valid."""
+    # a no-break space (U+00A0), raw or as quoted-printable ``=A0`` from a mail
+    # gateway (satfit's 90085.txt), stands where a blank belongs
+    line = line.replace("=A0", " ").replace("\u00a0", " ")
+    try:
+        return parse_iod_line(line, number)
+    except FormatError as e:
+        if e.field not in _IOD_OPTICAL or len(line.rstrip()) <= 64:
+            raise
+    rec = parse_iod_line(line.rstrip()[:64], number)
+    rec["_raw"] = line
+    return rec
+
+
+def _iod_text(line: str) -> str:
+    """The line without its end of line and trailing blanks, if its length can be IOD."""
     line = line.rstrip("\r\n")
     stripped = line.rstrip()
     if len(stripped) > _MAX_COLUMNS:
@@ -369,14 +399,12 @@ def parse_iod_line(line: str, number: int = 1, lenient: bool = False) -> dict:
     if len(line) < 31:
         raise FormatError("IOD line is shorter than a station report (31 columns)",
                           expected=IOD_TEMPLATE, got=line)
-    skip = set()
-    if not line[:16].strip():
-        skip |= {"object_id", "launch_year", "launch_number", "piece"}
-    angles_blank = not line[44:64].strip()
-    if angles_blank:
-        skip |= {"angle_format", "frame", "angle_1", "angle_2", "angle_sigma_deg"}
-    f = _check("IOD", line, IOD_COLUMNS, IOD_TEMPLATE, skip)
-    rec = _new_record(number, line)
+    return line
+
+
+def _iod_object_and_time(rec: dict, f: dict[str, str], line: str) -> None:
+    """The object block (columns 1-16), site, status and time (columns 17-43) of an IOD
+    line's checked columns ``f`` into ``rec``."""
     rec["sensor_id"] = f["sensor_id"]
     rec["station_status"] = f["station_status"].strip() or None
     if "object_id" in f:
@@ -387,6 +415,11 @@ def parse_iod_line(line: str, number: int = 1, lenient: bool = False) -> dict:
                             int(t[10:12]), int(t[12:14]), t[14:17], "IOD time", line)
     if "time_sigma_s" in f:
         rec["time_sigma_s"] = _mx(f["time_sigma_s"])
+
+
+def _iod_angles(rec: dict, f: dict[str, str], line: str, angles_blank: bool) -> None:
+    """The angle block (columns 45-64) of an IOD line's checked columns ``f`` into ``rec``:
+    the two angles in the form the angle format code gives, the frame and the uncertainty."""
     if "angle_format" in f and not angles_blank and "angle_2" not in f:
         raise FormatError("IOD line ends inside the angles (columns 45-61)",
                           field="angle_2", expected=IOD_TEMPLATE, got=line)
@@ -407,6 +440,11 @@ def parse_iod_line(line: str, number: int = 1, lenient: bool = False) -> dict:
             rec["angle_sigma_deg"] = _mx(f["angle_sigma_deg"]) * unit
     elif len(line) > 44 and not angles_blank:  # pragma: no cover - _check covers it
         raise FormatError("IOD angle block incomplete", expected=IOD_TEMPLATE, got=line)
+
+
+def _iod_optical(rec: dict, f: dict[str, str], line: str) -> None:
+    """The optical block (columns 65-80) of an IOD line's checked columns ``f`` into ``rec``:
+    behaviour, magnitude and its uncertainty, flash period."""
     if "behaviour" in f:
         rec["behaviour"] = f["behaviour"].strip() or None
     if "magnitude" in f:
@@ -424,7 +462,6 @@ def parse_iod_line(line: str, number: int = 1, lenient: bool = False) -> dict:
             raise FormatError("flash period given for an irregular (I) object",
                               field="flash_period_s", got=line)
         rec["flash_period_s"] = period
-    return rec
 
 
 def parse_uk_line(line: str, number: int = 1) -> dict:

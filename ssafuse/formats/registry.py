@@ -60,23 +60,34 @@ def formats(formats_dirs: FormatsDirs = None) -> tuple[Format, ...]:
 
     Raises :class:`~ssafuse.formats.declarative.DescriptionError` for a bad description, or
     for one whose name another format already has."""
-    out = list(_builtin_formats())
-    taken = {f.name: "built in" for f in out}
+    files = []
     for folder in _dirs(formats_dirs):
         if not os.path.isdir(folder):
             raise declarative.DescriptionError("feed-description folder does not exist",
                                                path=folder)
         for name in sorted(os.listdir(folder)):
-            if not name.endswith(".toml"):
-                continue
-            path = os.path.join(folder, name)
-            desc = declarative.load(path)
-            if desc.name in taken:
-                raise declarative.DescriptionError(
-                    f"feed description {desc.name!r} has the name of a format already "
-                    f"registered ({taken[desc.name]}); rename it", path=path, field="name")
-            taken[desc.name] = path
-            out.append(desc.to_format())
+            if name.endswith(".toml"):
+                path = os.path.join(folder, name)
+                st = os.stat(path)
+                files.append((path, st.st_mtime_ns, st.st_size))
+    return _with_user_formats(tuple(files))
+
+
+@lru_cache(maxsize=16)
+def _with_user_formats(files: tuple[tuple[str, int, int], ...]) -> tuple[Format, ...]:
+    """The built-in formats and those the description ``files`` give, each file named with
+    its modification time and size: an edited description is read again, an unchanged one
+    once per process (ingest sniffs every file against the registry)."""
+    out = list(_builtin_formats())
+    taken = {f.name: "built in" for f in out}
+    for path, _, _ in files:
+        desc = declarative.load(path)
+        if desc.name in taken:
+            raise declarative.DescriptionError(
+                f"feed description {desc.name!r} has the name of a format already "
+                f"registered ({taken[desc.name]}); rename it", path=path, field="name")
+        taken[desc.name] = path
+        out.append(desc.to_format())
     return tuple(out)
 
 

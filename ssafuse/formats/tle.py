@@ -56,6 +56,8 @@ BATCH_RECORDS = 50_000
 #: A line that is not a TLE line and is at least this long is stray text, not a name line
 #: (CelesTrak names are 24 characters, Space-Track's ``0 `` + 24).
 NAME_MAX = 64
+#: Why a name line followed by no element set is refused.
+_NAME_ALONE = "name line not followed by a TLE line 1 and line 2"
 
 
 def _right_aligned(width: int) -> str:
@@ -263,22 +265,50 @@ def _record(name: bytes | None, l1: bytes, l2: bytes, first: int, raw: str,
     shapes (see ``_SHAPE_TABLE``) of lines already found to match that layout in this read;
     it only saves regex calls, never changes an answer.
     """
-    # ---- line 1: layout, then checksum
+    l1 = _checked_line1(l1, shapes[0])
+    if isinstance(l1, FormatError):
+        return Reject.from_error(l1, first, raw)
+    checked = _checked_line2(l2, shapes)
+    if isinstance(checked, FormatError):
+        return Reject.from_error(checked, first, raw)
+    l2, s = checked
+    try:
+        rec = _fields(name, l1, l2, s, first, raw)
+        validate_elements(rec)
+    except FormatError as e:
+        return Reject.from_error(e, first, raw)
+    return rec
+
+
+def _known_shape(line: bytes, known: set, layout: re.Pattern[bytes]) -> bool:
+    """Whether ``line`` matches ``layout``, remembering the shape of a line that does in
+    ``known`` (up to :data:`_SHAPES_MAX` shapes)."""
+    shape = line.translate(_SHAPE_TABLE)
+    if shape not in known:
+        if not layout.fullmatch(line):
+            return False
+        if len(known) < _SHAPES_MAX:
+            known.add(shape)
+    return True
+
+
+def _checked_line1(l1: bytes, known: set) -> bytes | FormatError:
+    """Line 1 (its first 69 columns) when its layout and checksum hold, else why not."""
     if len(l1) != 69:
         if len(l1) > 69 and l1[69] in _SEPARATORS:
             l1 = l1[:69]
         else:
-            return Reject.from_error(_diagnose(l1, 1, LINE1_COLUMNS, LINE1_TEMPLATE), first, raw)
-    shape = l1.translate(_SHAPE_TABLE)
-    known = shapes[0]
-    if shape not in known:
-        if not _LINE1_RE.fullmatch(l1):
-            return Reject.from_error(_diagnose(l1, 1, LINE1_COLUMNS, LINE1_TEMPLATE), first, raw)
-        if len(known) < _SHAPES_MAX:
-            known.add(shape)
+            return _diagnose(l1, 1, LINE1_COLUMNS, LINE1_TEMPLATE)
+    if not _known_shape(l1, known, _LINE1_RE):
+        return _diagnose(l1, 1, LINE1_COLUMNS, LINE1_TEMPLATE)
     if sum(l1[:68].translate(_CHECKSUM_TABLE)) % 10 != l1[68] - 48:
-        return Reject.from_error(_checksum_error(l1, 1, 69), first, raw)
-    # ---- line 2: standard layout, or the 8-digit eccentricity one (column 34 a digit)
+        return _checksum_error(l1, 1, 69)
+    return l1
+
+
+def _checked_line2(l2: bytes, shapes: tuple[set, set, set]) -> tuple[bytes, int] | FormatError:
+    """Line 2 and its shift (0: the standard layout; 1: the 8-digit eccentricity one, column
+    34 a digit) when its layout and checksum hold, else why not."""
     s = 0
     n2 = len(l2)
     if n2 != 69:
@@ -287,65 +317,61 @@ def _record(name: bytes | None, l1: bytes, l2: bytes, first: int, raw: str,
         elif n2 > 69 and l2[69] in _SEPARATORS:
             l2 = l2[:69]
         else:
-            return Reject.from_error(_line2_error(l2, 0), first, raw)
-    shape = l2.translate(_SHAPE_TABLE)
-    known = shapes[1 + s]
-    if shape not in known:
-        if not (_LINE2_WIDE_RE if s else _LINE2_RE).fullmatch(l2):
-            return Reject.from_error(_line2_error(l2, s), first, raw)
-        if len(known) < _SHAPES_MAX:
-            known.add(shape)
+            return _line2_error(l2, 0)
+    if not _known_shape(l2, shapes[1 + s], _LINE2_WIDE_RE if s else _LINE2_RE):
+        return _line2_error(l2, s)
     if sum(l2[:68 + s].translate(_CHECKSUM_TABLE)) % 10 != l2[68 + s] - 48:
-        return Reject.from_error(_checksum_error(l2, 2, 69 + s), first, raw)
-    # ---- fields
-    try:
-        c1 = l1[2:7]
-        object_id = from_alpha5(c1.decode("ascii")) if c1[0] >= 65 else int(c1)
-        c2 = l2[2:7]
-        if c2 != c1 and (from_alpha5(c2.decode("ascii")) if c2[0] >= 65 else int(c2)) != object_id:
-            raise FormatError(
-                f"catalogue numbers differ: line 1 has {c1.decode().strip()!r}, "
-                f"line 2 has {c2.decode().strip()!r}", field="object_id")
-        year = l1[18:20]
-        ephemeris = l1[62]
-        object_name = _object_name(name)
-        intl = None
-        if l1[9] != 32:
-            d = l1[9:17].decode("ascii")
-            intl = ("19" if d[:2] >= "57" else "20") + d[:2] + "-" + d[2:5] + d[5:].rstrip()
-        b = l1[53:61]
-        dd = l1[44:52]
-        rec = {
-            "object_id": object_id,
-            "intl_designator": intl,
-            "object_name": object_name,
-            "epoch": epoch_from_year_day(int(year) + (1900 if year >= b"57" else 2000),
-                                         l1[20:32].decode("ascii")),
-            "mean_motion_rev_day": float(l2[52 + s:63 + s]),
-            "eccentricity": float(b"0." + l2[26:33 + s]),
-            "inclination_deg": float(l2[8:16]),
-            "raan_deg": float(l2[17:25]),
-            "arg_perigee_deg": float(l2[34 + s:42 + s]),
-            "mean_anomaly_deg": float(l2[43 + s:51 + s]),
-            # ' 12345-5' -> 0.12345e-5 through a decimal string, so the double is the one an
-            # OMM's 1.2345e-06 gives
-            "bstar": float(b[:1] + b"0." + b[1:6] + b"e" + b[6:]),
-            "mean_motion_dot": float(l1[33:43]),
-            "mean_motion_ddot": float(dd[:1] + b"0." + dd[1:6] + b"e" + dd[6:]),
-            "ephemeris_type": None if ephemeris == 32 else ephemeris - 48,
-            "element_set_no": int(l1[64:68]),
-            "rev_at_epoch": int(l2[63 + s:68 + s]),
-            "object_type": None,
-            "rcs_size": None,
-            "country": None,
-            "source_record": first,
-            "marking": _MARKING[l1[7]],
-            "_raw": raw,
-        }
-        validate_elements(rec)
-    except FormatError as e:
-        return Reject.from_error(e, first, raw)
-    return rec
+        return _checksum_error(l2, 2, 69 + s)
+    return l2, s
+
+
+def _fields(name: bytes | None, l1: bytes, l2: bytes, s: int, first: int, raw: str) -> dict:
+    """The record of a name line and two lines whose layouts and checksums hold (``s`` the
+    shift of line 2's later columns); :class:`FormatError` when the catalogue numbers of the
+    lines differ or the epoch is not a date. Not yet range-checked."""
+    c1 = l1[2:7]
+    object_id = from_alpha5(c1.decode("ascii")) if c1[0] >= 65 else int(c1)
+    c2 = l2[2:7]
+    if c2 != c1 and (from_alpha5(c2.decode("ascii")) if c2[0] >= 65 else int(c2)) != object_id:
+        raise FormatError(
+            f"catalogue numbers differ: line 1 has {c1.decode().strip()!r}, "
+            f"line 2 has {c2.decode().strip()!r}", field="object_id")
+    year = l1[18:20]
+    ephemeris = l1[62]
+    object_name = _object_name(name)
+    intl = None
+    if l1[9] != 32:
+        d = l1[9:17].decode("ascii")
+        intl = ("19" if d[:2] >= "57" else "20") + d[:2] + "-" + d[2:5] + d[5:].rstrip()
+    b = l1[53:61]
+    dd = l1[44:52]
+    return {
+        "object_id": object_id,
+        "intl_designator": intl,
+        "object_name": object_name,
+        "epoch": epoch_from_year_day(int(year) + (1900 if year >= b"57" else 2000),
+                                     l1[20:32].decode("ascii")),
+        "mean_motion_rev_day": float(l2[52 + s:63 + s]),
+        "eccentricity": float(b"0." + l2[26:33 + s]),
+        "inclination_deg": float(l2[8:16]),
+        "raan_deg": float(l2[17:25]),
+        "arg_perigee_deg": float(l2[34 + s:42 + s]),
+        "mean_anomaly_deg": float(l2[43 + s:51 + s]),
+        # ' 12345-5' -> 0.12345e-5 through a decimal string, so the double is the one an
+        # OMM's 1.2345e-06 gives
+        "bstar": float(b[:1] + b"0." + b[1:6] + b"e" + b[6:]),
+        "mean_motion_dot": float(l1[33:43]),
+        "mean_motion_ddot": float(dd[:1] + b"0." + dd[1:6] + b"e" + dd[6:]),
+        "ephemeris_type": None if ephemeris == 32 else ephemeris - 48,
+        "element_set_no": int(l1[64:68]),
+        "rev_at_epoch": int(l2[63 + s:68 + s]),
+        "object_type": None,
+        "rcs_size": None,
+        "country": None,
+        "source_record": first,
+        "marking": _MARKING[l1[7]],
+        "_raw": raw,
+    }
 
 
 # ---- the fast path: a block of well-formed records at once, with numpy
@@ -400,8 +426,22 @@ def _block(cands: list, records: list, rejects: list,
     """Parse candidate records ``(name, line1, line2, first, raw)``: well-formed ones a block
     at a time into the returned columns (see :class:`Batch`), the rest one by one into
     ``records`` and ``rejects`` (``shapes`` as for :func:`_record`)."""
+    fast, arrays = _checked_block(_well_formed(cands, shapes[0], shapes[1]))
+    if len(fast) != len(cands):
+        fast_ids = {id(c) for c in fast}
+        for c in cands:
+            if id(c) not in fast_ids:
+                out = _record(*c, shapes)
+                (records if out.__class__ is dict else rejects).append(out)
+    if not fast:
+        return None
+    return _within_limits(_block_columns(fast, *arrays), rejects)
+
+
+def _well_formed(cands: list, shapes1: set, shapes2: set) -> list:
+    """The candidates whose two lines have 69 columns and match their layouts (by shape,
+    see :func:`_record`)."""
     fast = []
-    shapes1, shapes2 = shapes[0], shapes[1]
     for c in cands:
         l1, l2 = c[1], c[2]
         if len(l1) == 69 and len(l2) == 69:
@@ -418,34 +458,40 @@ def _block(cands: list, records: list, rejects: list,
                 if len(shapes2) < _SHAPES_MAX:
                     shapes2.add(s2)
             fast.append(c)
+    return fast
+
+
+def _checked_block(fast: list) -> tuple[list, tuple | None]:
+    """The well-formed candidates whose checksums hold, whose lines have one catalogue number
+    and whose day of year is valid, with their byte arrays: line 1's bytes and digit values,
+    line 2's digit values, and the epochs (None when there is no candidate)."""
     m = len(fast)
-    if m:
-        blob1 = b"".join([c[1] for c in fast])
-        blob2 = b"".join([c[2] for c in fast])
-        a1 = np.frombuffer(blob1, np.uint8).reshape(m, 69)
-        a2 = np.frombuffer(blob2, np.uint8).reshape(m, 69)
-        c1 = np.frombuffer(blob1.translate(_CHECKSUM_TABLE), np.uint8).reshape(m, 69)
-        c2 = np.frombuffer(blob2.translate(_CHECKSUM_TABLE), np.uint8).reshape(m, 69)
-        d1 = np.frombuffer(blob1.translate(_DIGIT_TABLE), np.uint8).reshape(m, 69)
-        d2 = np.frombuffer(blob2.translate(_DIGIT_TABLE), np.uint8).reshape(m, 69)
-        epoch, ok = _epochs(d1)
-        ok &= ((c1[:, :68].sum(axis=1, dtype=np.int64) % 10 == d1[:, 68])
-               & (c2[:, :68].sum(axis=1, dtype=np.int64) % 10 == d2[:, 68])
-               & (a1[:, 2:7] == a2[:, 2:7]).all(axis=1))
-        if not ok.all():  # the slow path says why
-            keep = np.flatnonzero(ok)
-            fast = [fast[i] for i in keep.tolist()]
-            a1, a2, d1, d2, epoch = a1[keep], a2[keep], d1[keep], d2[keep], epoch[keep]
-            m = len(fast)
-    slow = len(fast) != len(cands)
-    if slow:
-        fast_ids = {id(c) for c in fast}
-        for c in cands:
-            if id(c) not in fast_ids:
-                out = _record(*c, shapes)
-                (records if out.__class__ is dict else rejects).append(out)
     if not m:
-        return None
+        return fast, None
+    blob1 = b"".join([c[1] for c in fast])
+    blob2 = b"".join([c[2] for c in fast])
+    a1 = np.frombuffer(blob1, np.uint8).reshape(m, 69)
+    a2 = np.frombuffer(blob2, np.uint8).reshape(m, 69)
+    c1 = np.frombuffer(blob1.translate(_CHECKSUM_TABLE), np.uint8).reshape(m, 69)
+    c2 = np.frombuffer(blob2.translate(_CHECKSUM_TABLE), np.uint8).reshape(m, 69)
+    d1 = np.frombuffer(blob1.translate(_DIGIT_TABLE), np.uint8).reshape(m, 69)
+    d2 = np.frombuffer(blob2.translate(_DIGIT_TABLE), np.uint8).reshape(m, 69)
+    epoch, ok = _epochs(d1)
+    ok &= ((c1[:, :68].sum(axis=1, dtype=np.int64) % 10 == d1[:, 68])
+           & (c2[:, :68].sum(axis=1, dtype=np.int64) % 10 == d2[:, 68])
+           & (a1[:, 2:7] == a2[:, 2:7]).all(axis=1))
+    if not ok.all():  # the slow path says why
+        keep = np.flatnonzero(ok)
+        fast = [fast[i] for i in keep.tolist()]
+        a1, d1, d2, epoch = a1[keep], d1[keep], d2[keep], epoch[keep]
+    return fast, (a1, d1, d2, epoch)
+
+
+def _block_columns(fast: list, a1: np.ndarray, d1: np.ndarray, d2: np.ndarray,
+                   epoch: np.ndarray) -> dict:
+    """The columns (see :class:`Batch`) of the checked records ``fast``, from their arrays
+    (see :func:`_checked_block`); not yet range-checked."""
+    m = len(fast)
     object_id = _digits(d1, range(2, 7))
     alpha = np.flatnonzero(a1[:, 2] >= 65)
     if alpha.size:  # Alpha-5: a letter for the hundred-thousands
@@ -453,7 +499,7 @@ def _block(cands: list, records: list, rejects: list,
                             for i in alpha.tolist()]
     ndot = _digits(d1, range(35, 43)) / 1e8
     ephemeris = np.where(a1[:, 62] == 32, -1, d1[:, 62])
-    columns = {
+    return {
         "object_id": object_id,
         "intl_designator": _intl_designators(a1, d1),
         "object_name": _names([c[0] for c in fast]),
@@ -477,6 +523,11 @@ def _block(cands: list, records: list, rejects: list,
         "marking": [_MARKING[c] for c in a1[:, 7].tobytes()],
         "_raw": [c[4] for c in fast],
     }
+
+
+def _within_limits(columns: dict, rejects: list) -> dict:
+    """``columns`` without the records outside the element limits, which go to ``rejects``
+    with the reason :func:`validate_elements` gives."""
     ok = elements_within_limits(columns)
     if not ok.all():  # validate_elements says why, one record at a time
         for i in np.flatnonzero(~ok).tolist():
@@ -545,18 +596,19 @@ def read(stream: BinaryIO, uri: str) -> Iterator[Batch]:
     record: it becomes a :class:`Reject` whose ``record`` is the 1-based line number of its
     first line.
     """
-    records: list[dict] = []
-    rejects: list[Reject] = []
-    cands: list[tuple] = []  # complete name? / line 1 / line 2 groups, parsed per batch
     shapes: tuple[set, set, set] = (set(), set(), set())
-    # The record being assembled: its first line number, its raw lines, its name line and
-    # line 1 (trailing blanks stripped) where seen so far.
-    first = 0
-    raws: list[bytes] = []
-    name: bytes | None = None
-    line1: bytes | None = None
-    number = 0
+    for cands, rejects in _groups(_line_blocks(stream)):
+        records: list[dict] = []
+        columns = _block(cands, records, rejects, shapes)
+        if records or rejects or columns:
+            yield Batch(records, rejects, columns=columns)
+
+
+def _line_blocks(stream: BinaryIO) -> Iterator[list[bytes]]:
+    """The lines of ``stream`` (split at ``\n``; a UTF-8 byte order mark removed), a list per
+    block of :data:`BLOCK_BYTES` read."""
     carry = b""
+    start = True
     while True:
         block = stream.read(BLOCK_BYTES)
         if block:
@@ -566,8 +618,30 @@ def read(stream: BinaryIO, uri: str) -> Iterator[Batch]:
             lines, carry = [carry], b""
         else:
             break
-        if number == 0 and lines and lines[0][:3] == b"\xef\xbb\xbf":
-            lines[0] = lines[0][3:]
+        if start and lines:
+            if lines[0][:3] == b"\xef\xbb\xbf":
+                lines[0] = lines[0][3:]
+            start = False
+        yield lines
+
+
+def _groups(blocks: Iterator[list[bytes]]) -> Iterator[tuple[list, list[Reject]]]:
+    """Group lines into records: ``(candidates, rejects)`` each time they hold
+    :data:`BATCH_RECORDS` records, then once more at the end of the file. A candidate is
+    ``(name line or None, line 1, line 2, first line number, raw text)``, lines with trailing
+    blanks stripped; lines that belong to no complete record are rejects.
+
+    One loop over every line, all state in locals: this is the reader's hot path.
+    """
+    rejects: list[Reject] = []
+    cands: list[tuple] = []
+    # The record being assembled: its first line number, its raw lines, its name line and
+    # line 1 (trailing blanks stripped) where seen so far.
+    first = number = 0
+    raws: list[bytes] = []
+    name: bytes | None = None
+    line1: bytes | None = None
+    for lines in blocks:
         for body in lines:
             number += 1
             body = body.rstrip(b"\r")
@@ -586,52 +660,46 @@ def read(stream: BinaryIO, uri: str) -> Iterator[Batch]:
                                           "TLE line 2 without a line 1 before it"))
                 raws = []
                 name = line1 = None
-                if len(cands) + len(rejects) >= BATCH_RECORDS:
-                    columns = _block(cands, records, rejects, shapes)
-                    yield Batch(records, rejects, columns=columns)
-                    records, rejects, cands = [], [], []
-                continue
-            if line1 is not None:  # anything but a line 2 ends a pending line 1
-                rejects.append(Reject(first, _text(b"\n".join(raws)),
-                                      "TLE line 1 not followed by a line 2"))
-                raws = []
-                name = line1 = None
-            if head == b"1 ":
-                if name is None:
-                    first = number
-                raws.append(body)
-                line1 = line
             else:
-                if name is not None:
-                    rejects.append(Reject(first, _text(raws[0]),
-                                          "name line not followed by a TLE line 1 and line 2",
-                                          "object_name"))
+                if line1 is not None:  # anything but a line 2 ends a pending line 1
+                    rejects.append(Reject(first, _text(b"\n".join(raws)),
+                                          "TLE line 1 not followed by a line 2"))
                     raws = []
-                    name = None
-                if len(line) >= NAME_MAX:
-                    rejects.append(Reject(
-                        number, _text(body),
-                        f"not a TLE line (it does not start with '1 ' or '2 ') and too long "
-                        f"({len(line)} characters) for a name line"))
+                    name = line1 = None
+                if head == b"1 ":
+                    if name is None:
+                        first = number
+                    raws.append(body)
+                    line1 = line
                 else:
-                    first = number
-                    name = line
-                    raws = [body]
-            if len(cands) + len(rejects) >= BATCH_RECORDS:  # a file of nothing but rejects
-                columns = _block(cands, records, rejects, shapes)
-                yield Batch(records, rejects, columns=columns)
-                records, rejects, cands = [], [], []
-
+                    if name is not None:
+                        rejects.append(Reject(first, _text(raws[0]), _NAME_ALONE,
+                                              "object_name"))
+                        raws = []
+                        name = None
+                    if len(line) >= NAME_MAX:
+                        rejects.append(_stray_line(number, body, line))
+                    else:
+                        first = number
+                        name = line
+                        raws = [body]
+            if len(cands) + len(rejects) >= BATCH_RECORDS:
+                yield cands, rejects
+                rejects, cands = [], []
     if line1 is not None:
         rejects.append(Reject(first, _text(b"\n".join(raws)),
                               "TLE line 1 not followed by a line 2 (end of file)"))
     elif name is not None:
-        rejects.append(Reject(first, _text(raws[0]),
-                              "name line not followed by a TLE line 1 and line 2 (end of file)",
+        rejects.append(Reject(first, _text(raws[0]), _NAME_ALONE + " (end of file)",
                               "object_name"))
-    columns = _block(cands, records, rejects, shapes) if cands else None
-    if records or rejects or columns:
-        yield Batch(records, rejects, columns=columns)
+    yield cands, rejects
+
+
+
+def _stray_line(number: int, body: bytes, line: bytes) -> Reject:
+    return Reject(number, _text(body),
+                  f"not a TLE line (it does not start with '1 ' or '2 ') and too long "
+                  f"({len(line)} characters) for a name line")
 
 
 def identify(head: bytes) -> bool:

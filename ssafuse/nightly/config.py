@@ -20,7 +20,7 @@ from ..errors import MarkingError, SsafuseError, UnknownFormatError
 from ..formats.declarative import DescriptionError
 from ..formats.registry import formats, get_format
 from ..markings import parse as parse_marking
-from ..timeutil import parse_utc
+from ..timeutil import parse_iso
 
 __all__ = ["ConfigError", "Feed", "RunConfig", "PC_DEFAULTS", "REPORT_DEFAULTS", "load_config",
            "window_start", "run_id"]
@@ -143,7 +143,7 @@ def _parse_time(value, what: str, path) -> dt.datetime:
     if not isinstance(value, (str, dt.datetime)):
         raise ConfigError(f"{path}: {what} must be a time, got {value!r}")
     try:
-        return parse_utc(value)
+        return parse_iso(value).astimezone(dt.timezone.utc)
     except ValueError:
         raise ConfigError(f"{path}: {what} must be ISO-8601 UTC such as "
                           f"2026-03-10T00:00:00Z, got {value!r}") from None
@@ -162,15 +162,16 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
 
-def _formats_dirs(raw: dict, resolve, path) -> tuple[str, ...]:
-    """``formats_dir``: each a folder whose descriptions load and take no name already
-    registered (a user description never silently overrides another format)."""
+def _formats_dirs(raw: dict, resolve, path, extra=()) -> tuple[str, ...]:
+    """``formats_dir`` (then ``extra``, the caller's): each a folder whose descriptions load
+    and take no name already registered (a user description never silently overrides
+    another format)."""
     value = raw.get("formats_dir", [])
     dirs = _as_list(value)
     if not all(isinstance(d, str) and d for d in dirs):
         raise ConfigError(f"{path}: formats_dir takes a folder or a list of folders, "
                           f"got {value!r}")
-    dirs = tuple(resolve(d) for d in dirs)
+    dirs = tuple(resolve(d) for d in dirs) + tuple(os.path.abspath(d) for d in extra)
     for d in dirs:
         if not os.path.isdir(d):
             raise ConfigError(f"{path}: formats_dir: {d} is not a folder")
@@ -228,10 +229,13 @@ def _pc(raw: dict, resolve, path) -> dict:
     return pc
 
 
-def load_config(path: str | os.PathLike) -> RunConfig:
+def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
     """Read a run configuration (TOML). Relative paths are taken from the config file's
-    folder. Raises :class:`ConfigError` naming the file and key for anything wrong: unknown
-    keys, a marking that does not parse, an unknown format, a bad number."""
+    folder. ``formats_dirs``: folders of feed descriptions to use besides the config's own
+    ``formats_dir`` (the command line passes ``$SSAFUSE_FORMATS_DIR``). Raises
+    :class:`ConfigError` naming the file and key for anything wrong: unknown keys, a marking
+    that does not parse, an unknown format, a bad number."""
+    extra_formats_dirs = tuple(formats_dirs)
     path = Path(path)
     raw = _read_toml(path)
     base = path.resolve().parent
@@ -243,7 +247,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     _check_keys("", raw, path)
     if "store" not in raw:
         raise ConfigError(f"{path}: 'store' (the store directory) is required")
-    formats_dirs = _formats_dirs(raw, resolve, path)
+    formats_dirs = _formats_dirs(raw, resolve, path, extra_formats_dirs)
     feeds = _feeds(raw, resolve, formats_dirs, path)
     cat = _table(raw, "catalogue", path)
     scr = _table(raw, "screen", path)

@@ -25,7 +25,6 @@ import pyarrow.parquet as pq
 
 from ..assessment import assess, write_cdms
 from ..catalogue import build_catalogue
-from ..constants import NS_PER_S
 from ..correlation import correlate_store
 from ..errors import SsafuseError
 from ..export import export_run
@@ -37,6 +36,7 @@ from ..runs import event_keys, previous_run, run_folder
 from ..schema import CONJUNCTIONS, EXCLUDED
 from ..screening import screen
 from ..store import Store
+from ..timeutil import parse_iso, utc_stamp, whole_seconds_ns
 from ..versions import versions
 from .config import Feed, RunConfig, run_id, window_start
 from .lock import run_lock
@@ -188,7 +188,7 @@ def _creation_time(run_dir: Path, now: dt.datetime) -> dt.datetime:
     same run writes the same CDMs (CREATION_DATE, MESSAGE_ID) rather than a second set."""
     created_file = run_dir / "created.json"
     try:
-        return dt.datetime.fromisoformat(json.loads(created_file.read_text())["created"])
+        return parse_iso(json.loads(created_file.read_text())["created"])
     except (OSError, ValueError, KeyError):
         write_json(created_file, {"created": now.isoformat()})
         return now
@@ -354,7 +354,7 @@ def _correlate(cfg: RunConfig, store: Store, run_dir: Path, now: dt.datetime) ->
     corr, rejects = correlate_store(
         store, sensor_files=c.get("sensors", []), gate_arcmin=float(c.get("gate_arcmin", 30.0)),
         max_age_days=float(c.get("max_age_days", 30.0)),
-        now_ns=int(now.timestamp()) * NS_PER_S, save=False)
+        now_ns=whole_seconds_ns(now), save=False)
     write_parquet(run_dir / "correlations.parquet", corr)
     write_parquet(run_dir / "correlation_rejects.parquet", rejects)
     status = corr["status"].to_pylist()
@@ -546,7 +546,7 @@ def _finish(ctx: _Run, feeds: list[dict], exports: dict, prev: Path | None,
     result.summary = _summary_text(result, report_text, exports)
     write_json(ctx.run_dir / "manifest.json", manifest)
     write_json(Path(cfg.store) / "_manifests" /
-               f"run-{ctx.now.astimezone(dt.timezone.utc):%Y%m%dT%H%M%S}-{rid}.json", manifest)
+               f"run-{utc_stamp(ctx.now)}-{rid}.json", manifest)
     _log(logging.INFO if not result.errors else logging.ERROR, "run",
          f"run {rid} finished: exit {result.exit_code}, {len(result.warnings)} warnings, "
          f"{len(result.errors)} errors, {manifest['duration_s']:.1f} s",

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..constants import EARTH_RADIUS_KM, MU_KM3_S2, NS_PER_DAY, NS_PER_S
+from ..constants import EARTH_RADIUS_KM, MU_KM3_S2, NS_PER_DAY, NS_PER_S, SECONDS_PER_DAY
 from ..propagate import check_states, first_errors, propagate_chunked
 from ..timeutil import jd_from_ns
 from .kernels import hermite_and_posteriori, interpolant_minima, pair_ranges
@@ -176,7 +176,7 @@ def hermite_coefficients(r: np.ndarray, v: np.ndarray, knot_s: float) -> np.ndar
 # -- SGP4 refinement -----------------------------------------------------------------------
 
 def sgp4_state(sat, jd0: float, fr0: float, t_s: float):
-    e, r, v = sat.sgp4(jd0, fr0 + t_s / 86400.0)
+    e, r, v = sat.sgp4(jd0, fr0 + t_s / SECONDS_PER_DAY)
     return e, r, v
 
 
