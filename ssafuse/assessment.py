@@ -33,7 +33,7 @@ accuracy: Pc tools, ssafuse's included, refuse a zero covariance rather than tru
 :func:`cdms_for_screening` does so for a screening run of a store (``ssafuse cdm``).
 
 :func:`pc_of_cdm_files` computes the Pc of CDM files, one row per message (``ssafuse pc``),
-and :func:`pc_lines` the lines that command prints for them.
+and :func:`pc_line` the line that command prints for each.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from .timeutil import format_epoch, jd_from_ns, to_ns
 from .versions import __version__
 
 __all__ = ["DEFAULT_HBR_M", "PC_METHOD_ASSUMED", "assess", "conjunction_cdms", "write_cdms",
-           "states_at_tca", "cdms_for_screening", "pc_of_cdm_files", "pc_line", "pc_lines",
+           "states_at_tca", "cdms_for_screening", "pc_of_cdm_files", "pc_line",
            "expand_cdm_inputs"]
 
 #: Combined hard-body radius (m) when neither a CDM nor CARA's table gives one: a round figure
@@ -719,7 +719,3 @@ def pc_line(row: dict) -> str:
             f"HBR {'-' if row['hbr_m'] is None else format(row['hbr_m'], 'g')} m"
             + (f"  [{', '.join(flags)}]" if flags else "") + (f"  {error}" if error else ""))
 
-
-def pc_lines(table: pa.Table) -> list[str]:
-    """:func:`pc_line` of every row of :func:`pc_of_cdm_files`' table, in order."""
-    return [pc_line(row) for row in table.to_pylist()]

@@ -27,7 +27,7 @@ from .errors import FormatError, MarkingError
 from .markings import parse as parse_marking
 from .export import check_code, export_run
 from .files import write_parquet
-from .formats.registry import ENV_FORMATS_DIR, formats, formats_dirs_from_env, get_format
+from .formats.registry import ENV_FORMATS_DIR, formats, get_format
 from .ingestion import ingest as ingest_files
 from .jobs import NothingToScreen, screen_inputs, update_catalogue
 from .runs import find_run
@@ -337,13 +337,14 @@ def _parse_now(now: str | None) -> dt.datetime:
               help="The time to run as (default: the clock): the ingest time, and the window "
                    "start (floored to screen.align_hours) when the config sets none.")
 @click.option("--log-json", is_flag=True, help="Log JSON lines instead of plain lines.")
-def run_command(config_file, now, log_json):
+@_formats_dir_option()
+def run_command(config_file, now, log_json, formats_dirs):
     """The nightly job: ingest -> catalogue -> correlate -> screen -> assess -> report ->
     exports, in one command, for cron.
 
     Logs to stderr; prints a plain-text summary (for cron mail) to stdout. Output goes to
-    STORE/runs/<run id>/. Feed descriptions in $SSAFUSE_FORMATS_DIR are used besides the
-    config's formats_dir. Re-running the same night (same window, same settings) changes
+    STORE/runs/<run id>/. Feed descriptions in --formats-dir (or $SSAFUSE_FORMATS_DIR) are
+    used besides the config's formats_dir. Re-running the same night (same window, same settings) changes
     nothing already done.
 
     \b
@@ -353,7 +354,7 @@ def run_command(config_file, now, log_json):
     """
     _setup_run_logging(log_json)
     try:
-        cfg = nightly.load_config(config_file, formats_dirs=formats_dirs_from_env())
+        cfg = nightly.load_config(config_file, formats_dirs=formats_dirs)
     except nightly.ConfigError as e:
         click.echo(f"ssafuse run: configuration error: {e}", err=True)
         sys.exit(nightly.EXIT_FAILED)

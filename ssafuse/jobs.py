@@ -99,13 +99,11 @@ def screen_inputs(inputs: Sequence[str | os.PathLike] = (), store: Store | None 
     can be screened; ``formats_dirs``: folders of the caller's own feed descriptions."""
     now = now or dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
-    run = ScreenRun(result=None)  # type: ignore[arg-type]
     if inputs:
-        elements, run.inputs, run.refused = _elements_from_files(inputs, on_refused,
-                                                                 formats_dirs)
+        elements, read, refused = _elements_from_files(inputs, on_refused, formats_dirs)
     else:
-        elements = store.table("catalogue")
-        run.inputs.append({"uri": str(store.path("catalogue")), "accepted": elements.num_rows})
+        elements, refused = store.table("catalogue"), []
+        read = [{"uri": str(store.path("catalogue")), "accepted": elements.num_rows}]
         if elements.num_rows == 0:
             raise NothingToScreen(f"the store {store.root} has no catalogue: run "
                                   "`ssafuse catalogue`")
@@ -117,7 +115,7 @@ def screen_inputs(inputs: Sequence[str | os.PathLike] = (), store: Store | None 
     result.conjunctions = assess(result.conjunctions, hbr_m=hbr_m, hbr_table=hbr_table,
                                  elements=elements,
                                  cdms=store.table("cdms") if store is not None else None)
-    run.result = result
+    run = ScreenRun(result, read, refused)
     if out:
         write_parquet(Path(out), result.conjunctions)
         run.written.append(str(out))

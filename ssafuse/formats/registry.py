@@ -22,12 +22,12 @@ from ..errors import AmbiguousFormatError, UnknownFormatError
 from . import cdm, declarative, omm, optical, tdm, tle
 from .base import Format
 
-__all__ = ["HEAD_BYTES", "ENV_FORMATS_DIR", "formats", "known_extension", "get_format", "detect", "formats_dirs_from_env"]
+__all__ = ["HEAD_BYTES", "ENV_FORMATS_DIR", "formats", "known_extension", "get_format", "detect"]
 
 #: How much of a file :func:`detect` looks at.
 HEAD_BYTES = 64 * 1024
-#: The environment variable the command line reads for extra description folders
-#: (several separated by ``os.pathsep``).
+#: The environment variable the command line's ``--formats-dir`` falls back to (several
+#: folders separated by ``os.pathsep``; click splits it).
 ENV_FORMATS_DIR = "SSAFUSE_FORMATS_DIR"
 
 FormatsDirs = Iterable[str | os.PathLike] | str | os.PathLike | None
@@ -45,12 +45,6 @@ def _dirs(formats_dirs: FormatsDirs) -> tuple[str, ...]:
     if isinstance(formats_dirs, (str, os.PathLike)):
         formats_dirs = [formats_dirs]
     return tuple(os.fspath(d) for d in formats_dirs)
-
-
-def formats_dirs_from_env(environ=None) -> tuple[str, ...]:
-    """The folders named by :data:`ENV_FORMATS_DIR` in ``environ`` (default ``os.environ``)."""
-    value = (os.environ if environ is None else environ).get(ENV_FORMATS_DIR, "")
-    return tuple(p for p in value.split(os.pathsep) if p)
 
 
 def formats(formats_dirs: FormatsDirs = None) -> tuple[Format, ...]:
