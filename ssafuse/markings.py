@@ -162,20 +162,32 @@ def _parse(text: str) -> tuple[Marking, bool, bool]:
 
 
 def apply_default(record_text: str | None, default: Marking) -> tuple[Marking, str]:
-    """The marking of one record: what the record states, the feed default for the rest.
+    """The marking of one record: the feed's marking is a **floor**.
 
-    A TLE's classification column states a level but no releasability: the level is the
-    record's, the releasability the feed's. Returns the marking and the text to keep as received.
+    A record may raise the classification, narrow the releasability or add controls; it never
+    lowers what its feed is marked: the result is :func:`combine` of the record's own marking
+    and the feed's (a TLE's ``U`` column in a SECRET feed is SECRET). A record that states
+    nothing takes the feed's marking. Returns the marking and the text to keep as received.
     Raises :class:`MarkingError` when the record's own text cannot be parsed.
+    :func:`lowers` says whether a record's own text conflicted with its feed's marking.
     """
     if record_text is None or not str(record_text).strip():
         return default, str(default)
+    return combine([parse(str(record_text)), default]), str(record_text)
+
+
+def lowers(record_text: str | None, default: Marking) -> bool:
+    """Whether a record's own marking conflicts with its feed's: a lower level, or a
+    releasability it states that is wider than the feed's. :func:`apply_default` keeps the
+    stricter; the ingest counts these. ``False`` for a record that states nothing, and for
+    releasability a record leaves unstated (a TLE's level-only column)."""
+    if record_text is None or not str(record_text).strip():
+        return False
     own, _, states_rel = _parse(str(record_text))
-    if states_rel:
-        return own, str(record_text)
-    merged = Marking(own.classification, default.releasable_to,
-                     tuple(dict.fromkeys(own.controls + default.controls)))
-    return merged, str(record_text)
+    if own.rank < default.rank:
+        return True
+    return states_rel and combine_releasability(
+        [own.releasable_to, default.releasable_to]) != own.releasable_to
 
 
 def combine(markings) -> Marking:

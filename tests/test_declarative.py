@@ -221,11 +221,12 @@ def test_read_file_end_to_end_puts_markings_in_classification_and_releasable_to(
     assert result.rejects.column("field").to_pylist() == ["marking"]
 
     rows = {r["source_record"]: r for r in result.elements.to_pylist()}
-    # the record's own releasability wins ...
+    # the feed's releasability is a floor: a record that states a wider one (AUS, or FVEY,
+    # which holds AUS, CAN, NZL) is narrowed to the feed's; its text is kept as received ...
     assert rows[3]["classification"] == "UNCLASSIFIED"
-    assert rows[3]["releasable_to"] == ["AUS", "GBR", "USA"]
+    assert rows[3]["releasable_to"] == ["GBR", "USA"]
     assert rows[3]["marking"] == "UNCLASSIFIED//REL TO USA, GBR, AUS"
-    assert rows[6]["releasable_to"] == ["FVEY", "USA"]
+    assert rows[6]["releasable_to"] == ["GBR", "USA"]
     # ... a record that states a level only takes the feed's releasability
     assert rows[1]["classification"] == "UNCLASSIFIED"
     assert rows[1]["releasable_to"] == ["GBR", "USA"]

@@ -84,18 +84,32 @@ def test_record_without_marking_takes_the_feed_default():
         assert mk.apply_default(text, FEED) == (FEED, "SECRET//REL TO GBR, USA")
 
 
-def test_record_stating_a_level_only_takes_the_feeds_releasability():
-    # a TLE classification column: the level is the record's, the releasability the feed's
-    assert mk.apply_default("U", FEED) == (M("UNCLASSIFIED", ("GBR", "USA")), "U")
+def test_the_feeds_marking_is_a_floor_a_record_never_lowers_it():
+    # A TLE's classification column "U" in a SECRET//REL TO USA, GBR feed stays SECRET: the
+    # stricter of the two wins (a record may raise, never lower).
+    assert mk.apply_default("U", FEED) == (FEED, "U")
+    assert mk.lowers("U", FEED)
     assert mk.apply_default("TS", FEED) == (M("TOP SECRET", ("GBR", "USA")), "TS")
+    assert not mk.lowers("TS", FEED)
     m, text = mk.apply_default("U//FOUO", FEED)
-    assert m == M("UNCLASSIFIED", ("GBR", "USA"), ("FOUO",)) and text == "U//FOUO"
+    assert m == M("SECRET", ("GBR", "USA"), ("FOUO",)) and text == "U//FOUO"
 
 
-def test_record_stating_releasability_keeps_its_own():
-    text = "UNCLASSIFIED//REL TO USA, GBR, AUS"
-    assert mk.apply_default(text, FEED) == (M("UNCLASSIFIED", ("AUS", "GBR", "USA")), text)
+def test_a_record_may_narrow_releasability_never_widen_it():
+    wider = "UNCLASSIFIED//REL TO USA, GBR, AUS"
+    assert mk.apply_default(wider, FEED) == (FEED, wider)
+    assert mk.lowers(wider, FEED)
+    narrower = "SECRET//REL TO USA"
+    assert mk.apply_default(narrower, FEED) == (M("SECRET", ("USA",)), narrower)
+    assert not mk.lowers(narrower, FEED)
     assert mk.apply_default("S//NF", FEED) == (M("SECRET", (), ("NOFORN",)), "S//NF")
+
+
+def test_an_unclassified_feed_takes_what_the_record_states():
+    public = mk.parse("UNCLASSIFIED")
+    assert mk.apply_default("S//REL TO GBR", public) == (M("SECRET", ("GBR",)), "S//REL TO GBR")
+    assert mk.apply_default("U", public) == (public, "U")
+    assert not mk.lowers("S//REL TO GBR", public) and not mk.lowers(None, FEED)
 
 
 def test_record_with_unparseable_marking_raises_not_defaulted():
