@@ -107,11 +107,13 @@ def ingest(inputs, store_dir, source, format_name, marking, formats_dirs, dask_a
     content, same source) changes nothing.
     """
     def show(rep):
-        what = {"ingested": f"{rep.accepted:>8} accepted {rep.rejected:>6} rejected",
+        counts = f"{rep.accepted:>8} accepted {rep.rejected:>6} rejected"
+        what = {"ingested": counts, "re-marked": counts,
                 "already-ingested": "    already ingested, unchanged",
                 "refused": "    REFUSED"}[rep.status]
         click.echo(f"{what}  {rep.uri}  [{rep.format or '-'}]"
-                   + (f"  {rep.message}" if rep.status == "refused" else ""))
+                   + (f"  {rep.message}" if rep.status == "refused" or rep.status == "re-marked"
+                      or rep.marking_conflicts else ""))
 
     try:  # the options: a marking that parses, a format that exists, descriptions that load
         parse_marking(marking)

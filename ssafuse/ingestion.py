@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
@@ -40,12 +41,14 @@ class FileReport:
     source: str
     format: str | None
     sha256: str | None
-    status: str  # "ingested" | "already-ingested" | "refused"
+    status: str  # "ingested" | "re-marked" | "already-ingested" | "refused"
     read: int = 0
     accepted: int = 0
     rejected: int = 0
     message: str = ""
     seconds: float = 0.0
+    #: records whose own marking was below the feed's (the feed's was kept: it is a floor)
+    marking_conflicts: int = 0
 
 
 @dataclass
@@ -130,20 +133,30 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
     except OSError as e:
         return FileReport(uri, source, format, None, "refused",
                           message=f"cannot read file: {e.strerror or e}")
+    feed_marking = str(parse_marking(marking))
     prior = store.ledger_entry(source, sha)
+    status = "ingested"
     if prior is not None:
-        if prior.get("status") == "ingested" or not format or format == prior.get("format"):
+        if prior.get("marking") != feed_marking:
+            # The same file under another marking: its records are marked again (never kept
+            # silently under the old one). A ledger entry without a marking predates this.
+            status = "re-marked"
+        elif prior.get("status") == "ingested" or not format or format == prior.get("format"):
             return FileReport(uri, source, prior.get("format"), sha, "already-ingested",
                               message=f"already ingested from {prior.get('uri')} at "
                                       f"{prior.get('ingested_at')}")
     store.remove_parts(source, sha)  # leftovers of a killed ingest of this same file
     writers = {"rejects": store.part_writer("rejects", source, day, sha)}
-    rep = FileReport(uri, source, format, sha, "ingested")
+    rep = FileReport(uri, source, format, sha, status)
+    if status == "re-marked":
+        rep.message = (f"re-marked: ingested before as {prior.get('marking') or 'unrecorded'}, "
+                       f"now {feed_marking}")
+    tally: Counter = Counter()
     try:
         try:
             fmt, _, batches = iter_file(uri, source=source, format=format, marking=marking,
                                         ingested_at_ns=now_ns, sha256=sha,
-                                        formats_dirs=formats_dirs)
+                                        formats_dirs=formats_dirs, tally=tally)
             rep.format = fmt.name
             rows_writer = writers.setdefault(
                 fmt.table, store.part_writer(fmt.table, source, day, sha))
@@ -158,7 +171,7 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
             rep.format = rep.format or "unknown"
             if isinstance(e, UnknownFormatError):
                 rep.status = "refused"
-            rep.message = reason
+            rep.message = "; ".join(filter(None, [rep.message, reason]))
             prov = Provenance(source, rep.format, uri, sha, now_ns, parse_marking(marking))
             writers["rejects"].write(file_reject(prov, e))
             rep.rejected += 1
@@ -170,10 +183,17 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
         raise
     rep.read = rep.accepted + rep.rejected
     rep.seconds = round(time.perf_counter() - t0, 6)
+    rep.marking_conflicts = tally["marking_conflicts"]
+    if rep.marking_conflicts:
+        conflict = (f"{rep.marking_conflicts} records stated a marking below the feed's "
+                    f"{feed_marking}; the feed's was kept")
+        rep.message = "; ".join(filter(None, [rep.message, conflict]))
     store.write_ledger_entry(source, sha, {
         "uri": uri, "source": source, "sha256": sha, "format": rep.format,
-        "status": rep.status, "read": rep.read, "accepted": rep.accepted,
-        "rejected": rep.rejected, "ingested_at": day,
+        "status": "ingested" if rep.status == "re-marked" else rep.status,
+        "read": rep.read, "accepted": rep.accepted, "rejected": rep.rejected,
+        "ingested_at": day, "marking": feed_marking,
+        "marking_conflicts": rep.marking_conflicts,
     })
     return rep
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Iterator
@@ -74,7 +75,7 @@ def _now_ns() -> int:
 
 def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None,
               marking: str = "UNCLASSIFIED", ingested_at_ns: int | None = None,
-              sha256: str | None = None, formats_dirs=None,
+              sha256: str | None = None, formats_dirs=None, tally: Counter | None = None,
               ) -> tuple[Format, str, Iterator[tuple[pa.Table, pa.Table]]]:
     """Read a file in batches, in bounded memory.
 
@@ -85,6 +86,8 @@ def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None
     :class:`UnknownFormatError`; a file whose whole structure is broken raises
     :class:`FormatError` from the iterator after yielding what it could. ``formats_dirs``:
     folders of the caller's own feed descriptions (see :mod:`ssafuse.formats.registry`).
+    ``tally`` (a :class:`~collections.Counter`) counts ``marking_conflicts``: records whose
+    own marking was below the feed's (:func:`ssafuse.markings.lowers`).
     """
     default = mk.parse(marking)
     uri = os.fspath(path)
@@ -99,7 +102,7 @@ def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None
     def batches():
         with open(uri, "rb") as fh:
             for batch in fmt.read(fh, uri):
-                yield to_tables(batch, prov)
+                yield to_tables(batch, prov, tally)
 
     return fmt, sha, batches()
 
@@ -174,10 +177,13 @@ def _columns_of(batch: Batch, own: tuple[str, ...]) -> dict[str, list]:
     return columns
 
 
-def to_tables(batch: Batch, prov: Provenance) -> tuple[pa.Table, pa.Table]:
+def to_tables(batch: Batch, prov: Provenance,
+              tally: Counter | None = None) -> tuple[pa.Table, pa.Table]:
     """Canonical ``(rows, rejects)`` tables of one adapter batch (rows in the schema of
     ``batch.table``): markings parsed (a record with an unparseable marking is rejected, never
-    guessed), provenance added."""
+    guessed; the feed's marking is a floor, :func:`ssafuse.markings.apply_default`),
+    provenance added. ``tally["marking_conflicts"]`` counts the records whose own marking
+    was below the feed's."""
     rejects = list(batch.rejects)
     schema = SCHEMAS[batch.table]
     # The adapter's columns: every field of the table's schema that is not provenance or
@@ -206,6 +212,11 @@ def to_tables(batch: Batch, prov: Provenance) -> tuple[pa.Table, pa.Table]:
         columns = {k: [v[i] for i in keep] for k, v in columns.items()}
     marks = [parsed[t] for t in columns["marking"]]
     n = len(marks)
+    if tally is not None:
+        lowered = {t for t in parsed if t is not None and not isinstance(parsed[t], MarkingError)
+                   and mk.lowers(t, prov.default_marking)}
+        if lowered:
+            tally["marking_conflicts"] += sum(t in lowered for t in columns["marking"])
     if "obs_id" in columns:  # observations: the feed's own id, else source:sha:record
         stem = f"{prov.source}:{prov.source_sha256[:12]}:"
         columns["obs_id"] = [o if o is not None else stem + str(r)

@@ -227,12 +227,17 @@ def _ingest_stage(ctx: _Run) -> list[dict]:
 
 def _log_feed(feed: Feed, info: dict) -> None:
     level = logging.INFO if info["status"] == "ok" else logging.WARNING
+    conflicts = info.get("marking_conflicts", 0)
+    if conflicts:
+        level = max(level, logging.WARNING)
     _log(level, "ingest", f"feed {feed.source}: {info['status']}, "
          f"{len(info['files'])} files, {info['accepted']} accepted, "
          f"{info['rejected']} rejected" + (
+             f", {conflicts} records marked below the feed's {feed.marking} (kept at the feed's)"
+             if conflicts else "") + (
              "; " + "; ".join(info["problems"]) if info["problems"] else ""),
          feed=feed.source, status=info["status"], accepted=info["accepted"],
-         rejected=info["rejected"], files=len(info["files"]))
+         rejected=info["rejected"], files=len(info["files"]), marking_conflicts=conflicts)
 
 
 def _feed_files(feed: Feed, formats_dirs=()) -> tuple[list[str], list[str]]:
@@ -253,7 +258,7 @@ def _ingest_feed(store: Store, feed: Feed, now: dt.datetime, formats_dirs=()) ->
     files, empty = _feed_files(feed, formats_dirs)
     out = {"source": feed.source, "marking": feed.marking, "format": feed.format,
            "paths": list(feed.paths), "files": [], "read": 0, "accepted": 0, "rejected": 0,
-           "refused_files": 0, "status": "ok", "problems": []}
+           "marking_conflicts": 0, "refused_files": 0, "status": "ok", "problems": []}
     for p in empty:
         out["problems"].append(f"{p}: matched no file")
     if files:
@@ -267,7 +272,7 @@ def _ingest_feed(store: Store, feed: Feed, now: dt.datetime, formats_dirs=()) ->
             elif rec["read"] and not rec["accepted"]:
                 out["problems"].append(f"{f.uri}: every record rejected ({rec['rejected']})")
             out["files"].append(rec)
-            for k in ("read", "accepted", "rejected"):
+            for k in ("read", "accepted", "rejected", "marking_conflicts"):
                 out[k] += rec[k]
     if not out["files"] or out["accepted"] == 0:
         out["status"] = "failed"
@@ -282,14 +287,17 @@ def _file_record(store: Store, feed: Feed, f) -> dict:
     """One ingested file's line in the feed summary. ``status`` is what the store holds for
     the file (ingested / refused), the same whether this run or an earlier one read it;
     ``this_run`` is what this run did."""
-    rec = {"uri": f.uri, "sha256": f.sha256, "format": f.format, "status": f.status,
+    rec = {"uri": f.uri, "sha256": f.sha256, "format": f.format,
+           "status": "ingested" if f.status == "re-marked" else f.status,
            "this_run": f.status, "read": f.read, "accepted": f.accepted,
-           "rejected": f.rejected, "message": f.message}
+           "rejected": f.rejected, "marking_conflicts": f.marking_conflicts,
+           "message": f.message if f.status == "refused" else ""}
     if f.status == "already-ingested" and f.sha256:
         # the counts of the ingest that did it, so a re-run reports the same numbers
         prior = store.ledger_entry(feed.source, f.sha256) or {}
         rec.update(read=prior.get("read", 0), accepted=prior.get("accepted", 0),
                    rejected=prior.get("rejected", 0), format=prior.get("format"),
+                   marking_conflicts=prior.get("marking_conflicts", 0),
                    status=prior.get("status", "ingested"), message="")
         if rec["status"] == "refused":
             rec["message"] = _refusal_reason(store, feed.source, f.sha256)
@@ -305,7 +313,8 @@ def _refusal_reason(store: Store, source: str, sha: str) -> str:
 
 
 def _table_fingerprint(entries: list[dict]) -> str:
-    keys = sorted(f"{e.get('source')}/{e.get('sha256')}" for e in entries
+    # the marking too: a file re-marked since must be screened again (markings of events)
+    keys = sorted(f"{e.get('source')}/{e.get('sha256')}/{e.get('marking')}" for e in entries
                   if e.get("status") != "refused")
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
