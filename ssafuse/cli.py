@@ -24,6 +24,7 @@ from . import nightly
 from .assessment import cdms_for_screening, pc_line, pc_of_cdm_files
 from .correlation import correlate_store
 from .errors import FormatError, MarkingError
+from .markings import ENV_MARKINGS, use_equivalences
 from .markings import parse as parse_marking
 from .export import check_code, export_run
 from .files import write_parquet
@@ -58,6 +59,25 @@ def _formats_dir_option():
                         help="A folder of your own feed descriptions (*.toml, as in "
                              f"ingest_formats/); repeatable. Default: ${ENV_FORMATS_DIR} "
                              "(folders separated by ':'). A name already taken is an error.")
+
+
+def _markings_option():
+    """``--markings FILE`` (or ``$SSAFUSE_MARKINGS``): the marking equivalence table, made
+    the process's active table before the command runs."""
+    def activate(ctx, param, value):
+        if value:
+            try:
+                use_equivalences(value)
+            except MarkingError as e:
+                raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+        return value
+
+    return click.option("--markings", metavar="FILE.toml", envvar=ENV_MARKINGS,
+                        type=click.Path(dir_okay=False), expose_value=False, callback=activate,
+                        help="Your marking equivalence table (how UK, NATO, Australian, ... "
+                             "markings are handled; the shape of ssafuse/data/markings.toml, "
+                             f"over its defaults). Default: ${ENV_MARKINGS}, else the shipped "
+                             "table.")
 
 
 def _existing_store(store_dir: str) -> Store:
@@ -99,6 +119,7 @@ def main():
               help="The feed's default marking, e.g. 'UNCLASSIFIED//REL TO USA, GBR'; applied "
                    "to whatever a record does not state itself.")
 @_formats_dir_option()
+@_markings_option()
 @_dask_option("the files (one task each; the store must be one the workers reach)")
 def ingest(inputs, store_dir, source, format_name, marking, formats_dirs, dask_address):
     """Read element-set files (paths, folders or globs) into the store.
@@ -253,6 +274,7 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
               type=click.Path(exists=True, dir_okay=False),
               help="CARA's per-object HBR table (HBR_Mass_Estimates_*.csv): the combined HBR "
                    "is the sum of both objects' where both are listed.")
+@_markings_option()
 def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, dask_address,
            formats_dirs=(), screen_hbr_m=None, screen_hbr_table=None):
     """Screen element sets for close approaches (all-vs-all, or --primary against all).
@@ -340,6 +362,7 @@ def _parse_now(now: str | None) -> dt.datetime:
                    "start (floored to screen.align_hours) when the config sets none.")
 @click.option("--log-json", is_flag=True, help="Log JSON lines instead of plain lines.")
 @_formats_dir_option()
+@_markings_option()
 def run_command(config_file, now, log_json, formats_dirs):
     """The nightly job: ingest -> catalogue -> correlate -> screen -> assess -> report ->
     exports, in one command, for cron.
@@ -377,6 +400,7 @@ def run_command(config_file, now, log_json, formats_dirs):
 @_store_option(required=False)
 @click.option("--out", "out_dir", required=True, metavar="DIR", type=click.Path(file_okay=False),
               help="Folder to write the partner's export to.")
+@_markings_option()
 def export_command(code, run_ref, store_dir, out_dir):
     """Write one partner's export of a run: Parquet (conjunctions, catalogue), CDMs and the
     report, holding only records releasable to CODE, each with its marking, and how many

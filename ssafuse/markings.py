@@ -12,16 +12,34 @@ The forms read are the common banner-line forms::
     UNCLASSIFIED  RESTRICTED  CONFIDENTIAL  SECRET  TOP SECRET
     SECRET//REL TO USA, GBR, FVEY         releasability to trigraphs / tetragraphs
     SECRET//NOFORN                        releasable to no foreign partner
-    UNCLASSIFIED//FOUO  CUI  ORCON  ...   dissemination controls (kept, not interpreted)
+    UNCLASSIFIED//FOUO  SECRET//ORCON     dissemination controls (kept, not interpreted)
 
-Anything else raises :class:`~ssafuse.errors.MarkingError`: a marking is never guessed.
-ssafuse is unclassified software; markings are metadata it honours, not a security boundary.
+and the other nations' schemes of the **equivalence table** (:class:`Equivalences`; the
+shipped one is ``ssafuse/data/markings.toml``), each handled as a canonical level with the
+releasability and controls it implies::
+
+    OFFICIAL  OFFICIAL-SENSITIVE  SECRET UK EYES ONLY              UK
+    NATO UNCLASSIFIED ... NATO SECRET  COSMIC TOP SECRET           NATO (REL TO NATO)
+    OFFICIAL  OFFICIAL: Sensitive  PROTECTED  ...  AUSTEO          Australia
+    CUI  CUI//NOFORN  CUI//REL TO USA, GBR                         US
+
+The active table is the shipped one, or the file named by ``$SSAFUSE_MARKINGS`` (read once,
+on first use), or whatever :func:`use_equivalences` made active. Anything else raises
+:class:`~ssafuse.errors.MarkingError`: a marking is never guessed. ssafuse is unclassified
+software; markings are metadata it honours, not a security boundary.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import threading
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Sequence
 
 import pyarrow as pa
@@ -31,6 +49,8 @@ from .errors import MarkingError
 #: Levels in increasing order of restriction.
 LEVELS = ("UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET", "TOP SECRET")
 _RANK = {name: i for i, name in enumerate(LEVELS)}
+#: The canonical US-style level names (what ``str(Marking)`` prints) and their portion forms.
+#: Built in: an equivalence table may list them only as themselves.
 _LEVEL_ALIASES = {
     "U": "UNCLASSIFIED", "UNCLASSIFIED": "UNCLASSIFIED",
     "R": "RESTRICTED", "RESTRICTED": "RESTRICTED",
@@ -43,13 +63,15 @@ DISSEMINATION_CONTROLS = frozenset({
     "FOUO", "FOR OFFICIAL USE ONLY", "CUI", "ORCON", "PROPIN", "IMCON", "RELIDO", "LIMDIS",
     "EXDIS", "NODIS", "SBU", "LES", "FISA",
 })
-#: Coalition tetragraphs expanded to their members when releasability is intersected or tested.
-TETRAGRAPHS = {
-    "FVEY": frozenset({"AUS", "CAN", "GBR", "NZL", "USA"}),
-    "ACGU": frozenset({"AUS", "CAN", "GBR", "USA"}),
-}
+#: The environment variable naming a user equivalence table (TOML), read once on first use.
+ENV_MARKINGS = "SSAFUSE_MARKINGS"
 _CODE = re.compile(r"^[A-Z]{3,4}$")
+_TRIGRAPH = re.compile(r"^[A-Z]{3}$")
+_TETRAGRAPH = re.compile(r"^[A-Z]{4}$")
 _REL_TO = re.compile(r"^REL(?:EASABLE)?\s+TO\s+(.+)$")
+_SPACES = re.compile(r"\s+")
+_COLON = re.compile(r"\s*:\s*")
+_HYPHEN = re.compile(r"\s*-\s*")
 
 
 @dataclass(frozen=True)
@@ -107,58 +129,375 @@ def releasable(releasable_to, code: str) -> bool:
 
 
 def _expand(codes) -> frozenset[str]:
+    """The trigraphs a releasability list admits: groups (FVEY, NATO, ...) replaced by their
+    members, as the active equivalence table's ``[groups]`` list them."""
+    groups = active_equivalences().groups
     out: set[str] = set()
     for c in codes:
-        out |= TETRAGRAPHS.get(c, {c})
+        out |= groups.get(c, {c})
     return frozenset(out)
 
 
-def parse(text: str) -> Marking:
-    """Parse a marking such as ``"SECRET//REL TO USA, GBR"`` or a TLE ``"U"``.
+# -- the equivalence table: how other nations' schemes are handled ---------------------------
 
-    Raises :class:`MarkingError` for anything that is not a recognised form.
+@dataclass(frozen=True)
+class Handling:
+    """How one scheme marking or national caveat of an :class:`Equivalences` table is handled.
+
+    ``level``: the canonical level it is handled as (one of :data:`LEVELS`); ``None`` for a
+    caveat, which sets no level. ``releasable_to``: the releasability it implies (``None``:
+    none, ``()``: NOFORN), trigraphs or groups. ``controls``: the dissemination controls it
+    implies. ``schemes``: who writes it (``"UK"``, ``"NATO"``, ...), for messages."""
+
+    level: str | None
+    releasable_to: tuple[str, ...] | None = None
+    controls: tuple[str, ...] = ()
+    schemes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Equivalences:
+    """A marking equivalence table (build one with :func:`load_equivalences`; read-only).
+
+    ``markings``: the normalised text of a classification as a scheme writes it (the first
+    ``//`` segment, e.g. ``"NATO SECRET"``) -> :class:`Handling`; ``caveats``: national caveats
+    (``"UK EYES ONLY"``) -> :class:`Handling` without a level; ``groups``: tetragraph / group
+    code -> member trigraphs. ``source`` says where it came from; ``digest`` (sha256 of the
+    handling, not of a file's text) is the same for tables that handle everything alike."""
+
+    markings: dict[str, Handling] = field(repr=False)
+    caveats: dict[str, Handling] = field(repr=False)
+    groups: dict[str, frozenset[str]] = field(repr=False)
+    source: str = "<table>"
+    digest: str = field(init=False, default="")
+
+    def __post_init__(self):
+        object.__setattr__(self, "digest", _digest(self.markings, self.caveats, self.groups))
+
+    def known(self) -> str:
+        """The forms this table reads, for messages: canonical levels, each scheme's
+        markings, the caveats."""
+        by_scheme: dict[str, list[str]] = {}
+        for text, h in self.markings.items():
+            for scheme in h.schemes or ("unnamed",):
+                by_scheme.setdefault(scheme, []).append(text)
+        parts = [", ".join(_LEVEL_ALIASES)]
+        parts += [f"{s}: {', '.join(texts)}" for s, texts in sorted(by_scheme.items())]
+        if self.caveats:
+            parts.append("caveats: " + ", ".join(self.caveats))
+        return "; ".join(parts) + f" (equivalence table {self.source})"
+
+
+def _digest(markings, caveats, groups) -> str:
+    def handling(h: Handling):
+        return [h.level, None if h.releasable_to is None else list(h.releasable_to),
+                list(h.controls)]
+    doc = {"markings": {k: handling(v) for k, v in markings.items()},
+           "caveats": {k: handling(v) for k, v in caveats.items()},
+           "groups": {k: sorted(v) for k, v in groups.items()}}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _normalise(text: str) -> str:
+    """Upper case, runs of spaces collapsed, spaces around ``:`` and ``-`` normalised
+    (``"OFFICIAL:Sensitive"`` and ``"official : sensitive"`` are ``"OFFICIAL: SENSITIVE"``)."""
+    text = _SPACES.sub(" ", text.strip().upper())
+    return _HYPHEN.sub("-", _COLON.sub(": ", text)).strip()
+
+
+_TABLE_KEYS = {"format", "inherit", "groups", "markings", "caveats"}
+_ENTRY_KEYS = {"markings": {"handled_as", "releasable_to", "controls", "schemes"},
+               "caveats": {"releasable_to", "controls", "schemes"}}
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_DEFAULT_TABLE = "data/markings.toml"  # inside the package
+
+
+def _key(*parts) -> str:
+    """A TOML key path as the user wrote it (``markings."NATO SECRET".handled_as``)."""
+    return ".".join(p if _BARE_KEY.match(p) else json.dumps(p) for p in map(str, parts))
+
+
+def _table_error(source: str, key: str, message: str) -> MarkingError:
+    return MarkingError(f"marking equivalence table {source}: {key}: {message}")
+
+
+def _groups_of(table, source: str) -> dict[str, frozenset[str]]:
+    if not isinstance(table, dict):
+        raise _table_error(source, "groups", 'must be a table of CODE = ["AAA", ...]')
+    out = {}
+    for name, members in table.items():
+        if not _TETRAGRAPH.match(name):
+            raise _table_error(source, _key("groups", name), "a group is named by a "
+                               "tetragraph of 4 capital letters, such as FVEY or NATO")
+        if not (isinstance(members, list) and members
+                and all(isinstance(m, str) and _TRIGRAPH.match(m) for m in members)):
+            raise _table_error(source, _key("groups", name), "members must be a non-empty "
+                               f'list of country trigraphs such as ["AUS", "GBR"], got {members!r}')
+        out[name] = frozenset(members)
+    return out
+
+
+def _handling_of(entry, kind: str, key: str, text: str, groups, source: str) -> Handling:
+    """One ``[markings."TEXT"]`` or ``[caveats."TEXT"]`` entry, checked."""
+    if not isinstance(entry, dict):
+        raise _table_error(source, key, 'must be a table such as { handled_as = "RESTRICTED" }')
+    unknown = set(entry) - _ENTRY_KEYS[kind]
+    if unknown:
+        raise _table_error(source, key, f"unknown key(s) {sorted(unknown)}; expected some of "
+                                        f"{sorted(_ENTRY_KEYS[kind])}")
+    level = entry.get("handled_as") if kind == "markings" else None
+    if kind == "markings" and level not in _RANK:
+        raise _table_error(source, key + ".handled_as", f"expected one of {', '.join(LEVELS)}, "
+                                                        f"got {level!r}")
+    rel = entry.get("releasable_to")
+    if rel is not None and not (isinstance(rel, list) and all(
+            isinstance(c, str) and (_TRIGRAPH.match(c) or c in groups) for c in rel)):
+        raise _table_error(source, key + ".releasable_to", "expected a list of country "
+                           f"trigraphs or groups of [groups] ({', '.join(sorted(groups))}); [] "
+                           f"for NOFORN; got {rel!r}")
+    controls = entry.get("controls", [])
+    if not (isinstance(controls, list) and all(c in DISSEMINATION_CONTROLS for c in controls)):
+        raise _table_error(source, key + ".controls", "expected a list of some of "
+                           f"{', '.join(sorted(DISSEMINATION_CONTROLS))} (NOFORN is "
+                           f"releasable_to = []); got {controls!r}")
+    schemes = entry.get("schemes", [])
+    if not (isinstance(schemes, list) and all(isinstance(s, str) and s for s in schemes)):
+        raise _table_error(source, key + ".schemes", f'expected a list of names such as ["UK"], '
+                                                     f"got {schemes!r}")
+    if kind == "caveats" and rel is None and not controls:
+        raise _table_error(source, key, "a caveat must imply releasable_to or controls")
+    canonical = _LEVEL_ALIASES.get(text)
+    if canonical is not None and (canonical != level or rel is not None or controls):
+        raise _table_error(source, key, f"{text} is a canonical level, read as itself (it is "
+                           f"what markings print); list it only as handled_as = {canonical!r} "
+                           "without releasable_to or controls")
+    return Handling(level, None if rel is None else tuple(sorted(set(rel))),
+                    tuple(sorted(set(controls))), tuple(schemes))
+
+
+def _entries_of(raw: dict, kind: str, groups, source: str) -> dict[str, Handling]:
+    table = raw.get(kind, {})
+    if not isinstance(table, dict):
+        raise _table_error(source, kind, f'must be a table of "TEXT" = {{ ... }} entries')
+    out: dict[str, Handling] = {}
+    seen: dict[str, str] = {}
+    for text, entry in table.items():
+        key, norm = _key(kind, text), _normalise(text)
+        if not norm or "/" in norm:
+            raise _table_error(source, key, "a marking text is not empty and holds no '/'")
+        if norm in seen:
+            raise _table_error(source, key, f"the same text as {seen[norm]} ({norm!r})")
+        seen[norm] = key
+        out[norm] = _handling_of(entry, kind, key, norm, groups, source)
+    return out
+
+
+def _check_caveat_names(caveats, markings, source: str) -> None:
+    for text in caveats:
+        if (text in markings or text in _LEVEL_ALIASES or text in DISSEMINATION_CONTROLS
+                or text in ("NOFORN", "NF") or _REL_TO.match(text)):
+            raise _table_error(source, _key("caveats", text), "a caveat may not take the "
+                               "name of a level, a marking, a control, NOFORN or REL TO")
+
+
+def _build(raw: dict, source: str, base: Equivalences | None) -> Equivalences:
+    """A table from a parsed TOML document, over ``base`` unless it says ``inherit = false``."""
+    unknown = set(raw) - _TABLE_KEYS
+    if unknown:
+        raise _table_error(source, "top level", f"unknown key(s) {sorted(unknown)}; expected "
+                                                f"some of {sorted(_TABLE_KEYS)}")
+    if raw.get("format", 1) != 1:
+        raise _table_error(source, "format", f"expected 1, got {raw['format']!r}")
+    inherit = raw.get("inherit", True)
+    if not isinstance(inherit, bool):
+        raise _table_error(source, "inherit", f"expected true or false, got {inherit!r}")
+    start = base if inherit else None
+    groups = {**(start.groups if start else {}), **_groups_of(raw.get("groups", {}), source)}
+    markings = {**(start.markings if start else {}),
+                **_entries_of(raw, "markings", groups, source)}
+    caveats = {**(start.caveats if start else {}),
+               **_entries_of(raw, "caveats", groups, source)}
+    _check_caveat_names(caveats, markings, source)
+    return Equivalences(markings, caveats, groups, source)
+
+
+def _read_table(path: str) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as e:
+        raise MarkingError(f"cannot read marking equivalence table {path}: "
+                           f"{e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise MarkingError(f"marking equivalence table {path}: not valid TOML: {e}") from None
+
+
+_lock = threading.RLock()
+_default: Equivalences | None = None
+_active: Equivalences | None = None
+
+
+def default_equivalences() -> Equivalences:
+    """The shipped table, ``ssafuse/data/markings.toml`` (read once)."""
+    global _default
+    with _lock:
+        if _default is None:
+            text = resources.files(__package__).joinpath(_DEFAULT_TABLE).read_text("utf-8")
+            _default = _build(tomllib.loads(text), "ssafuse/" + _DEFAULT_TABLE, None)
+        return _default
+
+
+def load_equivalences(path: str | os.PathLike) -> Equivalences:
+    """Read an equivalence table of your own: a TOML file shaped as
+    ``ssafuse/data/markings.toml``. Its entries replace or add to the shipped ones, key by key
+    (``inherit = false``: the file is the whole table). Raises :class:`MarkingError` naming the
+    file and the key for anything wrong (an unknown key, a level that is not one of
+    :data:`LEVELS`, a code that is neither a trigraph nor a group)."""
+    path = os.fspath(path)
+    return _build(_read_table(path), path, default_equivalences())
+
+
+def active_equivalences() -> Equivalences:
+    """The table :func:`parse` uses when given none: the one :func:`use_equivalences` made
+    active, else the file ``$SSAFUSE_MARKINGS`` names (read on first use), else the shipped
+    one. A bad file in ``$SSAFUSE_MARKINGS`` raises :class:`MarkingError` saying so."""
+    global _active
+    table = _active
+    if table is None:
+        with _lock:
+            if _active is None:
+                path = os.environ.get(ENV_MARKINGS, "").strip()
+                try:
+                    _active = load_equivalences(path) if path else default_equivalences()
+                except MarkingError as e:
+                    raise MarkingError(f"${ENV_MARKINGS}: {e}") from None
+            table = _active
+    return table
+
+
+def use_equivalences(table: Equivalences | str | os.PathLike | None) -> Equivalences | None:
+    """Make ``table`` the process's active equivalence table: an :class:`Equivalences`, or
+    the path of a TOML file (read now, :func:`load_equivalences`). ``None``: back to
+    ``$SSAFUSE_MARKINGS`` or the shipped table, resolved again on next use.
+
+    Returns the table active before (``None`` when none had been resolved yet), so that a
+    caller can put it back: ``previous = use_equivalences(mine)``, later
+    ``use_equivalences(previous)``. One table for every thread of the process; other
+    processes (Dask workers) each need it made active there."""
+    global _active
+    if table is not None and not isinstance(table, Equivalences):
+        table = load_equivalences(table)
+    with _lock:
+        previous, _active = _active, table
+    return previous
+
+
+class _ActiveGroups(Mapping):
+    """The ``groups`` of the active equivalence table, looked up at each access."""
+
+    def __getitem__(self, code: str) -> frozenset[str]:
+        return active_equivalences().groups[code]
+
+    def __iter__(self):
+        return iter(active_equivalences().groups)
+
+    def __len__(self) -> int:
+        return len(active_equivalences().groups)
+
+    def __repr__(self) -> str:
+        return f"TETRAGRAPHS({dict(active_equivalences().groups)!r})"
+
+
+#: Coalition tetragraphs and groups (FVEY, ACGU, NATO, ...) -> member trigraphs: the
+#: ``[groups]`` of the active equivalence table, expanded when releasability is intersected
+#: or tested.
+TETRAGRAPHS: Mapping[str, frozenset[str]] = _ActiveGroups()
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+def parse(text: str, equivalences: Equivalences | None = None) -> Marking:
+    """Parse a marking such as ``"SECRET//REL TO USA, GBR"``, a TLE ``"U"``, or another
+    scheme's ``"NATO SECRET"``, ``"OFFICIAL-SENSITIVE UK EYES ONLY"``, ``"CUI//NOFORN"``.
+
+    Scheme markings and caveats are handled as ``equivalences`` says (default: the active
+    table, :func:`active_equivalences`); the releasability they imply is intersected with any
+    ``REL TO`` or ``NOFORN`` the text states. Raises :class:`MarkingError` for anything that is
+    not a recognised form, listing the forms the table knows.
     """
-    return _parse(text)[0]
+    return _parse(text, equivalences)[0]
 
 
-def _parse(text: str) -> tuple[Marking, bool, bool]:
-    """Returns the marking and whether the text stated a level and a releasability."""
+def _head(segment: str, eq: Equivalences, text: str) -> tuple[str, list[Handling]]:
+    """The level of the first ``//`` segment, and the scheme entry and caveats that segment
+    names (``"SECRET UK EYES ONLY"``: SECRET, the caveat)."""
+    implied: list[Handling] = []
+    rest = segment
+    while True:
+        level = _LEVEL_ALIASES.get(rest)
+        if level is not None:
+            return level, implied
+        handling = eq.markings.get(rest)
+        if handling is not None:
+            return handling.level, [handling, *implied]
+        caveat = next((c for c in sorted(eq.caveats, key=len, reverse=True)
+                       if rest.endswith(" " + c)), None)
+        if caveat is None:
+            raise MarkingError(f"unrecognised classification {segment!r} in marking {text!r}; "
+                               f"known: {eq.known()}")
+        implied.append(eq.caveats[caveat])
+        rest = rest[:-len(caveat) - 1].rstrip()
+
+
+def _token(token: str, eq: Equivalences, text: str, rels: list, controls: list) -> None:
+    """One control of a later ``//`` segment, added to ``rels`` / ``controls``."""
+    m = _REL_TO.match(token)
+    if m:
+        codes = [c.strip() for c in re.split(r"[,\s]+", m.group(1)) if c.strip()]
+        bad = [c for c in codes if not _CODE.match(c)]
+        if bad or not codes:
+            raise MarkingError(f"REL TO in marking {text!r} must list country trigraphs "
+                               f"or tetragraphs such as 'USA, GBR'; got {bad or codes}")
+        rels.append(tuple(codes))
+    elif token in ("NOFORN", "NF"):
+        rels.append(())
+        controls.append("NOFORN")
+    elif token in DISSEMINATION_CONTROLS:
+        controls.append(token)
+    elif token in eq.caveats:
+        caveat = eq.caveats[token]
+        if caveat.releasable_to is not None:
+            rels.append(caveat.releasable_to)
+        controls.extend(caveat.controls)
+    else:
+        raise MarkingError(f"unrecognised control {token!r} in marking {text!r}; known: "
+                           "REL TO ..., NOFORN, " + ", ".join(sorted(DISSEMINATION_CONTROLS))
+                           + "".join(f", {c}" for c in eq.caveats))
+
+
+def _parse(text: str, equivalences: Equivalences | None = None) -> tuple[Marking, bool, bool]:
+    """Returns the marking and whether the text stated a level and a releasability (its
+    own ``REL TO`` / ``NOFORN``, or one its scheme or caveats imply)."""
     if not isinstance(text, str) or not text.strip():
         raise MarkingError(f"empty marking {text!r}")
-    norm = re.sub(r"\s+", " ", text.strip().upper())
-    segments = [s.strip() for s in norm.split("//")]
-    level = _LEVEL_ALIASES.get(segments[0])
-    if level is None:
-        raise MarkingError(
-            f"unrecognised classification {segments[0]!r} in marking {text!r}; expected one of "
-            "U, R, C, S, TS, UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, TOP SECRET")
-    rel: set[str] | None = None
-    controls: list[str] = []
+    eq = active_equivalences() if equivalences is None else equivalences
+    segments = [s.strip() for s in _normalise(text).split("//")]
+    level, implied = _head(segments[0], eq, text)
+    rels = [h.releasable_to for h in implied if h.releasable_to is not None]
+    controls = [c for h in implied for c in h.controls]
     for segment in segments[1:]:
         if not segment:
             raise MarkingError(f"empty segment in marking {text!r}")
         # Controls of one category are separated by single slashes, and REL TO is one of
         # them (CAPCO banner form "SECRET//ORCON/REL TO USA, GBR").
         for token in (t.strip() for t in segment.split("/")):
-            m = _REL_TO.match(token)
-            if m:
-                codes = [c.strip() for c in re.split(r"[,\s]+", m.group(1)) if c.strip()]
-                bad = [c for c in codes if not _CODE.match(c)]
-                if bad or not codes:
-                    raise MarkingError(f"REL TO in marking {text!r} must list country trigraphs "
-                                       f"or tetragraphs such as 'USA, GBR'; got {bad or codes}")
-                rel = set(codes) if rel is None else rel & set(codes)
-            elif token in ("NOFORN", "NF"):
-                rel = set()
-                controls.append("NOFORN")
-            elif token in DISSEMINATION_CONTROLS:
-                controls.append(token)
-            else:
-                raise MarkingError(f"unrecognised control {token!r} in marking {text!r}; known: "
-                                   "REL TO ..., NOFORN, " + ", ".join(sorted(DISSEMINATION_CONTROLS)))
-    marking = Marking(level, None if rel is None else tuple(sorted(rel)),
-                      tuple(dict.fromkeys(controls)))
-    return marking, True, rel is not None
+            _token(token, eq, text, rels, controls)
+    # Several releasability statements (a NATO level and a REL TO, a caveat) intersect,
+    # groups expanded; one alone is kept as written.
+    distinct = list(dict.fromkeys(tuple(sorted(set(r))) for r in rels))
+    rel = (None if not distinct else distinct[0] if len(distinct) == 1
+           else combine_releasability(distinct))
+    return Marking(level, rel, tuple(dict.fromkeys(controls))), True, rel is not None
 
 
 def apply_default(record_text: str | None, default: Marking) -> tuple[Marking, str]:

@@ -19,6 +19,8 @@ from pathlib import Path
 from ..errors import MarkingError, SsafuseError, UnknownFormatError
 from ..formats.declarative import DescriptionError
 from ..formats.registry import formats, get_format
+from ..markings import (Equivalences, active_equivalences, default_equivalences,
+                        load_equivalences)
 from ..markings import parse as parse_marking
 from ..timeutil import parse_iso
 
@@ -66,6 +68,10 @@ class RunConfig:
     source_file: Path | None = None
     #: Folders of the user's own feed descriptions (``formats_dir``), after the shipped ones.
     formats_dirs: tuple[str, ...] = ()
+    #: The marking equivalence table the run parses markings with: ``[markings]
+    #: equivalences``, else the process's active one (``--markings`` / ``$SSAFUSE_MARKINGS``)
+    #: when the config was loaded; ``None`` (a config built in code): the active one.
+    equivalences: Equivalences | None = field(default=None, compare=False)
 
     @property
     def lock_path(self) -> Path:
@@ -85,8 +91,9 @@ class RunConfig:
 
     def settings(self) -> dict:
         """Everything that shapes the results (not where they go): hashed into the run id.
-        ``formats_dir`` is there only when set, so that configurations without it keep
-        their run ids."""
+        ``formats_dir`` is there only when set, and ``markings`` (the equivalence table's
+        digest) only when the table is not the shipped one, so that configurations without
+        them keep their run ids."""
         out = {
             "feeds": [{"source": f.source, "paths": list(f.paths), "format": f.format,
                        "marking": f.marking, "precedence": f.precedence} for f in self.feeds],
@@ -99,6 +106,9 @@ class RunConfig:
         }
         if self.formats_dirs:
             out["formats_dir"] = list(self.formats_dirs)
+        eq = self.equivalences
+        if eq is not None and eq.digest != default_equivalences().digest:
+            out["markings"] = {"equivalences_sha256": eq.digest}
         return out
 
     def settings_hash(self) -> str:
@@ -112,7 +122,7 @@ REPORT_DEFAULTS = {"title": "ssafuse nightly conjunction report", "top": 20, "pr
                    "shrink_min_km": 0.001}
 _KEYS = {
     "": {"store", "lock_file", "formats_dir", "feeds", "catalogue", "screen", "pc", "report",
-         "exports", "correlate"},
+         "exports", "correlate", "markings"},
     "feeds": {"source", "paths", "format", "marking", "precedence"},
     "catalogue": {"disagree_km"},
     "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers", "dask"},
@@ -120,6 +130,7 @@ _KEYS = {
     "report": set(REPORT_DEFAULTS),
     "exports": {"release_to"},
     "correlate": {"sensors", "gate_arcmin", "max_age_days"},
+    "markings": {"equivalences"},
 }
 
 
@@ -182,7 +193,23 @@ def _formats_dirs(raw: dict, resolve, path, extra=()) -> tuple[str, ...]:
     return dirs
 
 
-def _feeds(raw: dict, resolve, formats_dirs: tuple[str, ...], path) -> tuple[Feed, ...]:
+def _equivalences(raw: dict, resolve, path) -> Equivalences:
+    """``[markings] equivalences``: the marking equivalence table (a TOML file), else the
+    process's active one (``$SSAFUSE_MARKINGS``, ``--markings``, or the shipped table)."""
+    value = _table(raw, "markings", path).get("equivalences")
+    try:
+        if value is None:
+            return active_equivalences()
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: markings.equivalences takes the path of a TOML "
+                              f"file, got {value!r}")
+        return load_equivalences(resolve(value))
+    except MarkingError as e:
+        raise ConfigError(f"{path}: markings.equivalences: {e}") from None
+
+
+def _feeds(raw: dict, resolve, formats_dirs: tuple[str, ...], path,
+           equivalences: Equivalences | None = None) -> tuple[Feed, ...]:
     feeds = []
     raw_feeds = raw.get("feeds", [])
     if not isinstance(raw_feeds, list) or not raw_feeds:
@@ -193,7 +220,7 @@ def _feeds(raw: dict, resolve, formats_dirs: tuple[str, ...], path) -> tuple[Fee
             raise ConfigError(f"{path}: feeds[{k}] needs 'source' and 'paths'")
         marking = f.get("marking", "UNCLASSIFIED")
         try:
-            parse_marking(marking)
+            parse_marking(marking, equivalences)
             if f.get("format"):
                 get_format(f["format"], formats_dirs)
         except (MarkingError, UnknownFormatError) as e:
@@ -234,7 +261,8 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
     folder. ``formats_dirs``: folders of feed descriptions to use besides the config's own
     ``formats_dir`` (the command line passes ``$SSAFUSE_FORMATS_DIR``). Raises
     :class:`ConfigError` naming the file and key for anything wrong: unknown keys, a marking
-    that does not parse, an unknown format, a bad number."""
+    that does not parse, an unknown format, a bad number, a bad ``[markings] equivalences``
+    table (feeds' markings are parsed with that table)."""
     extra_formats_dirs = tuple(formats_dirs)
     path = Path(path)
     raw = _read_toml(path)
@@ -248,7 +276,8 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
     if "store" not in raw:
         raise ConfigError(f"{path}: 'store' (the store directory) is required")
     formats_dirs = _formats_dirs(raw, resolve, path, extra_formats_dirs)
-    feeds = _feeds(raw, resolve, formats_dirs, path)
+    equivalences = _equivalences(raw, resolve, path)
+    feeds = _feeds(raw, resolve, formats_dirs, path, equivalences)
     cat = _table(raw, "catalogue", path)
     scr = _table(raw, "screen", path)
     pc = _pc(raw, resolve, path)
@@ -274,6 +303,7 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
             correlate=corr,
             source_file=path.resolve(),
             formats_dirs=formats_dirs,
+            equivalences=equivalences,
         )
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{path}: {e}") from None
