@@ -7,9 +7,14 @@ sources, and how far apart they are: each other source's newest element set and 
 are both propagated with SGP4 to the chosen epoch, and the largest distance is reported in km
 (``max_disagreement_km``), flagged when it is above ``disagree_km``.
 
-The entry's marking is the combination (most restrictive classification, intersection of
-releasability) of every element set that went into it: the chosen one and each other source's
-newest, since the entry reports their existence and their disagreement.
+Markings follow the data used. The entry's ``classification`` / ``releasable_to`` /
+``marking`` are those of the element set it uses, so that everything computed from the
+element set (screening, Pc, CDMs) carries that set's marking only: a restricted feed that also
+reports a public object does not make the public element set restricted. What the entry says
+about the other element sets (``n_element_sets``, ``n_sources``, ``sources``, the
+disagreement columns) is derived from all of them, and carries their combination
+(most restrictive classification, intersection of releasability) in ``sources_classification``
+/ ``sources_releasable_to`` / ``sources_marking``.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ def build_catalogue(elements: pa.Table, *, precedence: Sequence[str] = (),
     chosen = order[bounds[:-1]]
     newest = _newest_per_source(elements, order, bounds)
     max_km, far_source = _disagreement(elements, chosen, newest)
-    out = _with_markings(elements.take(chosen), elements, chosen, newest)
+    out = elements.take(chosen)
     finite = np.isfinite(max_km)
+    levels, rels, texts = _sources_markings(elements, order, bounds)
     extra = {
         "n_element_sets": pa.array(np.diff(bounds), pa.int64()),
         "n_sources": pa.array([len(nw) for nw in newest], pa.int64()),
@@ -47,6 +53,9 @@ def build_catalogue(elements: pa.Table, *, precedence: Sequence[str] = (),
         "max_disagreement_km": pa.array(max_km, pa.float64(), mask=~finite),
         "disagreement_source": pa.array(far_source, pa.string()),
         "sources_disagree": pa.array(finite & (np.nan_to_num(max_km) > disagree_km)),
+        "sources_classification": pa.array(levels, pa.string()),
+        "sources_releasable_to": pa.array(rels, pa.list_(pa.string())),
+        "sources_marking": pa.array(texts, pa.string()),
     }
     for name, col in extra.items():
         out = out.append_column(CATALOGUE.field(name), col)
@@ -118,32 +127,22 @@ def _disagreement(elements: pa.Table, chosen, newest: list[dict[str, int]]):
     return max_km, far_source
 
 
-def _with_markings(out: pa.Table, elements: pa.Table, chosen,
-                   newest: list[dict[str, int]]) -> pa.Table:
-    """``out`` (the chosen rows) with each entry's marking: the chosen element set's as
-    received when one source reported the object, else the combination of each source's
-    newest (:func:`ssafuse.markings.combine_columns`)."""
+def _sources_markings(elements: pa.Table, order, bounds) -> tuple[list, list, list]:
+    """Per catalogue entry, the combined marking of every element set of the object
+    (:func:`ssafuse.markings.combine_columns`): what the entry's source columns derive from."""
     classification = elements["classification"].to_pylist()
     releasable = elements["releasable_to"].to_pylist()
-    received = elements["marking"].to_pylist()
-    level_out = [classification[i] for i in chosen]
-    rel_out = [releasable[i] for i in chosen]
-    marks = [received[i] for i in chosen]
-    multi = [k for k, nw in enumerate(newest) if len(nw) > 1]
-    if multi:
-        width = max(len(newest[k]) for k in multi)
-        rows = [[None] * len(multi) for _ in range(width)]
-        for q, k in enumerate(multi):
-            for w, i in enumerate(newest[k].values()):
-                rows[w][q] = int(i)
-        levels, rels, texts = mk.combine_columns([(classification, releasable)] * width,
-                                                 len(multi), rows)
-        for q, k in enumerate(multi):
-            level_out[k], rel_out[k], marks[k] = levels[q], rels[q], texts[q]
-    out = out.set_column(out.schema.get_field_index("classification"),
-                         ELEMENTS.field("classification"), pa.array(level_out, pa.string()))
-    out = out.set_column(out.schema.get_field_index("releasable_to"),
-                         ELEMENTS.field("releasable_to"),
-                         pa.array(rel_out, pa.list_(pa.string())))
-    return out.set_column(out.schema.get_field_index("marking"), ELEMENTS.field("marking"),
-                          pa.array(marks, pa.string()))
+    key_of = [(c, None if r is None else tuple(r)) for c, r in zip(classification, releasable)]
+    # Distinct markings per object, in one row each: objects rarely have more than two.
+    per_object = [list(dict.fromkeys(key_of[order[j]] for j in range(lo, hi)))
+                  for lo, hi in zip(bounds[:-1], bounds[1:])]
+    width = max(map(len, per_object))
+    flat_cls = [k[0] for marks in per_object for k in marks]
+    flat_rel = [k[1] for marks in per_object for k in marks]
+    rows: list[list[int | None]] = [[None] * len(per_object) for _ in range(width)]
+    at = 0
+    for q, marks in enumerate(per_object):
+        for w in range(len(marks)):
+            rows[w][q] = at
+            at += 1
+    return mk.combine_columns([(flat_cls, flat_rel)] * width, len(per_object), rows)

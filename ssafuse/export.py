@@ -1,17 +1,26 @@
-"""Partner exports: a run's results reduced to what one partner may receive.
+"""Partner exports: each partner's tear-line view of a run (:mod:`ssafuse.tearline`).
 
 ``export_run(run_dir, "GBR", out)`` writes, from a finished run (:mod:`ssafuse.nightly`)::
 
-    out/conjunctions.parquet   conjunctions releasable to GBR (schema ``conjunctions``)
-    out/catalogue.parquet      catalogue entries releasable to GBR (schema ``catalogue``)
-    out/excluded.parquet       excluded objects whose catalogue entry is releasable
-    out/cdm/                   the CDMs of the exported conjunctions
-    out/report.html            the report rebuilt from the exported records only
+    out/conjunctions.parquet   the partner's conjunctions, with Pc (schema ``conjunctions``)
+    out/catalogue.parquet      the partner's catalogue (schema ``catalogue``)
+    out/excluded.parquet       objects of its catalogue that could not be screened
+    out/cdm/                   CDMs of the events its report lists
+    out/run.json               what its report is built from
+    out/report.html            its report
     out/summary.txt            its plain-text summary
-    out/export.json            partner, run, the rule, counts exported and withheld per table
+    out/export.json            partner, run, the rule, and counts: exported, recomputed and
+                               withheld per table
 
-Every record keeps its own marking (``classification``, ``releasable_to``, ``marking``
-columns). What was withheld is counted, never described.
+Everything in it is computed from the records releasable to the partner only: its catalogue
+holds, per object, the best element set among those it may receive; its conjunctions are what
+a run over that catalogue gives (the full run's events between objects whose element set is
+the same, the rest screened again); Pc uses the CDMs it may receive. So the export holds
+everything that data supports and nothing derived from a record it may not see. Every record
+keeps its own marking (``classification``, ``releasable_to``, ``marking`` columns). What was
+withheld is counted, never described: ``withheld.conjunctions`` counts the full run's events
+not released as they are, ``recomputed.conjunctions`` the events computed again for the
+partner.
 
 **The release rule** (:func:`ssafuse.markings.exportable`): a record goes to partner ``CODE`` when
 
@@ -31,20 +40,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import markings as mk
-from .files import atomic_write_bytes, write_parquet
+from .errors import SsafuseError
+from .files import write_json, write_parquet
+from .jobs import assess_events
 from .report import write_report
-from .runs import event_keys
-from .schema import CATALOGUE, CONJUNCTIONS
+from .schema import CATALOGUE, CONJUNCTIONS, ELEMENTS, EXCLUDED
+from .store import Store
+from .tearline import PartnerView, partner_views, releasable_rows
+from .timeutil import parse_iso
 
 _CODE = re.compile(r"^[A-Z]{3,4}$")
+#: The keys of a run's ``run.json`` a partner's export keeps (its report needs them).
+_SHARED_RUN_INFO = ("run_id", "created", "window_start", "window_end", "days", "threshold_km",
+                    "primaries", "report", "previous_run")
 
 
 def check_code(code: str) -> str:
@@ -56,76 +72,144 @@ def check_code(code: str) -> str:
 
 @dataclass
 class ExportResult:
-    """What one export wrote: counts per table, exported and withheld, and the report's
-    overall marking."""
+    """What one export wrote: counts per table, exported, recomputed for the partner and
+    withheld, and the report's overall marking."""
 
     release_to: str
     out_dir: Path
     exported: dict = field(default_factory=dict)
     withheld: dict = field(default_factory=dict)
+    recomputed: dict = field(default_factory=dict)
     marking: str = ""
 
 
 def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike, *,
-               with_report: bool = True) -> ExportResult:
-    """Write partner ``code``'s export of the finished run in ``run_dir`` to ``out_dir``
-    (``with_report=False``: the Parquet files, CDMs and ``export.json`` only)."""
-    check_code(code)
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+               with_report: bool = True, workers: int | None = None,
+               dask=None) -> ExportResult:
+    """Write partner ``code``'s tear-line export of the finished run in ``run_dir`` to
+    ``out_dir`` (``with_report=False``: no report). See :func:`export_partners`."""
+    return export_partners(run_dir, {code: out_dir}, with_report=with_report,
+                           workers=workers, dask=dask)[code]
+
+
+def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: bool = True,
+                    workers: int | None = None, dask=None) -> dict[str, ExportResult]:
+    """Write each partner's export (``partners``: ``{code: out_dir}``) of the finished run in
+    ``run_dir``, a folder ``STORE/runs/<run id>`` whose store holds the element sets and CDMs
+    it was made from. Partners that may receive the same element sets share one computation
+    (:func:`ssafuse.tearline.partner_views`); ``workers`` / ``dask`` run any screening
+    again as :func:`ssafuse.screen` does."""
+    for code in partners:
+        check_code(code)
+    run_dir = Path(run_dir)
     if not (run_dir / "conjunctions.parquet").exists():
         raise FileNotFoundError(f"{run_dir} holds no finished run (no conjunctions.parquet)")
     info = json.loads((run_dir / "run.json").read_text())
+    settings = info.get("tearline")
+    if not settings:
+        raise SsafuseError(f"run {info.get('run_id')} predates tear-line exports (its run.json "
+                           "has no 'tearline' settings): run it again to export it")
+    store = Store(runs_dir_store(run_dir))
+    elements = run_elements(store, settings)
+    views = partner_views(
+        elements, list(partners), catalogue=_read(run_dir, "catalogue.parquet", CATALOGUE),
+        screened=_read(run_dir, "screened.parquet", CONJUNCTIONS),
+        excluded=_read(run_dir, "excluded.parquet", EXCLUDED),
+        start=info["window_start"], days=float(info["days"]),
+        threshold_km=float(info["threshold_km"]), primaries=settings.get("screen_primaries", []),
+        precedence=settings.get("precedence", []),
+        disagree_km=float(settings.get("disagree_km", 5.0)), workers=workers, dask=dask)
+    cdms = store.table("cdms")
+    return {code: _export_view(run_dir, info, views[code], code, Path(out),
+                               releasable_rows(cdms, code), with_report)
+            for code, out in partners.items()}
+
+
+def runs_dir_store(run_dir: Path) -> Path:
+    """The store a run folder belongs to: ``STORE/runs/<run id>`` -> ``STORE``."""
+    return run_dir.resolve().parent.parent
+
+
+def run_elements(store: Store, settings: dict) -> pa.Table:
+    """The element sets a run's catalogue was built from: the store's, ingested up to the
+    run's ``elements_through`` (its newest ``ingested_at``)."""
+    through = settings.get("elements_through")
+    if through is None:
+        return store.table("elements")
+    ts = pa.scalar(parse_iso(through), ELEMENTS.field("ingested_at").type)
+    return store.table("elements", filter=pc.field("ingested_at") <= ts)
+
+
+def _read(run_dir: Path, name: str, schema: pa.Schema) -> pa.Table:
+    path = run_dir / name
+    return pq.read_table(path).cast(schema) if path.exists() else schema.empty_table()
+
+
+def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_dir: Path,
+                 cdms: pa.Table, with_report: bool) -> ExportResult:
+    """Assess the view's events (Pc from the partner's CDMs), write its CDMs, tables,
+    ``run.json``, report and ``export.json``."""
+    settings = info["tearline"]
+    report = info.get("report") or {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    conj, links = assess_events(view.screened, view.catalogue, settings.get("pc") or {},
+                                out_dir / "cdm", creation_date=parse_iso(info["created"]),
+                                cdms=cdms, primaries=info.get("primaries") or [],
+                                top=report.get("top", 20))
+    conj, leaked = mk.split(conj, code)  # a safety net: nothing above may fail it
+    if leaked:
+        raise SsafuseError(f"export to {code}: {leaked} events not releasable to it")
     res = ExportResult(code, out_dir)
-    kept = _export_tables(run_dir, code, out_dir, res)
-    _export_cdms(run_dir, out_dir, info.get("cdm_links") or {}, set(event_keys(kept)), res)
+    full = _count_rows(run_dir)
+    res.exported = {"conjunctions": conj.num_rows, "catalogue": view.catalogue.num_rows,
+                    "excluded": view.excluded.num_rows, "cdms": len(links)}
+    res.recomputed = {"conjunctions": view.counts["events_recomputed"],
+                      "catalogue": view.counts["objects_changed"]}
+    operator_links = set(info.get("cdm_links") or {})
+    res.withheld = {"conjunctions": full["conjunctions"] - view.counts["events_reused"],
+                    "catalogue": view.counts["objects_unseen"],
+                    "excluded": max(0, full["excluded"] - view.excluded.num_rows),
+                    "cdms": len(operator_links - set(links))}
+    write_parquet(out_dir / "conjunctions.parquet", conj)
+    write_parquet(out_dir / "catalogue.parquet", view.catalogue)
+    write_parquet(out_dir / "excluded.parquet", view.excluded)
+    feeds = [f for f in info.get("feeds") or [] if _feed_releasable(f, code)]
+    res.withheld["feeds"] = len(info.get("feeds") or []) - len(feeds)
+    res.exported["feeds"] = len(feeds)
+    # What the partner's report is built from: the run's window and report settings only
+    # (not its config path, settings or the feeds' precedence, which name other feeds).
+    shared = {k: info.get(k) for k in _SHARED_RUN_INFO}
+    write_json(out_dir / "run.json", dict(
+        shared, feeds=feeds, cdm_links=links, correlation=None, release_to=code,
+        withheld=res.withheld, previous_conjunctions=_previous_export(run_dir, info, code,
+                                                                      out_dir)))
     if with_report:
-        rep = write_report(run_dir, out_dir, release_to=code)
-        res.marking = rep.marking
-        res.exported["feeds"] = rep.counts["feeds"]
-        res.withheld["feeds"] = rep.counts["feeds_withheld"]
-    atomic_write_bytes(out_dir / "export.json", json.dumps({
+        res.marking = write_report(out_dir, out_dir, release_to=code).marking
+    write_json(out_dir / "export.json", {
         "run_id": info["run_id"], "release_to": code, "rule": mk.RELEASE_RULE,
-        "exported": res.exported, "withheld": res.withheld, "marking": res.marking,
-    }, indent=1, sort_keys=True).encode())
+        "exported": res.exported, "withheld": res.withheld, "recomputed": res.recomputed,
+        "shared_view_with": sorted(set(view.codes) - {code}),
+        "screened_again": view.counts["screened_again"], "marking": res.marking})
     return res
 
 
-def _export_tables(run_dir: Path, code: str, out_dir: Path, res: ExportResult) -> pa.Table:
-    """The conjunctions, catalogue entries and excluded objects releasable to ``code``,
-    written to ``out_dir`` and counted in ``res``; returns the conjunctions kept."""
-    conj = pq.read_table(run_dir / "conjunctions.parquet").cast(CONJUNCTIONS)
-    kept, res.withheld["conjunctions"] = mk.split(conj, code)
-    res.exported["conjunctions"] = kept.num_rows
-    write_parquet(out_dir / "conjunctions.parquet", kept)
-
-    cat = pq.read_table(run_dir / "catalogue.parquet").cast(CATALOGUE)
-    cat_kept, res.withheld["catalogue"] = mk.split(cat, code)
-    res.exported["catalogue"] = cat_kept.num_rows
-    write_parquet(out_dir / "catalogue.parquet", cat_kept)
-
-    if (run_dir / "excluded.parquet").exists():
-        excl = pq.read_table(run_dir / "excluded.parquet")
-        excl_kept, withheld = mk.split_excluded(excl, cat_kept)
-        res.exported["excluded"] = excl_kept.num_rows
-        res.withheld["excluded"] = withheld
-        write_parquet(out_dir / "excluded.parquet", excl_kept)
-    return kept
+def _count_rows(run_dir: Path) -> dict:
+    return {name: pq.ParquetFile(run_dir / f"{name}.parquet").metadata.num_rows
+            if (run_dir / f"{name}.parquet").exists() else 0
+            for name in ("conjunctions", "excluded")}
 
 
-def _export_cdms(run_dir: Path, out_dir: Path, links: dict[str, str], keep_keys: set[str],
-                 res: ExportResult) -> None:
-    """Copy the CDMs of the exported conjunctions (``keep_keys``) only; stale files of an
-    earlier export are removed."""
-    wanted = {rel for key, rel in links.items() if key in keep_keys}
-    res.exported["cdms"] = len(wanted)
-    res.withheld["cdms"] = len(links) - len(wanted)
-    for rel in sorted(wanted):
-        src, dst = run_dir / rel, out_dir / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    if (out_dir / "cdm").exists():
-        for p in (out_dir / "cdm").rglob("*"):
-            if p.is_file() and str(p.relative_to(out_dir)) not in wanted:
-                p.unlink()
+def _feed_releasable(feed: dict, code: str) -> bool:
+    """A feed is named in a partner's report when its own marking may go to the partner."""
+    m = mk.parse(feed["marking"])
+    return mk.exportable(m.classification, m.releasable_to, code)
+
+
+def _previous_export(run_dir: Path, info: dict, code: str, out_dir: Path) -> str | None:
+    """The partner's export of the previous run (its conjunctions), relative to ``out_dir``,
+    for the report's changes; ``None`` without one."""
+    prev = info.get("previous_run")
+    if not prev:
+        return None
+    path = run_dir.parent / prev / "exports" / code / "conjunctions.parquet"
+    return os.path.relpath(path, out_dir) if path.exists() else None

@@ -19,16 +19,18 @@ from typing import Callable, Iterable, Sequence
 
 import pyarrow as pa
 
-from .assessment import assess
+from .assessment import assess, write_cdms
 from .catalogue import build_catalogue
 from .errors import SsafuseError, UnknownFormatError
 from .files import expand_inputs, write_parquet
 from .formats.registry import known_extension
 from .records import read_file
+from .report import listed
+from .runs import event_keys
 from .screening import ScreenResult, screen
 from .store import Store
 
-__all__ = ["update_catalogue", "screen_inputs", "ScreenRun", "NothingToScreen"]
+__all__ = ["update_catalogue", "screen_inputs", "assess_events", "ScreenRun", "NothingToScreen"]
 
 
 class NothingToScreen(SsafuseError):
@@ -126,3 +128,39 @@ def screen_inputs(inputs: Sequence[str | os.PathLike] = (), store: Store | None 
             counts={k: v for k, v in stats.items() if k != "parameters"})
         run.written.append(f"{path} (manifest {manifest})")
     return run
+
+
+def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict, cdm_dir: Path, *,
+            creation_date: dt.datetime, cdms: pa.Table | None = None, primaries=(),
+            top: int = 20) -> tuple[pa.Table, dict[str, str]]:
+    """Fill ``pc`` / ``max_pc`` (:func:`ssafuse.assessment.assess`) and write CDMs, as the
+    nightly run and each partner export do:
+    ``pc.write_cdms`` ``"listed"`` (default: one per event the report lists,
+    :func:`ssafuse.report.listed`), ``"all"`` / ``true`` (one per conjunction) or ``"none"`` /
+    ``false``.
+
+    Returns ``(conjunctions, CDM file relative to the run folder by event key)``. CDM files
+    of an earlier attempt that this one did not write are removed, so the folder holds
+    exactly this run's CDMs."""
+    model = pc_settings.get("covariance_model")
+    model = {k: tuple(v) for k, v in model.items()} if model else None
+    out = assess(conjunctions, hbr_m=pc_settings.get("hbr_m"),
+                 hbr_table=pc_settings.get("hbr_table"), elements=catalogue, cdms=cdms,
+                 covariance_model=model)
+    links: dict[str, str] = {}
+    which = pc_settings.get("write_cdms", "listed")
+    if which not in (False, "none") and out.num_rows:
+        subset = out
+        if which == "listed":
+            subset = out.take(pa.array(listed(out, primaries, int(top)), pa.int64()))
+        paths = write_cdms(subset, catalogue, cdm_dir, creation_date=creation_date,
+                           fmt=pc_settings.get("cdm_format", "kvn"), covariance_model=model)
+        for key, p in zip(event_keys(subset), paths):
+            if p:
+                links[key] = Path(os.path.relpath(p, cdm_dir.parent)).as_posix()
+    if cdm_dir.exists():
+        keep = {cdm_dir.parent / rel for rel in links.values()}
+        for p in cdm_dir.iterdir():
+            if p.is_file() and p not in keep:
+                p.unlink()
+    return out, links

@@ -263,6 +263,7 @@ class _RunRecords:
     excluded: pa.Table | None
     previous: pa.Table | None  # the previous run's conjunctions
     feeds: list[dict]
+    exports: list[dict] = field(default_factory=list)  # partner exports (operator's report)
 
 
 def build_report(run_dir: str | os.PathLike, *, release_to: str | None = None) -> Report:
@@ -270,7 +271,11 @@ def build_report(run_dir: str | os.PathLike, *, release_to: str | None = None) -
     run = _read_run(Path(run_dir))
     withheld: dict = {}
     if release_to:
+        # A partner's export folder already holds its tear-line view (ssafuse.export) and
+        # says what was withheld; the filter below is a safety net, a no-op there.
         run, withheld = _tear_line(run, release_to)
+        for k, v in (run.info.get("withheld") or {}).items():
+            withheld[k] = v + withheld.get(k, 0)
     ctx = _context(run, release_to, withheld)
     counts = {"events": ctx["events"], "listed": len(ctx["by_pc"]) + len(ctx["by_miss"]),
               "feeds": len(run.feeds), "feeds_withheld": withheld.get("feeds", 0),
@@ -285,11 +290,31 @@ def _read_run(run_dir: Path) -> _RunRecords:
     excl = pq.read_table(run_dir / "excluded.parquet") if (run_dir / "excluded.parquet").exists() \
         else None
     prev = None
-    if info.get("previous_run"):
-        p = run_dir.parent / info["previous_run"] / "conjunctions.parquet"
-        if p.exists():
-            prev = pq.read_table(p).cast(CONJUNCTIONS)
-    return _RunRecords(info, conj, cat, excl, prev, list(info.get("feeds") or []))
+    if "release_to" in info:  # a partner's export: the previous run's export for it
+        p = run_dir / info["previous_conjunctions"] if info.get("previous_conjunctions") \
+            else None
+    else:
+        p = run_dir.parent / info["previous_run"] / "conjunctions.parquet" \
+            if info.get("previous_run") else None
+    if p is not None and p.exists():
+        prev = pq.read_table(p).cast(CONJUNCTIONS)
+    return _RunRecords(info, conj, cat, excl, prev, list(info.get("feeds") or []),
+                       _partner_exports(run_dir))
+
+
+def _partner_exports(run_dir: Path) -> list[dict]:
+    """Per partner exported from this run (``exports/<code>/export.json``): the counts the
+    operator's report shows (released, recomputed, withheld)."""
+    out = []
+    for p in sorted((run_dir / "exports").glob("*/export.json")):
+        try:
+            e = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        out.append({"code": e.get("release_to"), "exported": e.get("exported") or {},
+                    "recomputed": e.get("recomputed") or {}, "withheld": e.get("withheld") or {},
+                    "marking": e.get("marking")})
+    return out
 
 
 def _tear_line(run: _RunRecords, code: str) -> tuple[_RunRecords, dict]:
@@ -345,6 +370,7 @@ def _context(run: _RunRecords, release_to: str | None, withheld: dict) -> dict:
         "plots": _plots(conj, regimes, bands, threshold, float(info.get("days", 1.0)) * 24.0),
         "regime_counts": {r: regimes.count(r) for r in ("LEO", "MEO", "GEO", "HEO")},
         "correlation": info.get("correlation"),
+        "exports": [] if release_to else run.exports,
         "top": top,
     }
 
@@ -468,6 +494,10 @@ def _text(ctx) -> str:
     if ch:
         out.append(f"since run {ch['previous_run']}: {ch['new']} new, {ch['closer']} closer, "
                    f"{ch['gone']} gone")
+    for e in ctx["exports"]:
+        out.append(f"export {e['code']}: events {e['exported'].get('conjunctions', 0)} released "
+                   f"({e['recomputed'].get('conjunctions', 0)} recomputed), "
+                   f"{e['withheld'].get('conjunctions', 0)} withheld")
     out.append(ctx["marking"])
     return "\n".join(out) + "\n"
 

@@ -114,6 +114,12 @@ CATALOGUE = pa.schema(
         _f("disagreement_source", pa.string(), "the source farthest from the chosen one"),
         _f("sources_disagree", pa.bool_(), "max_disagreement_km above the threshold",
            nullable=False),
+        _f("sources_classification", pa.string(), "classification of what the entry says "
+           "about the other element sets (n_element_sets ... sources_disagree): the most "
+           "restrictive of every element set of the object", nullable=False),
+        _f("sources_releasable_to", pa.list_(pa.string()), "releasability of those columns: "
+           "the intersection over every element set of the object"),
+        _f("sources_marking", pa.string(), "their combined marking as text", nullable=False),
     ], metadata={"table": "catalogue"})
 
 #: One row per close approach found by screening (``ssafuse.screen``).

@@ -81,10 +81,14 @@ def test_markings_combine_and_identical_sets_agree(tmp_path):
     for entry in cat:
         assert entry["n_sources"] == 2 and entry["n_element_sets"] == 2
         # Both records state level U (TLE column / CLASSIFICATION_TYPE); each feed adds its
-        # releasability; the entry may go only where both may go.
+        # releasability. The entry's own marking is the element set it uses (markings
+        # follow the data used); what it says about both sources may go only where both may.
+        chosen = {"partner-a": ["GBR", "USA"], "partner-b": ["AUS", "USA"]}[entry["source"]]
         assert entry["classification"] == "UNCLASSIFIED"
-        assert entry["releasable_to"] == ["USA"]
-        assert entry["marking"] == "UNCLASSIFIED//REL TO USA"
+        assert entry["releasable_to"] == chosen
+        assert entry["sources_classification"] == "UNCLASSIFIED"
+        assert entry["sources_releasable_to"] == ["USA"]
+        assert entry["sources_marking"] == "UNCLASSIFIED//REL TO USA"
         # The same element set in two formats; the TLE rounds BSTAR to 5 digits (0.0039787182
         # -> 0.39787e-2 for 67298), which at the epoch itself moves nothing measurable.
         assert entry["max_disagreement_km"] < 1e-6

@@ -87,7 +87,7 @@ def test_end_to_end_partner_feeds_with_a_broken_feed(tmp_path):
     for what in ("missing.tle", "junk.dat", "every record rejected (3)", "matched no file"):
         assert what in problems
     assert [s["name"] for s in manifest["stages"]] == [
-        "ingest", "catalogue", "correlate", "screen", "assess", "report", "exports"]
+        "ingest", "catalogue", "correlate", "screen", "assess", "exports", "report"]
     assert all(s["status"] in ("ok", "warnings") for s in manifest["stages"])
 
     # nothing from the good feeds is lost: counts equal an independent count of the inputs

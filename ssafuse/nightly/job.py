@@ -1,6 +1,6 @@
 """The run: :func:`run` holds the lock and calls one function per stage, in order::
 
-    ingest -> catalogue -> correlate (when configured) -> screen -> assess -> report -> exports
+    ingest -> catalogue -> correlate (when configured) -> screen -> assess -> exports -> report
 
 then writes the manifest. Each stage is timed and counted (:class:`Stage`); a stage that fails
 is recorded and the stages that can still go on do. What the run folder holds, and why a
@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +22,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..assessment import assess, write_cdms
 from ..catalogue import build_catalogue
 from ..correlation import correlate_store
 from ..errors import SsafuseError
-from ..export import export_run
+from ..export import export_partners
 from ..files import expand_inputs, write_json, write_parquet
 from ..formats.registry import known_extension
 from ..ingestion import ingest
-from ..report import listed, write_report
-from ..runs import event_keys, previous_run, run_folder
+from ..jobs import assess_events
+from ..report import write_report
+from ..runs import previous_run, run_folder
 from ..schema import CONJUNCTIONS, EXCLUDED
 from ..screening import screen
 from ..store import Store
@@ -104,8 +103,8 @@ def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
     conj, links = _assess_stage(ctx, conj, catalogue)
     prev = previous_run(Path(cfg.store), ctx.run_id, ctx.start)
     _write_run_info(ctx, feeds, links, correlation, prev)
-    report_text = _report_stage(ctx, conj)
     exports = _exports_stage(ctx, conj)
+    report_text = _report_stage(ctx, conj)
     return _finish(ctx, feeds, exports, prev, report_text, t_run)
 
 
@@ -125,6 +124,8 @@ class _Run:
     #: the first attempt's ``now`` (see :func:`_creation_time`)
     created: dt.datetime
     result: RunResult
+    #: the newest ``ingested_at`` of the element sets the catalogue was built from (ISO)
+    elements_through: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -335,6 +336,7 @@ def _catalogue_stage(ctx: _Run) -> pa.Table | None:
                 raise SsafuseError("no element sets in the store: nothing to screen")
             ctx.store.write("catalogue", catalogue, "catalogue.parquet")
             write_parquet(ctx.run_dir / "catalogue.parquet", catalogue)
+            ctx.elements_through = _newest_ingest(elements)
             st.counts = {"element_sets": elements.num_rows, "objects": catalogue.num_rows,
                          "disagreeing": int(sum(catalogue["sources_disagree"].to_pylist()))}
             del elements
@@ -342,6 +344,13 @@ def _catalogue_stage(ctx: _Run) -> pa.Table | None:
             ctx.fail(st, e)
             catalogue = None
     return catalogue
+
+
+def _newest_ingest(elements: pa.Table) -> str | None:
+    """The newest ``ingested_at`` of ``elements`` as ISO text: which element sets a run used
+    (the exports read them again, :func:`ssafuse.export.run_elements`)."""
+    newest = pc.max(elements["ingested_at"]).as_py()
+    return newest.isoformat() if newest is not None else None
 
 
 def _correlate_stage(ctx: _Run, catalogue: pa.Table | None) -> dict | None:
@@ -430,7 +439,7 @@ def _assess_stage(ctx: _Run, conj: pa.Table | None,
     cfg, links = ctx.cfg, {}
     with ctx.stage("assess") as st:
         try:
-            conj, links = _assess(conj, catalogue, cfg.pc, ctx.run_dir / "cdm",
+            conj, links = assess_events(conj, catalogue, cfg.pc, ctx.run_dir / "cdm",
                                   creation_date=ctx.created, cdms=ctx.store.table("cdms"),
                                   primaries=cfg.report_primaries,
                                   top=cfg.report.get("top", 20))
@@ -440,41 +449,6 @@ def _assess_stage(ctx: _Run, conj: pa.Table | None,
         write_parquet(ctx.run_dir / "conjunctions.parquet", conj)
         ctx.store.write("conjunctions", conj, f"run-{ctx.run_id}.parquet")
     return conj, links
-
-
-def _assess(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict, cdm_dir: Path, *,
-            creation_date: dt.datetime, cdms: pa.Table | None = None, primaries=(),
-            top: int = 20) -> tuple[pa.Table, dict[str, str]]:
-    """Fill ``pc`` / ``max_pc`` (:func:`ssafuse.assessment.assess`) and write CDMs:
-    ``pc.write_cdms`` ``"listed"`` (default: one per event the report lists,
-    :func:`ssafuse.report.listed`), ``"all"`` / ``true`` (one per conjunction) or ``"none"`` /
-    ``false``.
-
-    Returns ``(conjunctions, CDM file relative to the run folder by event key)``. CDM files
-    of an earlier attempt that this one did not write are removed, so the folder holds
-    exactly this run's CDMs."""
-    model = pc_settings.get("covariance_model")
-    model = {k: tuple(v) for k, v in model.items()} if model else None
-    out = assess(conjunctions, hbr_m=pc_settings.get("hbr_m"),
-                 hbr_table=pc_settings.get("hbr_table"), elements=catalogue, cdms=cdms,
-                 covariance_model=model)
-    links: dict[str, str] = {}
-    which = pc_settings.get("write_cdms", "listed")
-    if which not in (False, "none") and out.num_rows:
-        subset = out
-        if which == "listed":
-            subset = out.take(pa.array(listed(out, primaries, int(top)), pa.int64()))
-        paths = write_cdms(subset, catalogue, cdm_dir, creation_date=creation_date,
-                           fmt=pc_settings.get("cdm_format", "kvn"), covariance_model=model)
-        for key, p in zip(event_keys(subset), paths):
-            if p:
-                links[key] = Path(os.path.relpath(p, cdm_dir.parent)).as_posix()
-    if cdm_dir.exists():
-        keep = {cdm_dir.parent / rel for rel in links.values()}
-        for p in cdm_dir.iterdir():
-            if p.is_file() and p not in keep:
-                p.unlink()
-    return out, links
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,6 +468,9 @@ def _write_run_info(ctx: _Run, feeds: list[dict], links: dict[str, str],
                                  for r in f["files"]]) for f in feeds],
         "previous_run": prev.name if prev else None, "cdm_links": links,
         "correlation": correlation, "report": cfg.report,
+        "tearline": {"elements_through": ctx.elements_through,
+                     "screen_primaries": list(cfg.primaries), "precedence": cfg.precedence,
+                     "disagree_km": cfg.disagree_km, "pc": cfg.pc},
         "settings_hash": cfg.settings_hash(),
         "config": str(cfg.source_file) if cfg.source_file else None,
     })
@@ -516,21 +493,27 @@ def _report_stage(ctx: _Run, conj: pa.Table | None) -> str:
 
 
 def _exports_stage(ctx: _Run, conj: pa.Table | None) -> dict:
-    """One export per partner of ``exports.release_to``; counts exported / withheld by
+    """One tear-line export per partner of ``exports.release_to``
+    (:func:`ssafuse.export.export_partners`); counts exported / recomputed / withheld by
     partner."""
     exports: dict = {}
     if conj is None or not ctx.cfg.exports:
         return exports
     with ctx.stage("exports") as st:
-        for code in ctx.cfg.exports:
-            try:
-                ex = export_run(ctx.run_dir, code, ctx.run_dir / "exports" / code)
-                exports[code] = {"exported": ex.exported, "withheld": ex.withheld}
-                _log(logging.INFO, "exports", f"{code}: exported {ex.exported}, "
-                     f"withheld {ex.withheld}", release_to=code)
-            except Exception as e:
-                ctx.fail(st, e)
-        st.counts = {"partners": len(exports)}
+        try:
+            done = export_partners(ctx.run_dir, {code: ctx.run_dir / "exports" / code
+                                                 for code in ctx.cfg.exports},
+                                   workers=ctx.cfg.workers, dask=ctx.cfg.dask)
+        except Exception as e:
+            ctx.fail(st, e)
+            done = {}
+        for code, ex in done.items():
+            exports[code] = {"exported": ex.exported, "withheld": ex.withheld,
+                             "recomputed": ex.recomputed}
+            _log(logging.INFO, "exports", f"{code}: exported {ex.exported}, recomputed "
+                 f"{ex.recomputed}, withheld {ex.withheld}", release_to=code)
+        st.counts = {"partners": len(exports),
+                     "recomputed": sum(e["recomputed"]["conjunctions"] for e in exports.values())}
     return exports
 
 
@@ -571,8 +554,9 @@ def _summary_text(result: RunResult, report_text: str, exports: dict) -> str:
         lines.append(report_text.rstrip())
     for code, ex in exports.items():
         lines.append(f"export {code}: " + ", ".join(
-            f"{k} {ex['exported'].get(k, 0)} exported / {v} withheld"
-            for k, v in ex["withheld"].items()))
+            f"{k} {ex['exported'].get(k, 0)} exported"
+            + (f" ({ex['recomputed'][k]} recomputed)" if ex["recomputed"].get(k) else "")
+            + f" / {v} withheld" for k, v in ex["withheld"].items()))
     for s in result.stages:
         lines.append(f"stage {s.name:<10} {s.status:<9} {s.seconds:8.2f} s"
                      + (f"  {s.message}" if s.message else ""))

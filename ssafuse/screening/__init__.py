@@ -70,8 +70,9 @@ class ScreenResult:
 class _Inputs:
     """What the slices of one run share, prepared once: the ``Satrec`` objects, NORAD
     numbers, ``sgp4init`` codes, which objects are screened (``usable``), their
-    interpolation-error bounds (``pad``, km; 0 where not usable), primary flags and the
-    co-location candidate pairs."""
+    interpolation-error bounds (``pad``, km; 0 where not usable), the flags a pair needs one
+    of to be screened (``primary``: the primaries, or the ``involving`` objects), the
+    primaries that orient each event (``orient``) and the co-location candidate pairs."""
 
     sats: list
     ids: np.ndarray
@@ -79,6 +80,7 @@ class _Inputs:
     usable: np.ndarray
     pad: np.ndarray
     primary: np.ndarray
+    orient: np.ndarray
     co_pairs: np.ndarray
 
     def shared(self) -> dict:
@@ -111,7 +113,8 @@ class _Events:
 def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5.0, *,
            primaries: Sequence[int] | None = None, knot_s: float = 300.0, n_sub: int = 12,
            slice_knots: int = 24, workers: int | None = None,
-           progress: Callable[[int, int], None] | None = None, dask=None) -> ScreenResult:
+           progress: Callable[[int, int], None] | None = None, dask=None,
+           involving: Sequence[int] | None = None) -> ScreenResult:
     """Screen an ``elements`` or ``catalogue`` table for close approaches.
 
     ``start``: window start (timezone-aware datetime, ISO-8601 text or ns since 1970 UTC);
@@ -124,6 +127,11 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     ``"local"`` / ``"local:N"`` for a ``LocalCluster`` of N worker processes, or a
     ``distributed.Client`` (see :mod:`ssafuse.cluster`); the result is the same.
 
+    ``involving``: NORAD numbers; only pairs with at least one of them are screened, and
+    each event found is exactly the row a run without ``involving`` gives (same orientation,
+    TCA, miss, RIC): the events of the other pairs are left out. A tear-line export screens
+    again only the objects whose element set differs in a partner's view this way.
+
     Returns a :class:`ScreenResult`: ``conjunctions`` in the ``conjunctions`` schema, one row per
     close approach sorted by TCA, TCA and miss distance from SGP4 itself.
     """
@@ -132,11 +140,13 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     end_ns = start_ns + int(round(days * NS_PER_DAY))
     params = ScreenParams(start_ns, end_ns, float(threshold_km), float(knot_s), int(n_sub),
                           int(slice_knots))
-    inputs = _prepare(elements, params, primaries)
+    inputs = _prepare(elements, params, primaries, involving)
     slices, workers, dask_info = _run_slices(elements, inputs, params, workers, progress, dask)
     merged = merge_slices(slices)
     events = _Events(*merged, np.zeros(len(merged[0]), bool))
     events = _resolve_co_located(events, slices, inputs, params)
+    if involving is not None and primaries:  # pairs were screened for ``involving``
+        events = events.take(inputs.orient[events.i] | inputs.orient[events.j])
     _orient(events, inputs, params.start_ns)
 
     table = _conjunctions_table(elements, events, params)
@@ -146,10 +156,10 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     return ScreenResult(table, excluded, stats)
 
 
-def _prepare(elements: pa.Table, params: ScreenParams, primaries) -> _Inputs:
+def _prepare(elements: pa.Table, params: ScreenParams, primaries, involving=None) -> _Inputs:
     """The ``Satrec`` objects, which of them can be screened (``sgp4init`` took the element
-    set and its interpolation-error bound is finite), the bounds, the primary flags and the
-    co-location candidates."""
+    set and its interpolation-error bound is finite), the bounds, the flags (pairs screened,
+    orientation) and the co-location candidates."""
     sats = satrecs(elements)
     ids = elements["object_id"].to_numpy()
     init = init_errors(sats)
@@ -158,13 +168,15 @@ def _prepare(elements: pa.Table, params: ScreenParams, primaries) -> _Inputs:
                      deep_space_pad_km(sats, params.start_ns, params.knot_s))
     usable &= np.isfinite(pad)
     if primaries:
-        primary = np.isin(ids, np.asarray(list(primaries), dtype=np.int64))
+        orient = np.isin(ids, np.asarray(list(primaries), dtype=np.int64))
     else:
-        primary = np.ones(len(sats), bool)
+        orient = np.ones(len(sats), bool)
+    primary = orient if involving is None else np.isin(
+        ids, np.asarray(list(involving), dtype=np.int64))
     pad = np.where(usable, pad, 0.0)
     co_pairs = _co_location_candidates(sats, usable, primary, params.start_ns,
                                        params.threshold_km)
-    return _Inputs(sats, ids, init, usable, pad, primary, co_pairs)
+    return _Inputs(sats, ids, init, usable, pad, primary, orient, co_pairs)
 
 
 def _co_location_candidates(sats, usable, primary, start_ns, threshold_km):
@@ -245,7 +257,7 @@ def _append_event(events: _Events, sats, a, b, t_s: float, start_ns: int) -> boo
 def _orient(events: _Events, inputs: _Inputs, start_ns: int) -> None:
     """Object 1 is the primary when only one of the two is, else the smaller NORAD number;
     RIC is recomputed (from SGP4) in the new object 1's frame for the rows swapped."""
-    primary, ids, i, j = inputs.primary, inputs.ids, events.i, events.j
+    primary, ids, i, j = inputs.orient, inputs.ids, events.i, events.j
     swap = (~primary[i] & primary[j]) | ((primary[i] == primary[j]) & (ids[i] > ids[j]))
     if not swap.any():
         return
