@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 from .errors import FormatError, UnknownFormatError
 from .files import expand_inputs, sha256_file
 from .formats.registry import known_extension
+from .markings import active_equivalences, default_equivalences, use_equivalences
 from .markings import parse as parse_marking
 from .records import Provenance, file_reject, iter_file
 from .store import Store
@@ -134,10 +135,12 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
         return FileReport(uri, source, format, None, "refused",
                           message=f"cannot read file: {e.strerror or e}")
     feed_marking = str(parse_marking(marking))
+    table = active_equivalences().digest  # how the records' own markings are read
     prior = store.ledger_entry(source, sha)
     status = "ingested"
     if prior is not None:
-        if prior.get("marking") != feed_marking:
+        if prior.get("marking") != feed_marking or \
+                prior.get("equivalences", default_equivalences().digest) != table:
             # The same file under another marking: its records are marked again (never kept
             # silently under the old one). A ledger entry without a marking predates this.
             status = "re-marked"
@@ -150,7 +153,9 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
     rep = FileReport(uri, source, format, sha, status)
     if status == "re-marked":
         rep.message = (f"re-marked: ingested before as {prior.get('marking') or 'unrecorded'}, "
-                       f"now {feed_marking}")
+                       f"now {feed_marking}" + (
+                           "" if prior.get("marking") != feed_marking
+                           else " (the marking equivalence table changed)"))
     tally: Counter = Counter()
     try:
         try:
@@ -192,7 +197,7 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
         "uri": uri, "source": source, "sha256": sha, "format": rep.format,
         "status": "ingested" if rep.status == "re-marked" else rep.status,
         "read": rep.read, "accepted": rep.accepted, "rejected": rep.rejected,
-        "ingested_at": day, "marking": feed_marking,
+        "ingested_at": day, "marking": feed_marking, "equivalences": table,
         "marking_conflicts": rep.marking_conflicts,
     })
     return rep
@@ -208,6 +213,8 @@ def _sha_or_none(uri: str) -> str | None:
 
 
 def _ingest_task(store: Store, uri: str, sha: str | None, options: dict) -> FileReport:
+    options = dict(options)
+    use_equivalences(options.pop("equivalences"))  # the client's marking table, on the worker
     return ingest_file(store, uri, sha=sha, **options)
 
 
@@ -234,7 +241,9 @@ def ingest_on_dask(dask, store: Store, uris: Sequence[str], *, progress=None,
                 continue  # a second copy in this run: after the first, below
             if sha is not None:
                 seen.add(sha)
-            futures[k] = client.submit(_ingest_task, store, uri, sha, options, pure=False)
+            futures[k] = client.submit(_ingest_task, store, uri, sha,
+                                       dict(options, equivalences=active_equivalences()),
+                                       pure=False)
         reports = []
         for k, uri in enumerate(uris):
             if k in futures:

@@ -554,6 +554,8 @@ def combine_releasability(lists) -> tuple[str, ...] | None:
         result = _expand(codes) if result is None else result & _expand(codes)
     if result is None:
         return None
+    if literal and _expand(literal) == result:
+        return tuple(sorted(literal))  # as written: "REL TO NATO", not its 32 members
     return tuple(sorted(result | (literal or frozenset())))
 
 

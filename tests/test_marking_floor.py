@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from ssafuse import ingest
+from ssafuse import markings as mk
 from ssafuse.markings import exportable
 from ssafuse.store import Store
 
@@ -115,3 +116,30 @@ bstar = { key = "b", default = 0.0 }
     assert rep.files[0].marking_conflicts == 1
     kept = store.table("elements", filter=pc.field("classification") == "UNCLASSIFIED")
     assert kept.num_rows == 0
+
+
+def test_a_changed_equivalence_table_re_marks_what_it_reads_differently(tmp_path):
+    # The same file, read under a table that handles OFFICIAL as CONFIDENTIAL (instead of
+    # the shipped UNCLASSIFIED): the ingest re-marks it rather than keep the old handling.
+    path = tmp_path / "official.json"
+    path.write_text(json.dumps([{
+        "idElset": "x1", "classificationMarking": "OFFICIAL", "satNo": 25544,
+        "epoch": "2026-03-10T12:00:00.000000Z", "meanMotion": 15.49, "eccentricity": 0.0007,
+        "inclination": 51.6, "raan": 10.0, "argOfPerigee": 20.0, "meanAnomaly": 30.0,
+        "bStar": 0.0001, "meanMotionDot": 0.0, "meanMotionDDot": 0.0, "revNo": 1,
+        "elsetNo": 999, "ephemType": 0, "source": "x", "dataMode": "REAL"}]))
+    store = Store(tmp_path / "store")
+    first = ingest(store, [path], source="partner", format="udl-elset")
+    assert first.accepted == 1 and stored(store)[0]["classification"] == "UNCLASSIFIED"
+    table = tmp_path / "mine.toml"
+    table.write_text('format = 1\n[markings."OFFICIAL"]\nhandled_as = "CONFIDENTIAL"\n')
+    previous = mk.use_equivalences(table)
+    try:
+        again = ingest(store, [path], source="partner", format="udl-elset")
+    finally:
+        mk.use_equivalences(previous)
+    assert again.files[0].status == "re-marked"
+    assert "equivalence table changed" in again.files[0].message
+    rows = stored(store)
+    assert len(rows) == 1 and rows[0]["classification"] == "CONFIDENTIAL"
+    assert rows[0]["marking"] == "OFFICIAL"

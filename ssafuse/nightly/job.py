@@ -30,6 +30,7 @@ from ..files import expand_inputs, write_json, write_parquet
 from ..formats.registry import known_extension
 from ..ingestion import ingest
 from ..jobs import assess_events
+from ..markings import use_equivalences
 from ..report import write_report
 from ..runs import previous_run, run_folder
 from ..schema import CONJUNCTIONS, EXCLUDED
@@ -89,7 +90,13 @@ def run(cfg: RunConfig, *, now: dt.datetime,
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
     with run_lock(cfg.lock_path, now=now):
-        return _run_locked(cfg, now, progress)
+        # the config's marking equivalence table holds for the run, and only for it
+        previous = use_equivalences(cfg.equivalences) if cfg.equivalences is not None else None
+        try:
+            return _run_locked(cfg, now, progress)
+        finally:
+            if cfg.equivalences is not None:
+                use_equivalences(previous)
 
 
 def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
