@@ -226,12 +226,18 @@ def interpolant_minima(coef, valid, pad, primary, n_sub, threshold, cell, n_samp
                 start[b + 1] += 1
             for b in range(n_bkt):
                 start[b + 1] += start[b]
-            for e in range(n_ent):
-                b = ent_bkt[e]
-                pos = start[b]
-                s_obj[pos] = ent_obj[e]
-                s_key[pos] = ent_key[e]
-                start[b] = pos + 1
+            # primaries first within each bucket, so that the pair loop below stops at the
+            # first non-primary entry (two non-primaries never pair): screening few
+            # primaries (or few ``involving`` objects) then costs ~ P * N, not N**2
+            for first in (True, False):
+                for e in range(n_ent):
+                    if primary[ent_obj[e]] != first:
+                        continue
+                    b = ent_bkt[e]
+                    pos = start[b]
+                    s_obj[pos] = ent_obj[e]
+                    s_key[pos] = ent_key[e]
+                    start[b] = pos + 1
             # start[b] is now the end of bucket b, which is where bucket b + 1 begins
             for b in range(n_bkt, 0, -1):
                 start[b] = start[b - 1]
@@ -241,6 +247,8 @@ def interpolant_minima(coef, valid, pad, primary, n_sub, threshold, cell, n_samp
             for b in range(n_bkt):
                 for e1 in range(start[b], start[b + 1]):
                     i = s_obj[e1]
+                    if not primary[i]:
+                        break  # the rest of the bucket: non-primaries only
                     key = s_key[e1]
                     for e2 in range(e1 + 1, start[b + 1]):
                         if s_key[e2] != key:
@@ -261,8 +269,9 @@ def interpolant_minima(coef, valid, pad, primary, n_sub, threshold, cell, n_samp
                         if kk != key:
                             continue
                         n_pairs += 1
-                        n_out = _narrow(i, j, k, ua, ub, coef, cp, pad, threshold, n_samples,
-                                        dc, out_i, out_j, out_k, out_u, out_d, n_out)
+                        n_out = _narrow(min(i, j), max(i, j), k, ua, ub, coef, cp, pad,
+                                        threshold, n_samples, dc, out_i, out_j, out_k, out_u,
+                                        out_d, n_out)
                         out_i, out_j, out_k, out_u, out_d = _room(out_i, out_j, out_k, out_u,
                                                                           out_d, n_out)
             # objects with boxes too large for the grid: against every active object
