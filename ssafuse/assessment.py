@@ -248,8 +248,9 @@ def assess(conjunctions: pa.Table, *, hbr_m: float | None = DEFAULT_HBR_M,
     the events were screened from (needed for ``covariance_model``: SGP4 states at TCA and the
     ``object_type`` of each object). ``cdms``: the store's ``cdms`` table. ``covariance_model``:
     ``{object_type: (sigma_r_km, sigma_t_km, sigma_n_km)}``, key ``'*'`` for any other type.
-    Markings: where a CDM's covariance is used, the event's marking becomes the combination
-    of its own and the CDM's (most restrictive level, intersected releasability).
+    Markings: where a CDM's covariance or hard-body radius is used, the event's marking
+    becomes the combination of its own and the CDM's (most restrictive level, intersected
+    releasability).
     """
     conj = conjunctions.cast(CONJUNCTIONS) if conjunctions.schema != CONJUNCTIONS else conjunctions
     default = DEFAULT_HBR_M if hbr_m is None else float(hbr_m)
@@ -273,8 +274,10 @@ def assess(conjunctions: pa.Table, *, hbr_m: float | None = DEFAULT_HBR_M,
         "hbr_m": pa.array(hbr, pa.float64()),
         "hbr_source": pa.array(list(source), pa.string()),
     }
-    if cdm_used.any():
-        cols.update(_combined_markings(conj, cdms, match, cdm_used))
+    # an event whose covariance or hard-body radius came from a CDM carries its marking too
+    from_cdm = cdm_used | np.array([s == "cdm" for s in source], dtype=bool)
+    if from_cdm.any():
+        cols.update(_combined_markings(conj, cdms, match, from_cdm))
     out = conj
     for name, arr in cols.items():
         out = out.set_column(out.schema.get_field_index(name), CONJUNCTIONS.field(name), arr)
