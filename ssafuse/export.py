@@ -52,6 +52,7 @@ from .errors import SsafuseError
 from .files import write_json, write_parquet
 from .jobs import assess_events
 from .report import write_report
+from .runs import event_keys
 from .schema import CATALOGUE, CONJUNCTIONS, ELEMENTS, EXCLUDED
 from .store import Store
 from .tearline import PartnerView, partner_views, releasable_rows
@@ -120,9 +121,14 @@ def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: 
         precedence=settings.get("precedence", []),
         disagree_km=float(settings.get("disagree_km", 5.0)), workers=workers, dask=dask)
     cdms = store.table("cdms")
-    return {code: _export_view(run_dir, info, views[code], code, Path(out),
-                               releasable_rows(cdms, code), with_report)
-            for code, out in partners.items()}
+    out = {}
+    for code, where in partners.items():
+        mine = releasable_rows(cdms, code)
+        hidden = cdms.filter(pa.array([not x for x in mk.releasable_mask(cdms, code)],
+                                      pa.bool_())) if cdms.num_rows else cdms
+        out[code] = _export_view(run_dir, info, views[code], code, Path(where), mine, hidden,
+                                 with_report)
+    return out
 
 
 def runs_dir_store(run_dir: Path) -> Path:
@@ -146,7 +152,7 @@ def _read(run_dir: Path, name: str, schema: pa.Schema) -> pa.Table:
 
 
 def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_dir: Path,
-                 cdms: pa.Table, with_report: bool) -> ExportResult:
+                 cdms: pa.Table, hidden_cdms: pa.Table, with_report: bool) -> ExportResult:
     """Assess the view's events (Pc from the partner's CDMs), write its CDMs, tables,
     ``run.json``, report and ``export.json``."""
     settings = info["tearline"]
@@ -155,7 +161,8 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     conj, links = assess_events(view.screened, view.catalogue, settings.get("pc") or {},
                                 out_dir / "cdm", creation_date=parse_iso(info["created"]),
                                 cdms=cdms, primaries=info.get("primaries") or [],
-                                top=report.get("top", 20))
+                                top=report.get("top", 20),
+                                assessed=_reusable_assessed(run_dir, view, code, hidden_cdms))
     conj, leaked = mk.split(conj, code)  # a safety net: nothing above may fail it
     if leaked:
         raise SsafuseError(f"export to {code}: {leaked} events not releasable to it")
@@ -191,6 +198,26 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
         "shared_view_with": sorted(set(view.codes) - {code}),
         "screened_again": view.counts["screened_again"], "marking": res.marking})
     return res
+
+
+def _reusable_assessed(run_dir: Path, view: PartnerView, code: str,
+                       hidden_cdms: pa.Table) -> pa.Table:
+    """The full run's assessed rows the partner's export may take as they are: events the
+    view reused, releasable to the partner (so any CDM that gave their Pc or radius is), of
+    pairs no CDM withheld from the partner speaks of (so its own assessment would pick the
+    same CDM, or none)."""
+    full = _read(run_dir, "conjunctions.parquet", CONJUNCTIONS)
+    if not full.num_rows or not view.reused.any():
+        return full.slice(0, 0)
+    hidden = {frozenset(p) for p in zip(hidden_cdms["object1_id"].to_pylist(),
+                                        hidden_cdms["object2_id"].to_pylist())} \
+        if hidden_cdms.num_rows else set()
+    reused = set(event_keys(view.screened.filter(pa.array(view.reused, pa.bool_()))))
+    ok = [k in reused and frozenset((a, b)) not in hidden and rel
+          for k, a, b, rel in zip(event_keys(full), full["object_id_1"].to_pylist(),
+                                  full["object_id_2"].to_pylist(),
+                                  mk.releasable_mask(full, code))]
+    return full.filter(pa.array(ok, pa.bool_()))
 
 
 def _count_rows(run_dir: Path) -> dict:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from .assessment import assess, write_cdms
@@ -130,23 +131,38 @@ def screen_inputs(inputs: Sequence[str | os.PathLike] = (), store: Store | None 
     return run
 
 
-def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict, cdm_dir: Path, *,
-            creation_date: dt.datetime, cdms: pa.Table | None = None, primaries=(),
-            top: int = 20) -> tuple[pa.Table, dict[str, str]]:
+def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict,
+                  cdm_dir: Path, *, creation_date: dt.datetime, cdms: pa.Table | None = None,
+                  primaries=(), top: int = 20,
+                  assessed: pa.Table | None = None) -> tuple[pa.Table, dict[str, str]]:
     """Fill ``pc`` / ``max_pc`` (:func:`ssafuse.assessment.assess`) and write CDMs, as the
     nightly run and each partner export do:
     ``pc.write_cdms`` ``"listed"`` (default: one per event the report lists,
     :func:`ssafuse.report.listed`), ``"all"`` / ``true`` (one per conjunction) or ``"none"`` /
-    ``false``.
+    ``false``. ``assessed``: rows already assessed with the same settings and CDMs, taken as
+    they are for the events they hold (by :func:`ssafuse.runs.event_keys`).
 
     Returns ``(conjunctions, CDM file relative to the run folder by event key)``. CDM files
     of an earlier attempt that this one did not write are removed, so the folder holds
     exactly this run's CDMs."""
     model = pc_settings.get("covariance_model")
     model = {k: tuple(v) for k, v in model.items()} if model else None
-    out = assess(conjunctions, hbr_m=pc_settings.get("hbr_m"),
-                 hbr_table=pc_settings.get("hbr_table"), elements=catalogue, cdms=cdms,
-                 covariance_model=model)
+    have = dict(zip(event_keys(assessed), range(assessed.num_rows))) \
+        if assessed is not None and assessed.num_rows else {}
+    hits = [have.get(k) for k in event_keys(conjunctions)] if have else \
+        [None] * conjunctions.num_rows
+    todo = [q for q, h in enumerate(hits) if h is None]
+    out = assess(conjunctions.take(pa.array(todo, pa.int64())) if have else conjunctions,
+                 hbr_m=pc_settings.get("hbr_m"), hbr_table=pc_settings.get("hbr_table"),
+                 elements=catalogue, cdms=cdms, covariance_model=model)
+    if have:  # back into the order given: the reused rows, then the assessed ones
+        reused = [h for h in hits if h is not None]
+        both = pa.concat_tables([assessed.take(pa.array(reused, pa.int64())).cast(out.schema),
+                                 out])
+        at = np.empty(len(hits), np.int64)
+        at[[q for q, h in enumerate(hits) if h is not None]] = np.arange(len(reused))
+        at[todo] = len(reused) + np.arange(len(todo))
+        out = both.take(pa.array(at))
     links: dict[str, str] = {}
     which = pc_settings.get("write_cdms", "listed")
     if which not in (False, "none") and out.num_rows:

@@ -47,13 +47,15 @@ IDENTITY = ("source", "source_sha256", "source_record")
 @dataclass
 class PartnerView:
     """One partner's view of a run: its catalogue, its screened events (before Pc), its
-    excluded objects, and how they were obtained."""
+    excluded objects, and how they were obtained (``counts``; ``reused``)."""
 
     codes: tuple[str, ...]
     catalogue: pa.Table
     screened: pa.Table
     excluded: pa.Table
     counts: dict = field(default_factory=dict)
+    #: per row of ``screened``: the full run's event, reused as it is (not screened again)
+    reused: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 def releasable_rows(table: pa.Table, code: str) -> pa.Table:
@@ -120,11 +122,14 @@ def _view(elements: pa.Table, full_cat: pa.Table, screened: pa.Table, excluded: 
     counts["events_recomputed"] = new.num_rows
     counts["screened_again"] = bool(changed)
     conj = pa.concat_tables([kept.cast(CONJUNCTIONS), new.cast(CONJUNCTIONS)])
+    reused = np.r_[np.ones(kept.num_rows, bool), np.zeros(new.num_rows, bool)]
     if conj.num_rows:
-        conj = conj.sort_by([("tca", "ascending"), ("object_id_1", "ascending"),
-                             ("object_id_2", "ascending")])
+        order = pc.sort_indices(conj, sort_keys=[("tca", "ascending"),
+                                                 ("object_id_1", "ascending"),
+                                                 ("object_id_2", "ascending")])
+        conj, reused = conj.take(order), reused[order.to_numpy()]
     counts["events"] = conj.num_rows
-    return PartnerView((), cat.cast(CATALOGUE), conj, excl.cast(EXCLUDED), counts)
+    return PartnerView((), cat.cast(CATALOGUE), conj, excl.cast(EXCLUDED), counts, reused)
 
 
 def _identities(table: pa.Table) -> list[tuple]:
