@@ -31,6 +31,7 @@ The stages, bottom to top (each module has one job; the folders are the architec
 ``assessment``         Pc / max Pc for screened events, CDMs from conjunctions
 ``jobs``               one call per command: catalogue a store, screen files or a store
 ``runs``               the run-folder layout shared by report, export and the job
+``tearline``           each partner's view: its catalogue and events, recomputed where needed
 ``report``, ``export`` the operator's report; each partner's tear-line export
 ``nightly``            the cron job: config, lock, stages
 ``cli``                the ``ssafuse`` command line, wiring only
@@ -42,7 +43,7 @@ from .assessment import assess, cdms_for_screening, pc_of_cdm_files, write_cdms
 from .catalogue import build_catalogue
 from .correlation import correlate, correlate_store, object_summary
 from .errors import FormatError, MarkingError, SsafuseError
-from .export import export_run
+from .export import export_partners, export_run
 from .formats.cdm import Cdm
 from .formats.cdm import dumps_kvn as cdm_to_kvn
 from .formats.cdm import dumps_xml as cdm_to_xml
@@ -60,6 +61,7 @@ from .report import write_report
 from .screening import ScreenResult, screen
 from .sensors import read_sensors
 from .store import Store
+from .tearline import PartnerView, partner_views
 from .versions import __version__
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "pc_of_cdm_files", "Cdm", "read_cdms", "cdm_to_kvn", "cdm_to_xml",
     # the nightly job, reports and partner exports
     "run_nightly", "load_config", "RunConfig", "RunResult", "write_report", "export_run",
+    "export_partners", "partner_views", "PartnerView",
     # markings and errors
     "Marking", "parse_marking", "SsafuseError", "FormatError", "MarkingError",
     "__version__",

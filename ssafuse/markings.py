@@ -278,7 +278,7 @@ def _handling_of(entry, kind: str, key: str, text: str, groups, source: str) -> 
 def _entries_of(raw: dict, kind: str, groups, source: str) -> dict[str, Handling]:
     table = raw.get(kind, {})
     if not isinstance(table, dict):
-        raise _table_error(source, kind, f'must be a table of "TEXT" = {{ ... }} entries')
+        raise _table_error(source, kind, 'must be a table of "TEXT" = { ... } entries')
     out: dict[str, Handling] = {}
     seen: dict[str, str] = {}
     for text, entry in table.items():
