@@ -30,7 +30,7 @@ from ssafuse.screening import screen
 from ssafuse.tearline import partner_views
 
 from _run_helpers import run_cli, run_dir, sample_config, write_config
-from conftest import SAMPLES
+from conftest import SAMPLES, shared
 
 CODES = ["USA", "GBR", "AUS", "JPN", "FRA"]
 START, DAYS, THRESHOLD = "2026-03-10T00:00:00Z", 0.5, 50.0
@@ -277,3 +277,65 @@ def test_export_command_recomputes_for_the_partner(sample_runs, tmp_path):
     assert pq.read_table(out / "conjunctions.parquet").num_rows == \
         pq.read_table(public / "conjunctions.parquet").num_rows
     assert 'id="banner-top">UNCLASSIFIED<' in (out / "report.html").read_text()
+
+
+# --- CDMs behind the tear line: a partner's Pc rests on the CDMs it may receive --------------
+
+PAIR = "socrates_2026-03-09/top20_pair_gp/gp_47935,49179.txt"   # GRUS-1E / STARLINK-3043
+PAIR_START = "2026-03-12T04:30:00Z"                              # TCA 04:44:40.733
+
+
+@pytest.mark.parametrize("restricted_covariance", [True, False],
+                         ids=["restricted-cdm-gives-pc", "restricted-cdm-without-covariance"])
+def test_a_partners_pc_comes_from_the_cdms_it_may_receive(tmp_path, restricted_covariance):
+    """Two CDMs for the same event: an older public one and a newer one releasable to USA and
+    GBR only. The operator's run takes the newer; JPN's export must equal a run over the
+    public element sets and the public CDM alone, whether the restricted CDM gave the Pc
+    (the event is then withheld from JPN's reuse by its marking) or gave none (a zero
+    covariance: the event stays UNCLASSIFIED, but its assessment still rests on a CDM JPN may
+    not see)."""
+    from ssafuse.assessment import write_cdms
+    import datetime as dt
+
+    tle = shared(PAIR)
+    el = read_file(tle, source="x").elements
+    conj = screen(el, PAIR_START, days=1 / 48, threshold_km=5.0, workers=1).conjunctions
+    assert conj.num_rows == 1
+    public_cdm, secret_cdm = tmp_path / "cdm_public", tmp_path / "cdm_secret"
+    write_cdms(conj, el, public_cdm, originator="PUBLIC",
+               creation_date=dt.datetime(2026, 3, 11, tzinfo=dt.timezone.utc),
+               covariance_model={"*": (0.1, 0.4, 0.1)})
+    write_cdms(conj, el, secret_cdm, originator="SECRETCDM",
+               creation_date=dt.datetime(2026, 3, 11, 12, tzinfo=dt.timezone.utc),
+               covariance_model={"*": (0.05, 0.2, 0.05)} if restricted_covariance else None)
+    screen_cfg = {"start": PAIR_START, "days": 1 / 48, "threshold_km": 5.0}
+    feeds = [{"source": "celestrak", "paths": [str(tle)], "marking": "UNCLASSIFIED"},
+             {"source": "public-cdm", "paths": [str(public_cdm)], "marking": "UNCLASSIFIED"}]
+    full_cfg = write_config(tmp_path / "full.toml", store=tmp_path / "full", screen=screen_cfg,
+                            exports=["GBR", "JPN"],
+                            feeds=feeds + [{"source": "secret-cdm", "paths": [str(secret_cdm)],
+                                            "marking": "SECRET//REL TO USA, GBR"}])
+    public_cfg = write_config(tmp_path / "public.toml", store=tmp_path / "public",
+                              screen=screen_cfg, feeds=feeds)
+    for cfg in (full_cfg, public_cfg):
+        res = run_cli(cfg)
+        assert res.returncode == 0, res.stdout + res.stderr
+    rd, public = run_dir(tmp_path / "full"), run_dir(tmp_path / "public")
+    keys = ["object_id_1", "object_id_2", "tca", "pc", "pc_method", "hbr_m", "max_pc",
+            "classification", "releasable_to", "marking"]
+    full = pq.read_table(rd / "conjunctions.parquet").select(keys).to_pylist()
+    jpn = pq.read_table(rd / "exports" / "JPN" / "conjunctions.parquet").select(keys).to_pylist()
+    gbr = pq.read_table(rd / "exports" / "GBR" / "conjunctions.parquet").select(keys).to_pylist()
+    want = pq.read_table(public / "conjunctions.parquet").select(keys).to_pylist()
+    assert len(want) == 1 and want[0]["pc"] is not None
+    assert jpn == want
+    assert gbr == full                     # GBR may see every record: the operator's events
+    secret_ids = {p.stem for p in secret_cdm.iterdir()}
+    if restricted_covariance:
+        assert full[0]["pc"] != want[0]["pc"] and full[0]["classification"] == "SECRET"
+        assert full[0]["pc_method"].endswith(secret_ids.pop())
+    else:
+        assert full[0]["pc"] is None and full[0]["marking"] == "UNCLASSIFIED"
+    text = " ".join(p.read_text() for p in (rd / "exports" / "JPN").rglob("*")
+                    if p.is_file() and p.suffix != ".parquet")
+    assert "SECRETCDM" not in text and not any(s in text for s in secret_ids)
