@@ -298,8 +298,8 @@ def interpolant_minima(coef, valid, pad, primary, n_sub, threshold, cell, n_samp
                     if not ok:
                         continue
                     n_pairs += 1
-                    n_out = _narrow(i, j, k, ua, ub, coef, cp, pad, threshold, n_samples,
-                                    dc, out_i, out_j, out_k, out_u, out_d, n_out)
+                    n_out = _narrow(min(i, j), max(i, j), k, ua, ub, coef, cp, pad, threshold,
+                                    n_samples, dc, out_i, out_j, out_k, out_u, out_d, n_out)
                     out_i, out_j, out_k, out_u, out_d = _room(out_i, out_j, out_k, out_u,
                                                                       out_d, n_out)
     return (out_i[:n_out].copy(), out_j[:n_out].copy(), out_k[:n_out].copy(),
