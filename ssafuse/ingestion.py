@@ -148,6 +148,12 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
             return FileReport(uri, source, prior.get("format"), sha, "already-ingested",
                               message=f"already ingested from {prior.get('uri')} at "
                                       f"{prior.get('ingested_at')}")
+    if status == "re-marked":
+        # First say in the ledger that no marking holds for the file's parts: a re-mark
+        # killed once they are replaced is then re-marked again by the next ingest, under
+        # whatever marking it asks for, never taken for "already ingested"
+        store.write_ledger_entry(source, sha, {**prior, "marking": None,
+                                               "status": "re-marking"})
     store.remove_parts(source, sha)  # leftovers of a killed ingest of this same file
     writers = {"rejects": store.part_writer("rejects", source, day, sha)}
     rep = FileReport(uri, source, format, sha, status)

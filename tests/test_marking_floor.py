@@ -41,7 +41,8 @@ def test_a_secret_feed_of_u_records_stays_secret(tmp_path):
     rows = stored(store)
     assert len(rows) == rep.accepted == 300
     assert {r["classification"] for r in rows} == {"SECRET"}
-    assert {r["marking"] for r in rows} == {"U"}           # the text as received is kept
+    # the text says what applies, never less than the row (the "U" stays in the file)
+    assert {r["marking"] for r in rows} == {"SECRET"}
     assert all(released_to(rows, code) == 0 for code in PARTNERS)
     assert rep.files[0].marking_conflicts == 300
     assert "below the feed's SECRET" in rep.files[0].message
@@ -72,6 +73,31 @@ def test_reingesting_under_a_corrected_marking_re_marks_the_records(tmp_path):
     assert released_to(rows, "GBR") == 0 and released_to(rows, "USA") == 300
     entry = store.ledger_entry("partner", fixed.files[0].sha256)
     assert entry["marking"] == "SECRET//REL TO USA" and entry["status"] == "ingested"
+
+
+def test_a_re_mark_killed_before_its_ledger_entry_is_re_marked_again(tmp_path, monkeypatch):
+    # killed once the new parts are written, before the ledger names their marking: the
+    # next ingest, under the first marking again, must re-mark, not call it "already ingested"
+    store = Store(tmp_path / "store")
+    ingest(store, [TLE], source="partner", marking="SECRET//NOFORN")
+    write = Store.write_ledger_entry
+
+    def killed(self, source, sha, entry):
+        if entry.get("status") != "re-marking":
+            raise KeyboardInterrupt("killed")
+        write(self, source, sha, entry)
+
+    monkeypatch.setattr(Store, "write_ledger_entry", killed)
+    try:
+        ingest(store, [TLE], source="partner", marking="UNCLASSIFIED")
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(Store, "write_ledger_entry", write)
+    again = ingest(store, [TLE], source="partner", marking="SECRET//NOFORN")
+    assert again.files[0].status == "re-marked"
+    rows = stored(store)
+    assert len(rows) == 300 and {r["classification"] for r in rows} == {"SECRET"}
+    assert all(released_to(rows, code) == 0 for code in PARTNERS)
 
 
 def test_a_declarative_default_of_u_does_not_lower_the_feed(tmp_path):
