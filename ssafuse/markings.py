@@ -506,13 +506,19 @@ def apply_default(record_text: str | None, default: Marking) -> tuple[Marking, s
     A record may raise the classification, narrow the releasability or add controls; it never
     lowers what its feed is marked: the result is :func:`combine` of the record's own marking
     and the feed's (a TLE's ``U`` column in a SECRET feed is SECRET). A record that states
-    nothing takes the feed's marking. Returns the marking and the text to keep as received.
-    Raises :class:`MarkingError` when the record's own text cannot be parsed.
-    :func:`lowers` says whether a record's own text conflicted with its feed's marking.
+    nothing takes the feed's marking. Returns the marking and the text for the ``marking``
+    column: the record's own as received where it states exactly that marking (a national
+    form such as ``OFFICIAL-SENSITIVE`` stays as written), else the marking that applies, so
+    that the text never says less than the row (a ``U`` in a SECRET feed reads ``SECRET``,
+    and a feed's ``ORCON`` is kept). Raises :class:`MarkingError` when the record's own text
+    cannot be parsed. :func:`lowers` says whether a record's own text conflicted with its
+    feed's marking.
     """
     if record_text is None or not str(record_text).strip():
         return default, str(default)
-    return combine([parse(str(record_text)), default]), str(record_text)
+    own = parse(str(record_text))
+    result = combine([own, default])
+    return result, (str(record_text) if own == result else str(result))
 
 
 def lowers(record_text: str | None, default: Marking) -> bool:

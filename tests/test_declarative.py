@@ -222,15 +222,16 @@ def test_read_file_end_to_end_puts_markings_in_classification_and_releasable_to(
 
     rows = {r["source_record"]: r for r in result.elements.to_pylist()}
     # the feed's releasability is a floor: a record that states a wider one (AUS, or FVEY,
-    # which holds AUS, CAN, NZL) is narrowed to the feed's; its text is kept as received ...
+    # which holds AUS, CAN, NZL) is narrowed to the feed's, and its text says so (the wider
+    # text it stated stays in the file, never in a column a reader might act on) ...
     assert rows[3]["classification"] == "UNCLASSIFIED"
     assert rows[3]["releasable_to"] == ["GBR", "USA"]
-    assert rows[3]["marking"] == "UNCLASSIFIED//REL TO USA, GBR, AUS"
+    assert rows[3]["marking"] == "UNCLASSIFIED//REL TO GBR, USA"
     assert rows[6]["releasable_to"] == ["GBR", "USA"]
     # ... a record that states a level only takes the feed's releasability
     assert rows[1]["classification"] == "UNCLASSIFIED"
     assert rows[1]["releasable_to"] == ["GBR", "USA"]
-    assert rows[1]["marking"] == "U"
+    assert rows[1]["marking"] == "UNCLASSIFIED//REL TO GBR, USA"
     assert rows[9]["classification"] == "CONFIDENTIAL"
     assert rows[9]["releasable_to"] == ["GBR", "USA"]
     assert all(r["source"] == "udl" and r["source_format"] == "udl-elset"

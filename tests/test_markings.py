@@ -86,23 +86,34 @@ def test_record_without_marking_takes_the_feed_default():
 
 def test_the_feeds_marking_is_a_floor_a_record_never_lowers_it():
     # A TLE's classification column "U" in a SECRET//REL TO USA, GBR feed stays SECRET: the
-    # stricter of the two wins (a record may raise, never lower).
-    assert mk.apply_default("U", FEED) == (FEED, "U")
+    # stricter of the two wins (a record may raise, never lower), and the text kept for the
+    # row says so: the record's own text only where it states exactly the row's marking.
+    assert mk.apply_default("U", FEED) == (FEED, "SECRET//REL TO GBR, USA")
     assert mk.lowers("U", FEED)
-    assert mk.apply_default("TS", FEED) == (M("TOP SECRET", ("GBR", "USA")), "TS")
+    assert mk.apply_default("TS", FEED) == (M("TOP SECRET", ("GBR", "USA")),
+                                            "TOP SECRET//REL TO GBR, USA")
     assert not mk.lowers("TS", FEED)
     m, text = mk.apply_default("U//FOUO", FEED)
-    assert m == M("SECRET", ("GBR", "USA"), ("FOUO",)) and text == "U//FOUO"
+    assert m == M("SECRET", ("GBR", "USA"), ("FOUO",)) and mk.parse(text) == m
 
 
 def test_a_record_may_narrow_releasability_never_widen_it():
     wider = "UNCLASSIFIED//REL TO USA, GBR, AUS"
-    assert mk.apply_default(wider, FEED) == (FEED, wider)
+    assert mk.apply_default(wider, FEED) == (FEED, str(FEED))
     assert mk.lowers(wider, FEED)
     narrower = "SECRET//REL TO USA"
     assert mk.apply_default(narrower, FEED) == (M("SECRET", ("USA",)), narrower)
     assert not mk.lowers(narrower, FEED)
     assert mk.apply_default("S//NF", FEED) == (M("SECRET", (), ("NOFORN",)), "S//NF")
+
+
+def test_a_feeds_controls_stay_in_the_rows_text():
+    orcon = mk.parse("UNCLASSIFIED//ORCON/REL TO USA, GBR")
+    m, text = mk.apply_default("U", orcon)
+    assert m == orcon and "ORCON" in mk.parse(text).controls
+    # a national form that states exactly the row's marking is kept as written
+    assert mk.apply_default("OFFICIAL", mk.parse("UNCLASSIFIED")) == (
+        mk.parse("UNCLASSIFIED"), "OFFICIAL")
 
 
 def test_an_unclassified_feed_takes_what_the_record_states():
