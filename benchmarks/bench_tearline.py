@@ -162,7 +162,7 @@ def main() -> None:
                   f"{ex['recomputed']['conjunctions']} recomputed, "
                   f"{ex['withheld']['conjunctions']} withheld; element sets replaced "
                   f"{ex['recomputed']['catalogue']}; screened again {ex['screened_again']}; "
-                  f"view shared with {ex['shared_view_with'] or '-'}")
+                  f"view shared with {m['exports'][code]['shared_view_with'] or '-'}")
         print(f"  whole command {wall:.1f} s")
         if args.check and args.case == "shared":
             public = tmp / "public"

@@ -82,6 +82,9 @@ class ExportResult:
     withheld: dict = field(default_factory=dict)
     recomputed: dict = field(default_factory=dict)
     marking: str = ""
+    #: the other partners that received the same element sets (the operator's to know: it
+    #: is not written into this partner's export)
+    shared_view_with: list = field(default_factory=list)
 
 
 def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike, *,
@@ -166,7 +169,7 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     conj, leaked = mk.split(conj, code)  # a safety net: nothing above may fail it
     if leaked:
         raise SsafuseError(f"export to {code}: {leaked} events not releasable to it")
-    res = ExportResult(code, out_dir)
+    res = ExportResult(code, out_dir, shared_view_with=sorted(set(view.codes) - {code}))
     full = _count_rows(run_dir)
     res.exported = {"conjunctions": conj.num_rows, "catalogue": view.catalogue.num_rows,
                     "excluded": view.excluded.num_rows, "cdms": len(links)}
@@ -195,7 +198,6 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     write_json(out_dir / "export.json", {
         "run_id": info["run_id"], "release_to": code, "rule": mk.RELEASE_RULE,
         "exported": res.exported, "withheld": res.withheld, "recomputed": res.recomputed,
-        "shared_view_with": sorted(set(view.codes) - {code}),
         "screened_again": view.counts["screened_again"], "marking": res.marking})
     return res
 

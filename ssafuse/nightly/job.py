@@ -516,7 +516,8 @@ def _exports_stage(ctx: _Run, conj: pa.Table | None) -> dict:
             done = {}
         for code, ex in done.items():
             exports[code] = {"exported": ex.exported, "withheld": ex.withheld,
-                             "recomputed": ex.recomputed}
+                             "recomputed": ex.recomputed,
+                             "shared_view_with": ex.shared_view_with}
             _log(logging.INFO, "exports", f"{code}: exported {ex.exported}, recomputed "
                  f"{ex.recomputed}, withheld {ex.withheld}", release_to=code)
         st.counts = {"partners": len(exports),
