@@ -23,7 +23,7 @@ import click
 from . import nightly
 from .assessment import cdms_for_screening, pc_line, pc_of_cdm_files
 from .correlation import correlate_store
-from .errors import FormatError, MarkingError
+from .errors import FormatError, MarkingError, SsafuseError
 from .markings import ENV_MARKINGS, use_equivalences
 from .markings import parse as parse_marking
 from .export import check_code, export_run
@@ -415,7 +415,10 @@ def export_command(code, run_ref, store_dir, out_dir):
         run_dir = find_run(run_ref, store_dir)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from None
-    res = export_run(run_dir, code, out_dir)
+    try:
+        res = export_run(run_dir, code, out_dir)
+    except SsafuseError as e:
+        raise click.UsageError(str(e)) from None
     click.echo(f"export for {code} -> {out_dir} [{res.marking}]")
     for table in res.exported:
         click.echo(f"  {table:<13} exported {res.exported[table]:>7}  withheld "

@@ -113,6 +113,7 @@ def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: 
     if not settings:
         raise SsafuseError(f"run {info.get('run_id')} predates tear-line exports (its run.json "
                            "has no 'tearline' settings): run it again to export it")
+    _check_table(info)
     store = Store(runs_dir_store(run_dir))
     elements = run_elements(store, settings)
     views = partner_views(
@@ -132,6 +133,19 @@ def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: 
         out[code] = _export_view(run_dir, info, views[code], code, Path(where), mine, hidden,
                                  with_report)
     return out
+
+
+def _check_table(info: dict) -> None:
+    """A run's exports read markings with the equivalence table the run read them with
+    (its groups say who is in FVEY, NATO ...): refuse when the active one differs."""
+    settings = info["tearline"]
+    want, have = settings.get("equivalences_sha256"), mk.active_equivalences()
+    if want and want != have.digest:
+        raise SsafuseError(
+            f"run {info.get('run_id')} read markings with the equivalence table "
+            f"{settings.get('equivalences')} (sha256 {want[:12]}...), and the table in use "
+            f"now ({have.source}, {have.digest[:12]}...) reads them differently: export it "
+            f"with --markings naming the run's table")
 
 
 def runs_dir_store(run_dir: Path) -> Path:

@@ -382,3 +382,30 @@ def test_nightly_config_refuses_a_bad_markings_table(tmp_path, markings, says):
     with pytest.raises(ConfigError) as e:
         load_config(_config(tmp_path, markings))
     assert says in str(e.value) and "nightly.toml" in str(e.value)
+
+
+def test_an_export_made_later_reads_markings_with_the_runs_table(tmp_path):
+    # the operator's table says FVEY releases go to USA and GBR only; a feed REL TO FVEY
+    # reaches AUS in no export, also one made by hand later without naming the table
+    from _run_helpers import run_cli, run_dir
+    _table(tmp_path, '[groups]\nFVEY = ["USA", "GBR"]\n', "policy.toml")
+    cfg = tmp_path / "nightly.toml"
+    cfg.write_text(
+        f'store = "store"\n[markings]\nequivalences = "policy.toml"\n'
+        f'[[feeds]]\nsource = "partner"\npaths = ["{SAMPLES / "udl_elset_sample.json"}"]\n'
+        f'format = "udl-elset"\nmarking = "UNCLASSIFIED//REL TO FVEY"\n'
+        f'[screen]\nstart = "2026-03-10T00:00:00Z"\ndays = 0.25\nthreshold_km = 200.0\n'
+        f'workers = 1\n[exports]\nrelease_to = ["AUS"]\n')
+    done = run_cli(cfg)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rd = run_dir(tmp_path / "store")
+    assert json.loads((rd / "exports" / "AUS" / "export.json").read_text())[
+        "exported"]["catalogue"] == 0
+    args = ["export", "--release-to", "AUS", "--run", str(rd), "--out", str(tmp_path / "aus")]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == EXIT_USAGE and "--markings" in refused.output, refused.output
+    assert not (tmp_path / "aus" / "catalogue.parquet").exists()
+    ok = CliRunner().invoke(main, [*args, "--markings", str(tmp_path / "policy.toml")])
+    assert ok.exit_code == EXIT_OK, ok.output
+    assert json.loads((tmp_path / "aus" / "export.json").read_text())[
+        "exported"]["catalogue"] == 0

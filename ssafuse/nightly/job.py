@@ -30,7 +30,7 @@ from ..files import expand_inputs, write_json, write_parquet
 from ..formats.registry import known_extension
 from ..ingestion import ingest
 from ..jobs import assess_events
-from ..markings import use_equivalences
+from ..markings import active_equivalences, use_equivalences
 from ..report import write_report
 from ..runs import previous_run, run_folder
 from ..schema import CONJUNCTIONS, EXCLUDED
@@ -477,7 +477,10 @@ def _write_run_info(ctx: _Run, feeds: list[dict], links: dict[str, str],
         "correlation": correlation, "report": cfg.report,
         "tearline": {"elements_through": ctx.elements_through,
                      "screen_primaries": list(cfg.primaries), "precedence": cfg.precedence,
-                     "disagree_km": cfg.disagree_km, "pc": cfg.pc},
+                     "disagree_km": cfg.disagree_km, "pc": cfg.pc,
+                     # how markings were read: an export made later must read them alike
+                     "equivalences": active_equivalences().source,
+                     "equivalences_sha256": active_equivalences().digest},
         "settings_hash": cfg.settings_hash(),
         "config": str(cfg.source_file) if cfg.source_file else None,
     })
