@@ -123,6 +123,21 @@ def ingest(store: Store | str | os.PathLike, inputs: Iterable[str | os.PathLike]
     }, [asdict(f) for f in report.files]))
     return report
 
+def _re_mark(prior: dict | None, feed_marking: str, table: str) -> str | None:
+    """Why a file already in the ledger must be marked again (``None``: it need not): the
+    same file under another marking, or read with another equivalence table, is never kept
+    silently under the old one. A ledger entry without a marking predates this."""
+    if prior is None:
+        return None
+    if prior.get("marking") != feed_marking:
+        return (f"re-marked: ingested before as {prior.get('marking') or 'unrecorded'}, "
+                f"now {feed_marking}")
+    if prior.get("equivalences", default_equivalences().digest) != table:
+        return (f"re-marked: ingested before as {feed_marking}, now {feed_marking} "
+                "(the marking equivalence table changed)")
+    return None
+
+
 def ingest_file(store: Store, uri: str, *, source: str, format: str | None, marking: str,
                 now_ns: int, day: str, sha: str | None = None, formats_dirs=None) -> FileReport:
     """Ingest one file into ``store`` (``sha``: its SHA-256 when the caller already has it):
@@ -137,18 +152,13 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
     feed_marking = str(parse_marking(marking))
     table = active_equivalences().digest  # how the records' own markings are read
     prior = store.ledger_entry(source, sha)
-    status = "ingested"
-    if prior is not None:
-        if prior.get("marking") != feed_marking or \
-                prior.get("equivalences", default_equivalences().digest) != table:
-            # The same file under another marking: its records are marked again (never kept
-            # silently under the old one). A ledger entry without a marking predates this.
-            status = "re-marked"
-        elif prior.get("status") == "ingested" or not format or format == prior.get("format"):
-            return FileReport(uri, source, prior.get("format"), sha, "already-ingested",
-                              message=f"already ingested from {prior.get('uri')} at "
-                                      f"{prior.get('ingested_at')}")
-    if status == "re-marked":
+    re_mark = _re_mark(prior, feed_marking, table)
+    if prior is not None and re_mark is None and (
+            prior.get("status") == "ingested" or not format or format == prior.get("format")):
+        return FileReport(uri, source, prior.get("format"), sha, "already-ingested",
+                          message=f"already ingested from {prior.get('uri')} at "
+                                  f"{prior.get('ingested_at')}")
+    if re_mark is not None:
         # First say in the ledger that no marking holds for the file's parts: a re-mark
         # killed once they are replaced is then re-marked again by the next ingest, under
         # whatever marking it asks for, never taken for "already ingested"
@@ -156,12 +166,8 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
                                                "status": "re-marking"})
     store.remove_parts(source, sha)  # leftovers of a killed ingest of this same file
     writers = {"rejects": store.part_writer("rejects", source, day, sha)}
-    rep = FileReport(uri, source, format, sha, status)
-    if status == "re-marked":
-        rep.message = (f"re-marked: ingested before as {prior.get('marking') or 'unrecorded'}, "
-                       f"now {feed_marking}" + (
-                           "" if prior.get("marking") != feed_marking
-                           else " (the marking equivalence table changed)"))
+    rep = FileReport(uri, source, format, sha, "ingested" if re_mark is None else "re-marked",
+                     message=re_mark or "")
     tally: Counter = Counter()
     try:
         try:
