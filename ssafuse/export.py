@@ -43,6 +43,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -55,7 +56,7 @@ from .report import write_report
 from .runs import event_keys
 from .schema import CATALOGUE, CONJUNCTIONS, ELEMENTS, EXCLUDED
 from .store import Store
-from .tearline import PartnerView, partner_views, releasable_rows
+from .tearline import PartnerView, partner_views
 from .timeutil import parse_iso
 
 _CODE = re.compile(r"^[A-Z]{3,4}$")
@@ -125,12 +126,14 @@ def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: 
         precedence=settings.get("precedence", []),
         disagree_km=float(settings.get("disagree_km", 5.0)), workers=workers, dask=dask)
     cdms = store.table("cdms")
+    assessed = _read(run_dir, "conjunctions.parquet", CONJUNCTIONS)
     out = {}
     for code, where in partners.items():
-        mine = releasable_rows(cdms, code)
-        hidden = cdms.filter(pa.array([not x for x in mk.releasable_mask(cdms, code)],
-                                      pa.bool_())) if cdms.num_rows else cdms
-        out[code] = _export_view(run_dir, info, views[code], code, Path(where), mine, hidden,
+        mask = np.array(mk.releasable_mask(cdms, code), bool) if cdms.num_rows \
+            else np.zeros(0, bool)
+        mine, hidden = cdms.filter(pa.array(mask)), cdms.filter(pa.array(~mask))
+        out[code] = _export_view(run_dir, info, views[code], code, Path(where), mine,
+                                 _reusable_assessed(assessed, views[code], code, hidden),
                                  with_report)
     return out
 
@@ -169,9 +172,10 @@ def _read(run_dir: Path, name: str, schema: pa.Schema) -> pa.Table:
 
 
 def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_dir: Path,
-                 cdms: pa.Table, hidden_cdms: pa.Table, with_report: bool) -> ExportResult:
-    """Assess the view's events (Pc from the partner's CDMs), write its CDMs, tables,
-    ``run.json``, report and ``export.json``."""
+                 cdms: pa.Table, assessed: pa.Table, with_report: bool) -> ExportResult:
+    """Assess the view's events (Pc from the partner's CDMs; ``assessed``: rows of the full
+    run taken as they are), write its CDMs, tables, ``run.json``, report and
+    ``export.json``."""
     settings = info["tearline"]
     report = info.get("report") or {}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +183,7 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
                                 out_dir / "cdm", creation_date=parse_iso(info["created"]),
                                 cdms=cdms, primaries=info.get("primaries") or [],
                                 top=report.get("top", 20),
-                                assessed=_reusable_assessed(run_dir, view, code, hidden_cdms))
+                                assessed=assessed)
     conj, leaked = mk.split(conj, code)  # a safety net: nothing above may fail it
     if leaked:
         raise SsafuseError(f"export to {code}: {leaked} events not releasable to it")
@@ -216,13 +220,12 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     return res
 
 
-def _reusable_assessed(run_dir: Path, view: PartnerView, code: str,
+def _reusable_assessed(full: pa.Table, view: PartnerView, code: str,
                        hidden_cdms: pa.Table) -> pa.Table:
-    """The full run's assessed rows the partner's export may take as they are: events the
-    view reused, releasable to the partner (so any CDM that gave their Pc or radius is), of
-    pairs no CDM withheld from the partner speaks of (so its own assessment would pick the
-    same CDM, or none)."""
-    full = _read(run_dir, "conjunctions.parquet", CONJUNCTIONS)
+    """The rows of the full run's assessed ``full`` the partner's export may take as they
+    are: events the view reused, releasable to the partner (so any CDM that gave their Pc or
+    radius is), of pairs no CDM withheld from the partner speaks of (so its own assessment
+    would pick the same CDM, or none)."""
     if not full.num_rows or not view.reused.any():
         return full.slice(0, 0)
     hidden = {frozenset(p) for p in zip(hidden_cdms["object1_id"].to_pylist(),

@@ -155,14 +155,11 @@ def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict
     out = assess(conjunctions.take(pa.array(todo, pa.int64())) if have else conjunctions,
                  hbr_m=pc_settings.get("hbr_m"), hbr_table=pc_settings.get("hbr_table"),
                  elements=catalogue, cdms=cdms, covariance_model=model)
-    if have:  # back into the order given: the reused rows, then the assessed ones
-        reused = [h for h in hits if h is not None]
-        both = pa.concat_tables([assessed.take(pa.array(reused, pa.int64())).cast(out.schema),
-                                 out])
-        at = np.empty(len(hits), np.int64)
-        at[[q for q, h in enumerate(hits) if h is not None]] = np.arange(len(reused))
-        at[todo] = len(reused) + np.arange(len(todo))
-        out = both.take(pa.array(at))
+    if have:  # the reused rows and the assessed ones, back into the order given
+        done = [q for q, h in enumerate(hits) if h is not None]
+        both = pa.concat_tables([assessed.take(pa.array([hits[q] for q in done], pa.int64()))
+                                 .cast(out.schema), out])
+        out = both.take(pa.array(np.argsort(np.array(done + todo, np.int64))))
     links: dict[str, str] = {}
     which = pc_settings.get("write_cdms", "listed")
     if which not in (False, "none") and out.num_rows:

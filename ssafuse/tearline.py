@@ -38,7 +38,7 @@ from .catalogue import build_catalogue
 from .schema import CATALOGUE, CONJUNCTIONS, EXCLUDED
 from .screening import screen
 
-__all__ = ["PartnerView", "partner_views", "releasable_rows"]
+__all__ = ["PartnerView", "partner_views"]
 
 #: What identifies one element set (the row it came from).
 IDENTITY = ("source", "source_sha256", "source_record")
@@ -56,14 +56,6 @@ class PartnerView:
     counts: dict = field(default_factory=dict)
     #: per row of ``screened``: the full run's event, reused as it is (not screened again)
     reused: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-
-
-def releasable_rows(table: pa.Table, code: str) -> pa.Table:
-    """The rows of ``table`` (with ``classification`` / ``releasable_to``) that may go to
-    ``code`` (:func:`ssafuse.markings.exportable`)."""
-    if table.num_rows == 0:
-        return table
-    return table.filter(pa.array(mk.releasable_mask(table, code), pa.bool_()))
 
 
 def partner_views(elements: pa.Table, codes: Iterable[str], *, catalogue: pa.Table,

@@ -466,6 +466,7 @@ def _write_run_info(ctx: _Run, feeds: list[dict], links: dict[str, str],
                     correlation: dict | None, prev: Path | None) -> None:
     """``run.json``: what the report and the exports are made from."""
     cfg = ctx.cfg
+    table = active_equivalences()  # how markings were read: a later export reads them alike
     write_json(ctx.run_dir / "run.json", {
         "run_id": ctx.run_id, "created": ctx.created.isoformat(),
         "window_start": ctx.start.isoformat(), "window_end": ctx.end.isoformat(),
@@ -478,9 +479,7 @@ def _write_run_info(ctx: _Run, feeds: list[dict], links: dict[str, str],
         "tearline": {"elements_through": ctx.elements_through,
                      "screen_primaries": list(cfg.primaries), "precedence": cfg.precedence,
                      "disagree_km": cfg.disagree_km, "pc": cfg.pc,
-                     # how markings were read: an export made later must read them alike
-                     "equivalences": active_equivalences().source,
-                     "equivalences_sha256": active_equivalences().digest},
+                     "equivalences": table.source, "equivalences_sha256": table.digest},
         "settings_hash": cfg.settings_hash(),
         "config": str(cfg.source_file) if cfg.source_file else None,
     })
