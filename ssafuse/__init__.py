@@ -44,10 +44,10 @@ from .catalogue import build_catalogue
 from .correlation import correlate, correlate_store, object_summary
 from .errors import FormatError, MarkingError, SsafuseError
 from .export import export_partners, export_run
-from .formats.cdm import Cdm
-from .formats.cdm import dumps_kvn as cdm_to_kvn
-from .formats.cdm import dumps_xml as cdm_to_xml
-from .formats.cdm import read_all as read_cdms
+from .formats.ccsds.cdm import Cdm
+from .formats.ccsds.cdm import dumps_kvn as cdm_to_kvn
+from .formats.ccsds.cdm import dumps_xml as cdm_to_xml
+from .formats.ccsds.cdm import read_all as read_cdms
 from .formats.registry import formats as list_formats
 from .ingestion import FileReport, IngestReport, ingest
 from .jobs import screen_inputs, update_catalogue

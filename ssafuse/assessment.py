@@ -52,7 +52,7 @@ from . import pc as pcmod
 from .constants import NS_PER_S
 from .errors import FormatError
 from .files import atomic_write_bytes, expand_inputs, write_parquet
-from .formats import cdm as cdm_format
+from .formats.ccsds import cdm as cdm_format
 from .propagate import satrecs, teme_to_gcrs
 from .records import read_file
 from .schema import CONJUNCTIONS, PC_RESULTS, conform
@@ -396,7 +396,7 @@ def _message_id(originator: str, row: dict, tca_ns: int, creation_ns: int) -> st
 def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_date,
                      originator: str = "SSAFUSE", covariance_model: dict | None = None,
                      version: str = "2.0", message_for: str | None = None) -> list:
-    """One :class:`ssafuse.formats.cdm.Cdm` per conjunction (``None`` where the element sets
+    """One :class:`ssafuse.formats.ccsds.cdm.Cdm` per conjunction (``None`` where the element sets
     of the event are not in ``elements`` or SGP4 fails at TCA), in row order.
 
     ``creation_date``: CREATION_DATE (datetime, ISO text or ns; never the clock).

@@ -650,7 +650,7 @@ def rtn_to_inertial(r, v, cov_rtn):
 
 
 def pc_from_cdm(messages, hbr_m=None, method: str = "foster") -> PcResult:
-    """Pc of CDMs (:class:`ssafuse.formats.cdm.Cdm`), as CARA's ``Pc2D_FromCDM``: states (km) and RTN
+    """Pc of CDMs (:class:`ssafuse.formats.ccsds.cdm.Cdm`), as CARA's ``Pc2D_FromCDM``: states (km) and RTN
     covariances (m^2) from each object, covariances rotated to the inertial frame, the linear
     TCA adjustment, Pc in metres. ``hbr_m``: combined hard-body radius in metres (scalar or one
     per message); default: each CDM's own (:meth:`Cdm.hbr_m`), NaN when it states none.

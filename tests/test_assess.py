@@ -29,7 +29,7 @@ from scipy import optimize, stats
 from conftest import shared
 from ssafuse import assessment as A
 from ssafuse import pc
-from ssafuse.formats import cdm
+from ssafuse.formats.ccsds import cdm
 from ssafuse.cli import EXIT_OK, main
 from ssafuse.timeutil import to_ns
 from ssafuse.records import read_file

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import SHARED_DATA, shared
-from ssafuse.formats import cdm
+from ssafuse.formats.ccsds import cdm
 from ssafuse.errors import FormatError
 
 #: Orekit's deliberately malformed CDMs (src/test/resources/ccsds/cdm) and what is wrong:

@@ -26,7 +26,7 @@ from sgp4.api import WGS72, Satrec
 
 from ssafuse import markings as mk
 from ssafuse.errors import FormatError
-from ssafuse.formats import omm
+from ssafuse.formats.ccsds import omm
 from ssafuse.records import Provenance, to_tables
 from ssafuse.schema import ELEMENT_COLUMNS
 

@@ -13,7 +13,7 @@ from scipy import integrate
 
 from conftest import shared
 from ssafuse import pc
-from ssafuse.formats import cdm
+from ssafuse.formats.ccsds import cdm
 
 
 def _rows(relative):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from conftest import shared
 from ssafuse.errors import FormatError
-from ssafuse.formats import tdm
+from ssafuse.formats.ccsds import tdm
 from ssafuse.formats.registry import detect
 from ssafuse.records import read_file
 

@@ -5,10 +5,9 @@
 ``base``           what every adapter shares: ``Batch``, ``Format``, ``Reject``, limits
 ``safexml``        untrusted XML, read one safe way (defusedxml SAX)
 ``tle``            TLE / 3LE (columns as data, checksums, Alpha-5)
-``omm``            CCSDS OMM in KVN, XML and JSON; GP CSV
 ``optical``        IOD, UK and RDE optical observations
-``tdm``            CCSDS TDM 1.0 / 2.0 (KVN, XML)
-``cdm``            CCSDS CDM reader and strict writer (KVN, XML)
+``ccsds``          CCSDS messages (CDM, OMM, TDM): model, reader, strict writer, keyword
+                   tables, one home per message; OMM also as JSON and GP CSV
 ``declarative``    partner feeds described in TOML (``ingest_formats/``, users' folders)
 =================  ==================================================================
 

@@ -19,7 +19,8 @@ from functools import lru_cache
 from typing import Iterable
 
 from ..errors import AmbiguousFormatError, UnknownFormatError
-from . import cdm, declarative, omm, optical, tdm, tle
+from . import declarative, optical, tle
+from .ccsds import cdm, omm, tdm
 from .base import Format
 
 __all__ = ["HEAD_BYTES", "ENV_FORMATS_DIR", "formats", "known_extension", "get_format", "detect"]

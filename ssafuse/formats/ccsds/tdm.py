@@ -63,11 +63,11 @@ from typing import BinaryIO, Iterator
 
 from skyfield.api import load
 
-from ..errors import FormatError
-from ..schema import OBSERVATION_COLUMNS
-from .base import Batch, Format, Reject, decode
-from .safexml import XML_ERRORS, StrictSaxErrors, safe_sax_parser, xml_format_error
-from ..timeutil import parse_epoch
+from ...errors import FormatError
+from ...schema import OBSERVATION_COLUMNS
+from ..base import Batch, Format, Reject, decode
+from ..safexml import XML_ERRORS, StrictSaxErrors, safe_sax_parser, xml_format_error
+from ...timeutil import parse_epoch
 
 __all__ = ["FORMATS", "KVN", "XML", "DATA_KEYWORDS", "METADATA_KEYWORDS", "read_kvn",
            "read_xml"]

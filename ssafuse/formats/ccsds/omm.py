@@ -33,12 +33,12 @@ from typing import Any, BinaryIO, Iterator, Mapping
 
 from sgp4.alpha5 import from_alpha5
 
-from .. import markings as mk
-from ..errors import FormatError, MarkingError
-from ..constants import NS_PER_DAY
-from .base import Batch, Format, Reject, decode, parse_float, parse_int, validate_elements
-from .safexml import XML_ERRORS, StrictSaxErrors, safe_sax_parser, xml_format_error
-from ..timeutil import days_from_civil, parse_epoch
+from ... import markings as mk
+from ...errors import FormatError, MarkingError
+from ...constants import NS_PER_DAY
+from ..base import Batch, Format, Reject, decode, parse_float, parse_int, validate_elements
+from ..safexml import XML_ERRORS, StrictSaxErrors, safe_sax_parser, xml_format_error
+from ...timeutil import days_from_civil, parse_epoch
 
 __all__ = ["FORMATS", "KVN", "XML", "JSON", "CSV", "BATCH_RECORDS"]
 

@@ -1,7 +1,7 @@
 """CCSDS Conjunction Data Messages (CCSDS 508.0-B-1, with the CDM-2 additions seen in practice):
 read KVN and XML, write KVN and XML.
 
->>> from ssafuse.formats import cdm
+>>> from ssafuse.formats.ccsds import cdm
 >>> msg = cdm.read("conjunction.cdm")                        # doctest: +SKIP
 >>> msg.header["MESSAGE_ID"], msg.relative["TCA"], msg.hbr_m()   # doctest: +SKIP
 >>> text = cdm.dumps_kvn(msg); same = cdm.loads(text) == msg     # doctest: +SKIP
@@ -38,9 +38,9 @@ from xml.sax.saxutils import escape, quoteattr
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
-from ..errors import FormatError
-from ..timeutil import format_epoch, parse_epoch
-from .base import Batch, Format, Reject
+from ...errors import FormatError
+from ...timeutil import format_epoch, parse_epoch
+from ..base import Batch, Format, Reject
 
 __all__ = ["Cdm", "KEYWORDS", "read", "loads", "read_all", "loads_all", "dumps_kvn",
            "dumps_xml", "write_kvn", "write_xml", "COVARIANCE_RTN", "identify_kvn",

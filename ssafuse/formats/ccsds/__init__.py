@@ -1,0 +1,19 @@
+"""CCSDS Navigation Data Messages, one home each (as Orekit's ``files.ccsds.ndm`` keeps them).
+
+Each message has its data model, a lenient reader (every problem a
+:class:`~ssafuse.errors.FormatError` naming line and keyword, or a reject), a strict writer, and
+its keyword table as data (``keywords/*.csv``: which keywords each version defines, in the
+standard's order, with their units), side by side:
+
+=========  ===================================================================================
+``cdm``    Conjunction Data Message, 508.0-B-1 (version 1.0) and the CDM 2.0 keywords: read
+           KVN and XML; write KVN and XML of either version
+``omm``    Orbit Mean-elements Message, 502.0-B-2/3: read KVN, XML, JSON and GP CSV; write
+           KVN, XML and CelesTrak-style JSON
+``tdm``    Tracking Data Message, 503.0-B-1/2: read KVN and XML
+=========  ===================================================================================
+
+The ingest adapters (:mod:`ssafuse.formats.registry`) call the readers; the exports and the
+nightly job call the writers. Lenient when reading, strict when writing: a writer raises
+:class:`ValueError` rather than write a message the standard's schema would reject.
+"""
