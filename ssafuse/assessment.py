@@ -73,6 +73,9 @@ PC_METHOD_CDM = "foster-2d:cdm:"
 #: CCSDS SANA names written in COLLISION_PROBABILITY_METHOD / COLLISION_MAX_PC_METHOD.
 CDM_PC_METHOD = "FOSTER-1992"
 CDM_MAX_PC_METHOD = "ALFANO-2005"
+#: GRAVITY_MODEL of a state propagated with SGP4, in the standard's "name: nD mO" form (508.0-B-1
+#: 3.5.3): WGS-72 constants with the zonal harmonics J2, J3 and J4, no tesserals.
+SGP4_GRAVITY_MODEL = "WGS-72: 4D 0O"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,7 +398,7 @@ def _message_id(originator: str, row: dict, tca_ns: int, creation_ns: int) -> st
 
 def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_date,
                      originator: str = "SSAFUSE", covariance_model: dict | None = None,
-                     version: str = "2.0", message_for: str | None = None) -> list:
+                     version: str = "1.0", message_for: str | None = None) -> list:
     """One :class:`ssafuse.formats.ccsds.cdm.Cdm` per conjunction (``None`` where the element sets
     of the event are not in ``elements`` or SGP4 fails at TCA), in row order.
 
@@ -407,7 +410,7 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
     :func:`assess` (COVARIANCE_METHOD DEFAULT, COMMENT saying it is assumed), else zeros with
     COMMENTs saying element sets carry no covariance.
     """
-    if version not in ("1.0", "2.0"):
+    if version not in cdm_format.VERSIONS:
         raise ValueError("version must be '1.0' or '2.0'")
     conj = conjunctions.cast(CONJUNCTIONS) if conjunctions.schema != CONJUNCTIONS else conjunctions
     creation_ns = to_ns(creation_date)
@@ -433,7 +436,7 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
         objects = []
         for j, s in enumerate(("1", "2")):
             obj, meta, cov = _cdm_object(row, s, int(idx[i, j]), r[j, i], v[j, i], types[i][j],
-                                         covariance_model, el_cols)
+                                         covariance_model, el_cols, version)
             objects.append(obj)
             comments[f"object{s}/metadata"] = meta
             comments[f"object{s}/covarianceMatrix"] = cov
@@ -502,7 +505,8 @@ def _cdm_relative(row: dict, version: str, tca_ns: int, r_teme, v_teme) -> tuple
 
 
 def _cdm_object(row: dict, s: str, k: int, r, v, object_type: str,
-                covariance_model: dict | None, el_cols: dict) -> tuple[dict, list, list]:
+                covariance_model: dict | None, el_cols: dict,
+                version: str) -> tuple[dict, list, list]:
     """Object ``s`` (``'1'`` or ``'2'``) of a CDM from its element set (row ``k`` of the
     elements) and its GCRF state ``r``, ``v``: ``(keywords, metadata comments, covariance
     comments)``."""
@@ -518,11 +522,12 @@ def _cdm_object(row: dict, s: str, k: int, r, v, object_type: str,
         "COVARIANCE_METHOD": "DEFAULT",
         "MANEUVERABLE": "N/A",
         "REF_FRAME": "GCRF",
-        "GRAVITY_MODEL": "SGP4 WGS72",
-        "OD_EPOCH": to_ns(row[f"epoch_{s}"]),
+        "GRAVITY_MODEL": SGP4_GRAVITY_MODEL,
         "X": float(r[0]), "Y": float(r[1]), "Z": float(r[2]),
         "X_DOT": float(v[0]), "Y_DOT": float(v[1]), "Z_DOT": float(v[2]),
     }
+    if version != "1.0":
+        obj["OD_EPOCH"] = to_ns(row[f"epoch_{s}"])
     if object_type in ("PAYLOAD", "ROCKET BODY", "DEBRIS", "UNKNOWN", "OTHER"):
         obj["OBJECT_TYPE"] = object_type
     sig = _sigmas_km(covariance_model, object_type) if covariance_model else None
@@ -531,7 +536,9 @@ def _cdm_object(row: dict, s: str, k: int, r, v, object_type: str,
     for key, value in zip(cdm_format.COVARIANCE_RTN, cov[rr, cc]):
         obj[key] = float(value)
     src = row[f"source_{s}"] or "unknown source"
-    meta = [f"Element set from {src}, epoch {_iso(row[f'epoch_{s}'])} (OD_EPOCH)"]
+    meta = [f"Element set from {src}, epoch {_iso(row[f'epoch_{s}'])}"
+            + (" (OD_EPOCH)" if version != "1.0" else ""),
+            "Propagated with SGP4: WGS-72 constants, zonal harmonics J2 to J4 (GRAVITY_MODEL)"]
     if sig:
         cov_comments = [
             f"ASSUMED covariance for OBJECT_TYPE {object_type}: sigma R/T/N "
@@ -551,7 +558,7 @@ def _iso(value) -> str:
 
 def write_cdms(conjunctions: pa.Table, elements: pa.Table, out_dir, *, creation_date,
                fmt: str = "kvn", originator: str = "SSAFUSE",
-               covariance_model: dict | None = None, version: str = "2.0") -> list:
+               covariance_model: dict | None = None, version: str = "1.0") -> list:
     """Write :func:`conjunction_cdms` to ``out_dir`` (created), one file per conjunction named
     ``<MESSAGE_ID>.cdm`` (KVN) or ``.xml``, each written atomically. Returns the paths in row
     order, ``None`` for an event whose element sets are not in ``elements``."""

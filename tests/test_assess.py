@@ -142,7 +142,7 @@ def test_written_cdm_states_equal_skyfield_sgp4_of_the_tle_text(pair, tmp_path):
 
     path, el, conj = pair
     conj = A.assess(conj, elements=el)
-    (kvn,) = A.write_cdms(conj, el, tmp_path, creation_date=CREATED)
+    (kvn,) = A.write_cdms(conj, el, tmp_path, creation_date=CREATED, version="2.0")
     msg = cdm.read(kvn)
     assert msg.header["CREATION_DATE"] == to_ns(CREATED)
     assert msg.header["CLASSIFICATION"] == "UNCLASSIFIED"

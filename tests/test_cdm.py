@@ -39,9 +39,17 @@ def test_every_valid_cdm_is_read_and_round_trips():
     shared("ccsds/orekit/cdm")
     files = _valid_files()
     assert len(files) == 123   # 32 Orekit + 3 egemenimre + 34 CARA samples + 53 CARA real + 1
+    relabelled = 0
     for f in files:
         msg = cdm.read(f)
         assert msg.objects[0]["OBJECT"] == "OBJECT1" and msg.objects[1]["OBJECT"] == "OBJECT2"
+        if cdm.version_needed(msg) != msg.header["CCSDS_CDM_VERS"]:
+            # read leniently (a 1.0 label on CDM 2.0 keywords), written strictly: refused as
+            # it stands, written as 2.0
+            with pytest.raises(ValueError, match="not a CDM 1.0 keyword|does not exist in CDM"):
+                cdm.dumps_kvn(msg)
+            msg.header["CCSDS_CDM_VERS"] = cdm.version_needed(msg)
+            relabelled += 1
         same_format = cdm.dumps_xml if f.endswith(".xml") else cdm.dumps_kvn
         other = cdm.dumps_kvn if f.endswith(".xml") else cdm.dumps_xml
         assert cdm.loads(same_format(msg)) == msg, f
@@ -50,6 +58,7 @@ def test_every_valid_cdm_is_read_and_round_trips():
             msg.header, msg.relative, msg.objects), f
         assert back.all_comments() == msg.all_comments() or sorted(
             back.all_comments()) == sorted(msg.all_comments()), f
+    assert relabelled > 0   # the strict branch ran on real files
 
 
 @pytest.mark.parametrize("name", sorted(MALFORMED))
@@ -90,6 +99,8 @@ def test_cdm2_header_and_repeated_xyz_covariance_keywords():
     assert m.objects[0]["HBR"] == 2.5
     f = cdm.read(shared("ccsds/orekit/cdm/CDM-frame-mapper.txt"))
     assert "CDRG_DRG" in f.objects[0] and "CDRG_DRG@XYZ" in f.objects[0]
+    assert f.header["CCSDS_CDM_VERS"] == "1.0" and cdm.version_needed(f) == "2.0"
+    f.header["CCSDS_CDM_VERS"] = "2.0"
     assert "CDRG_DRG                            =" in cdm.dumps_kvn(f)
 
 
@@ -119,6 +130,15 @@ def test_writer_is_strict():
         (lambda c: c.relative.__setitem__("MISS_DISTANCE", math.nan), "finite"),
         (lambda c: c.objects[0].__setitem__("OBJECT_NAME", "A\nB"), "one-line"),
         (lambda c: c.objects[0].__setitem__("NOT_A_KEYWORD", "x"), "not a object"),
+        # 508.0-B-1 defines neither; its schema's enumerations name the values it allows
+        (lambda c: c.objects[0].__setitem__("OD_EPOCH", c.relative["TCA"]),
+         "OD_EPOCH is not a CDM 1.0 keyword"),
+        (lambda c: c.header.__setitem__("CLASSIFICATION", "SECRET"), "not a CDM 1.0 keyword"),
+        (lambda c: c.objects[0].__setitem__("USER_DEFINED_X", "1"), "not a CDM 1.0 keyword"),
+        (lambda c: c.objects[0].__setitem__("OBJECT_TYPE", "SATELLITE"), "not a CDM 1.0 value"),
+        (lambda c: c.comments.__setitem__("object1/additionalCovarianceMetadata", ["x"]),
+         "does not exist in CDM 1.0"),
+        (lambda c: c.header.__setitem__("CCSDS_CDM_VERS", "1.1"), "must be '1.0' or '2.0'"),
     ]:
         c = cdm.loads(cdm.dumps_kvn(m))
         mutate(c)

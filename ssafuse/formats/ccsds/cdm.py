@@ -28,9 +28,11 @@ everything else as text.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 from xml.etree.ElementTree import ParseError
 from xml.sax.saxutils import escape, quoteattr
@@ -42,116 +44,38 @@ from ...errors import FormatError
 from ...timeutil import format_epoch, parse_epoch
 from ..base import Batch, Format, Reject
 
-__all__ = ["Cdm", "KEYWORDS", "read", "loads", "read_all", "loads_all", "dumps_kvn",
+__all__ = ["Cdm", "KEYWORDS", "read", "loads", "read_all", "loads_all", "dumps_kvn", "version_needed",
            "dumps_xml", "write_kvn", "write_xml", "COVARIANCE_RTN", "identify_kvn",
            "identify_xml"]
 
-# --- the keyword table (layout as data) ---------------------------------------------------
+# --- the keyword table (layout as data: keywords/cdm.csv) -----------------------------------
 # name: (section, block, kind, unit). section: header | relative | object. block: the XML
 # element the keyword sits in (and the KVN block its comments belong to). kind: text, float,
 # int, time, vector. unit: what the standard states (None: unit-free).
 _H, _R, _O = "header", "relative", "object"
 _SHARED = ("CDRG_DRG", "CSRP_DRG", "CSRP_SRP", "CTHR_DRG", "CTHR_SRP", "CTHR_THR")
 _XYZ = "@XYZ"
+_TABLE = Path(__file__).with_name("keywords") / "cdm.csv"
 
 
-# long: the keyword table of 508.0-B-1 (and CDM-2) as data, one add() per block of keywords
-def _table() -> dict[str, tuple[str, str, str, str | None]]:
-    t: dict[str, tuple[str, str, str, str | None]] = {}
+def _load_table() -> tuple[dict, dict, dict]:
+    """``(keywords, since, values)`` from ``keywords/cdm.csv``, in the standard's order.
+    CDM-2's XYZ covariance block repeats six names of the RTN block; inside it they are kept as
+    NAME@XYZ and written back under their own name in that block."""
+    with open(_TABLE, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    keywords = {r["keyword"]: (r["section"], r["block"], r["kind"], r["unit"] or None)
+                for r in rows}
+    since = {r["keyword"]: r["since"] for r in rows}
+    values = {r["keyword"]: tuple(r["values"].split("|")) for r in rows if r["values"]}
+    return keywords, since, values
 
-    def add(section, block, kind, unit, *names):
-        for n in names:
-            t[n] = (section, block, kind, unit)
 
-    add(_H, "header", "text", None, "CCSDS_CDM_VERS", "ORIGINATOR", "MESSAGE_FOR", "MESSAGE_ID",
-        "CLASSIFICATION")
-    add(_H, "header", "time", None, "CREATION_DATE")
-    rel = "relativeMetadataData"
-    add(_R, rel, "text", None, "CONJUNCTION_ID", "SCREEN_TYPE", "SCREEN_VOLUME_FRAME",
-        "SCREEN_VOLUME_SHAPE", "COLLISION_PROBABILITY_METHOD", "COLLISION_MAX_PC_METHOD",
-        "SEFI_COLLISION_PROBABILITY_METHOD", "SEFI_FRAGMENTATION_MODEL", "PREVIOUS_MESSAGE_ID")
-    add(_R, rel, "time", None, "TCA", "START_SCREEN_PERIOD", "STOP_SCREEN_PERIOD",
-        "SCREEN_ENTRY_TIME", "SCREEN_EXIT_TIME", "PREVIOUS_MESSAGE_EPOCH", "NEXT_MESSAGE_EPOCH")
-    add(_R, rel, "float", "m", "MISS_DISTANCE", "SCREEN_VOLUME_X", "SCREEN_VOLUME_Y",
-        "SCREEN_VOLUME_Z")
-    add(_R, rel, "float", "m/s", "RELATIVE_SPEED")
-    add(_R, rel, "float", "deg", "APPROACH_ANGLE")
-    add(_R, rel, "float", None, "MAHALANOBIS_DISTANCE", "SCREEN_PC_THRESHOLD",
-        "COLLISION_PROBABILITY", "COLLISION_MAX_PROBABILITY", "SEFI_COLLISION_PROBABILITY")
-    add(_R, rel, "vector", None, "COLLISION_PERCENTILE")
-    add(_R, "relativeStateVector", "float", "m", "RELATIVE_POSITION_R", "RELATIVE_POSITION_T",
-        "RELATIVE_POSITION_N")
-    add(_R, "relativeStateVector", "float", "m/s", "RELATIVE_VELOCITY_R",
-        "RELATIVE_VELOCITY_T", "RELATIVE_VELOCITY_N")
-    add(_O, "metadata", "text", None, "OBJECT", "OBJECT_DESIGNATOR", "CATALOG_NAME",
-        "OBJECT_NAME", "INTERNATIONAL_DESIGNATOR", "OBJECT_TYPE", "OPERATOR_CONTACT_POSITION",
-        "OPERATOR_ORGANIZATION", "OPERATOR_PHONE", "OPERATOR_EMAIL", "ODM_MSG_LINK",
-        "ADM_MSG_LINK", "OBS_BEFORE_NEXT_MESSAGE", "EPHEMERIS_NAME", "COVARIANCE_METHOD",
-        "COVARIANCE_SOURCE", "MANEUVERABLE", "ORBIT_CENTER", "REF_FRAME", "ALT_COV_TYPE",
-        "ALT_COV_REF_FRAME", "GRAVITY_MODEL", "ATMOSPHERIC_MODEL", "N_BODY_PERTURBATIONS",
-        "SOLAR_RAD_PRESSURE", "EARTH_TIDES", "INTRACK_THRUST")
-    add(_O, "odParameters", "time", None, "TIME_LASTOB_START", "TIME_LASTOB_END", "OD_EPOCH")
-    add(_O, "odParameters", "float", "d", "RECOMMENDED_OD_SPAN", "ACTUAL_OD_SPAN")
-    add(_O, "odParameters", "int", None, "OBS_AVAILABLE", "OBS_USED", "TRACKS_AVAILABLE",
-        "TRACKS_USED")
-    add(_O, "odParameters", "float", "%", "RESIDUALS_ACCEPTED")
-    add(_O, "odParameters", "float", None, "WEIGHTED_RMS")
-    ad = "additionalParameters"
-    add(_O, ad, "float", "m**2", "AREA_PC", "AREA_PC_MIN", "AREA_PC_MAX", "AREA_DRG",
-        "AREA_SRP", "AREA_ALONG_OEB_MAX", "AREA_ALONG_OEB_INT", "AREA_ALONG_OEB_MIN", "RCS",
-        "RCS_MIN", "RCS_MAX")
-    add(_O, ad, "text", None, "OEB_PARENT_FRAME")
-    add(_O, ad, "time", None, "OEB_PARENT_FRAME_EPOCH")
-    add(_O, ad, "float", None, "OEB_Q1", "OEB_Q2", "OEB_Q3", "OEB_QC", "VM_ABSOLUTE",
-        "VM_APPARENT_MIN", "VM_APPARENT", "VM_APPARENT_MAX", "REFLECTANCE", "COV_CONFIDENCE",
-        "INCLINATION")
-    add(_O, ad, "text", None, "COV_CONFIDENCE_METHOD")
-    add(_O, ad, "float", "m", "OEB_MAX", "OEB_INT", "OEB_MIN", "HBR")
-    add(_O, ad, "float", "km", "APOAPSIS_ALTITUDE", "PERIAPSIS_ALTITUDE")
-    add(_O, ad, "float", "kg", "MASS")
-    add(_O, ad, "float", "m**2/kg", "CD_AREA_OVER_MASS", "CR_AREA_OVER_MASS")
-    add(_O, ad, "float", "m/s**2", "THRUST_ACCELERATION")
-    add(_O, ad, "float", "W/kg", "SEDR")
-    add(_O, "stateVector", "float", "km", "X", "Y", "Z")
-    add(_O, "stateVector", "float", "km/s", "X_DOT", "Y_DOT", "Z_DOT")
-    cov = "covarianceMatrix"
-    for frame in ("RTN", "XYZ"):
-        p, v = list(frame), [c + "DOT" for c in frame]
-        for i, a in enumerate(p + v):
-            for b in (p + v)[:i + 1]:
-                name = f"C{a}_{b}"
-                unit = ("m**2" if i < 3 else
-                        "m**2/s" if b in p else "m**2/s**2")
-                add(_O, cov, "float", unit, name)
-        for b in p:
-            add(_O, cov, "float", "m**3/kg", f"CDRG_{b}")
-            add(_O, cov, "float", "m**3/kg", f"CSRP_{b}")
-            add(_O, cov, "float", "m**2/s**2", f"CTHR_{b}")
-        for b in v:
-            add(_O, cov, "float", "m**3/(kg*s)", f"CDRG_{b}")
-            add(_O, cov, "float", "m**3/(kg*s)", f"CSRP_{b}")
-            add(_O, cov, "float", "m**2/s**3", f"CTHR_{b}")
-    add(_O, cov, "float", "m**4/kg**2", "CDRG_DRG", "CSRP_DRG", "CSRP_SRP")
-    add(_O, cov, "float", "m**3/(kg*s**2)", "CTHR_DRG", "CTHR_SRP")
-    add(_O, cov, "float", "m**2/s**4", "CTHR_THR")
-    # CDM-2's XYZ covariance block repeats these six names; inside it they are kept as
-    # NAME@XYZ and written back under their own name in that block.
-    for name in _SHARED:
-        add(_O, cov + "#xyz", "float", t[name][3], name + _XYZ)
-    for name in [k for k in t if re.fullmatch(r"C(X|Y|Z)(DOT)?_(X|Y|Z)(DOT)?", k)
-                 or re.fullmatch(r"C(DRG|SRP|THR)_(X|Y|Z)(DOT)?", k)]:
-        t[name] = (_O, cov + "#xyz", t[name][2], t[name][3])
-    add(_O, cov + "#sig3", "vector", None, "CSIG3EIGVEC3")
-    add(_O, "additionalCovarianceMetadata", "float", None, "DENSITY_FORECAST_UNCERTAINTY",
-        "CSCALE_FACTOR_MIN", "CSCALE_FACTOR", "CSCALE_FACTOR_MAX")
-    add(_O, "additionalCovarianceMetadata", "text", None, "SCREENING_DATA_SOURCE")
-    add(_O, "additionalCovarianceMetadata", "vector", None, "DCP_SENSITIVITY_VECTOR_POSITION",
-        "DCP_SENSITIVITY_VECTOR_VELOCITY")
-    return t
-
+#: The CDM versions written: 508.0-B-1 (1.0, the default) and CDM 2.0 (Orekit's reading of it).
+VERSIONS = ("1.0", "2.0")
 
 #: Every keyword read and written: ``name -> (section, block, kind, unit)``.
-KEYWORDS = _table()
+KEYWORDS, _SINCE, _VALUES_1 = _load_table()
 _USER = "USER_DEFINED_"
 
 #: The 21 RTN position/velocity covariance keywords, lower triangle row by row (508.0-B-1).
@@ -614,7 +538,7 @@ def _xml_leaves(el, msg: Cdm, section: str, obj_index: int, path, block: str) ->
                     (section == _O and name == "relativeStateVector"):
                 raise FormatError(f"unexpected <{name}> in <{_local(el.tag)}>", path=path,
                                   field=name)
-            _xml_leaves(child, msg, section, obj_index, path, name)
+            _xml_leaves(child, msg, section, obj_index, path, _XML_BLOCK.get(name, name))
             continue
         if section == _O and name in _SHARED and any(
                 re.fullmatch(r"C(X|Y|Z)(DOT)?_(X|Y|Z)(DOT)?", k) for k in target):
@@ -668,13 +592,36 @@ def _validate(msg: Cdm, path: str | None) -> None:
 
 # --- writing ------------------------------------------------------------------------------
 
+def _defined(name: str, version: str) -> bool:
+    """Whether CDM ``version`` (``'1.0'``, ``'2.0'``) defines keyword ``name``."""
+    if name.startswith(_USER):
+        return not version.startswith("1.")
+    return name in _SINCE and _SINCE[name] <= version
+
+
+def version_needed(msg: Cdm) -> str:
+    """The lowest CDM version that defines every keyword and comment block of ``msg``: ``'1.0'``
+    or ``'2.0'`` (a message read leniently may say 1.0 and use CDM 2.0 keywords; writing it
+    strictly needs 2.0)."""
+    names = [k for d in (msg.header, msg.relative, *msg.objects) for k in d]
+    blocks = [b.split("/")[-1] for b in msg.comments]
+    if all(_defined(k, "1.0") for k in names) and all(b in _BLOCKS_1 for b in blocks):
+        return "1.0"
+    return "2.0"
+
+
 def _check_for_write(msg: Cdm) -> None:
+    """Strict: the version's keywords only, its enumerated values, finite numbers, one-line
+    text; :class:`ValueError` naming the keyword otherwise."""
     if not isinstance(msg, Cdm):
         raise TypeError("expected a Cdm")
-    sections = ((_H, msg.header), (_R, msg.relative), (_O, msg.objects[0]),
-                (_O, msg.objects[1]))
     if len(msg.objects) != 2:
         raise ValueError("a CDM has exactly two objects")
+    version = str(msg.header.get("CCSDS_CDM_VERS"))
+    if version not in VERSIONS:
+        raise ValueError(f"CCSDS_CDM_VERS must be '1.0' or '2.0', got {version!r}")
+    sections = ((_H, msg.header), (_R, msg.relative), (_O, msg.objects[0]),
+                (_O, msg.objects[1]))
     for sec, d in sections:
         for n in _MANDATORY[sec]:
             if d.get(n) is None:
@@ -682,30 +629,37 @@ def _check_for_write(msg: Cdm) -> None:
         for k, v in d.items():
             if _section(k) != sec:
                 raise ValueError(f"{k} is not a {sec} keyword")
-            kind = _kind(k) if not k.startswith(_USER) else "text"
-            if kind == "float" and not (isinstance(v, (int, float)) and not isinstance(v, bool)
-                                        and v == v and abs(v) != float("inf")):
-                raise ValueError(f"{k} must be a finite number, got {v!r}")
-            if kind in ("int", "time") and not (isinstance(v, int) and not isinstance(v, bool)):
-                raise ValueError(f"{k} must be an integer"
-                                 + (" (ns since 1970 UTC)" if kind == "time" else "")
-                                 + f", got {v!r}")
-            if kind == "vector" and not (isinstance(v, tuple) and v and all(
-                    isinstance(x, float) and x == x and abs(x) != float("inf") for x in v)):
-                raise ValueError(f"{k} must be a non-empty tuple of finite floats, got {v!r}")
-            if kind == "text":
-                _check_text(k, v)
+            if not _defined(k, version):
+                raise ValueError(f"{k} is not a CDM {version} keyword"
+                                 + (" (it is CDM 2.0's)" if version == "1.0" else ""))
+            _check_value(k, v, version)
     for i, o in enumerate(msg.objects):
         if str(o["OBJECT"]).upper() != f"OBJECT{i + 1}":
             raise ValueError(f"object {i + 1} must have OBJECT = OBJECT{i + 1}")
-    if not _VERSION.match(str(msg.header["CCSDS_CDM_VERS"])):
-        raise ValueError("CCSDS_CDM_VERS must be 1.x or 2.x, e.g. '1.0'")
     for block, lines in msg.comments.items():
-        if not _valid_block_key(block):
-            raise ValueError(f"unknown comment block {block!r}")
+        if not _valid_block_key(block) or (version == "1.0" and block.split("/")[-1] not in
+                                           _BLOCKS_1):
+            raise ValueError(f"comment block {block!r} does not exist in CDM {version}")
         for c in lines:
             if not isinstance(c, str) or c != c.strip() or "\n" in c or "\r" in c:
                 raise ValueError(f"comment {c!r} must be one line without outer spaces")
+
+
+def _check_value(k: str, v, version: str) -> None:
+    kind = _kind(k) if not k.startswith(_USER) else "text"
+    if kind == "float" and not (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                and v == v and abs(v) != float("inf")):
+        raise ValueError(f"{k} must be a finite number, got {v!r}")
+    if kind in ("int", "time") and not (isinstance(v, int) and not isinstance(v, bool)):
+        raise ValueError(f"{k} must be an integer"
+                         + (" (ns since 1970 UTC)" if kind == "time" else "") + f", got {v!r}")
+    if kind == "vector" and not (isinstance(v, tuple) and v and all(
+            isinstance(x, float) and x == x and abs(x) != float("inf") for x in v)):
+        raise ValueError(f"{k} must be a non-empty tuple of finite floats, got {v!r}")
+    if kind == "text":
+        _check_text(k, v)
+    if version == "1.0" and k in _VALUES_1 and v not in _VALUES_1[k]:
+        raise ValueError(f"{k} = {v!r} is not a CDM 1.0 value; one of {', '.join(_VALUES_1[k])}")
 
 
 def _check_text(k, v):
@@ -736,17 +690,21 @@ def _fmt_value(k: str, v) -> str:
 
 
 def _ordered(d: dict, section: str) -> list[str]:
+    """``d``'s keywords in the standard's order (the keyword table's), user-defined last."""
     known = [k for k in KEYWORDS if k in d and KEYWORDS[k][0] == section]
-    if section == _H:
-        known = ["CCSDS_CDM_VERS"] + [k for k in known if k != "CCSDS_CDM_VERS"]
-    if section == _O:
-        known = ["OBJECT"] + [k for k in known if k != "OBJECT"]
     return known + sorted(k for k in d if k.startswith(_USER))
 
 
 _OBJ_BLOCKS = ("metadata", "data", "odParameters", "additionalParameters", "stateVector",
                "covarianceMatrix", "covarianceMatrix#xyz", "covarianceMatrix#sig3",
                "additionalCovarianceMetadata", "userDefinedParameters")
+#: The blocks CDM 1.0 has (508.0-B-1; its XML schema's elements).
+_BLOCKS_1 = ("header", "relative", "metadata", "data", "odParameters", "additionalParameters",
+             "stateVector", "covarianceMatrix")
+#: XML element of a block whose name in the keyword table is not its element's.
+_XML_ELEMENT = {"covarianceMatrix#xyz": "xyzCovarianceMatrix",
+                "covarianceMatrix#sig3": "sig3EigVec3CovarianceMatrix"}
+_XML_BLOCK = {v: k for k, v in _XML_ELEMENT.items()}
 
 
 def dumps_kvn(msg: Cdm) -> str:
@@ -779,8 +737,10 @@ def dumps_kvn(msg: Cdm) -> str:
             by_block.setdefault(_block(k), []).append(k)
         for block in _OBJ_BLOCKS:
             if block == "metadata":
-                emit("OBJECT", obj["OBJECT"])
+                # COMMENT lines open the object's block, before OBJECT = OBJECTn (508.0-B-1
+                # 6.7.2; Orekit refuses them after it)
                 emit_comments(f"object{i + 1}/metadata")
+                emit("OBJECT", obj["OBJECT"])
                 for k in by_block.get("metadata", [])[1:]:
                     emit(k, obj[k])
                 continue
@@ -847,7 +807,7 @@ def dumps_xml(msg: Cdm) -> str:
             keys = by_block.get(block, [])
             if not keys and not msg.comments.get(f"object{i + 1}/{block}"):
                 continue
-            element = block.split("#")[0]
+            element = _XML_ELEMENT.get(block, block)
             out.append(f"        <{element}>")
             comments(f"object{i + 1}/{block}", "          ")
             for k in keys:
