@@ -594,8 +594,9 @@ CDM_ELEMENT_COLUMNS = [
 
 
 def cdms_for_screening(store, out_dir, *, run_file=None, fmt: str = "kvn", element_files=(),
-                       originator: str = "SSAFUSE", creation_date):
-    """Write one CDM per conjunction of a screening run of ``store`` (:func:`write_cdms`).
+                       originator: str = "SSAFUSE", creation_date, version: str = "1.0"):
+    """Write one CDM per conjunction of a screening run of ``store`` (:func:`write_cdms`,
+    CDM ``version`` 1.0 or 2.0).
 
     ``run_file``: the run's Parquet file (default: the store's newest screening; a
     ``FileNotFoundError`` when it holds none). Runs written before a column was added get
@@ -607,7 +608,7 @@ def cdms_for_screening(store, out_dir, *, run_file=None, fmt: str = "kvn", eleme
     conj, run_file = _screening_run(store, run_file)
     elements = _elements_for_cdms(store, element_files)
     paths = write_cdms(conj, elements, out_dir, fmt=fmt, creation_date=creation_date,
-                       originator=originator)
+                       originator=originator, version=version)
     return conj, paths, run_file
 
 

@@ -28,6 +28,7 @@ from .markings import ENV_MARKINGS, use_equivalences
 from .markings import parse as parse_marking
 from .export import check_code, export_run
 from .files import write_parquet
+from .formats.ccsds.cdm import VERSIONS as CDM_VERSIONS
 from .formats.registry import ENV_FORMATS_DIR, formats, get_format
 from .ingestion import ingest as ingest_files
 from .jobs import NothingToScreen, screen_inputs, update_catalogue
@@ -35,6 +36,7 @@ from .runs import find_run
 from .store import Store
 from .timeutil import parse_iso, whole_seconds_ns
 from .versions import __version__
+from .writers import DESCRIPTIONS, EXPORT_FORMATS
 
 EXIT_OK, EXIT_SOME_FILES_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -179,7 +181,7 @@ def catalogue(store_dir, out, precedence, disagree_km):
 @main.command("formats")
 @_formats_dir_option()
 def formats_command(formats_dirs):
-    """List the formats ssafuse reads and how it recognises each."""
+    """List the formats ssafuse reads (and how it recognises each), then those it writes."""
     try:
         known = formats(formats_dirs)
     except FormatError as e:
@@ -188,6 +190,11 @@ def formats_command(formats_dirs):
         ext = " ".join(f.extensions)
         click.echo(f"{f.name:<14} {f.table:<12} priority {f.priority:>3}  {f.description}"
                    + (f"  [{ext}]" if ext else ""))
+    click.echo("\nwritten (partner exports: [exports] formats, `ssafuse export --format`; "
+               "`ssafuse cdm`):")
+    for name in EXPORT_FORMATS:
+        file, what = DESCRIPTIONS[name]
+        click.echo(f"{name:<14} {file:<26} {what}")
 
 
 @main.command("pc")
@@ -400,8 +407,13 @@ def run_command(config_file, now, log_json, formats_dirs):
 @_store_option(required=False)
 @click.option("--out", "out_dir", required=True, metavar="DIR", type=click.Path(file_okay=False),
               help="Folder to write the partner's export to.")
+@click.option("--format", "formats", multiple=True, metavar="FORMAT",
+              type=click.Choice(EXPORT_FORMATS),
+              help="What the export holds (repeatable): " + ", ".join(EXPORT_FORMATS)
+                   + ". Default: the run's [exports] formats (parquet and cdm unless set). "
+                     "Parquet is always written: the report is built from it.")
 @_markings_option()
-def export_command(code, run_ref, store_dir, out_dir):
+def export_command(code, run_ref, store_dir, out_dir, formats):
     """Write one partner's export of a run: Parquet (conjunctions, catalogue), CDMs and the
     report, holding only records releasable to CODE, each with its marking, and how many
     were withheld (export.json).
@@ -416,13 +428,17 @@ def export_command(code, run_ref, store_dir, out_dir):
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from None
     try:
-        res = export_run(run_dir, code, out_dir)
+        res = export_run(run_dir, code, out_dir, formats=formats or None)
     except SsafuseError as e:
         raise click.UsageError(str(e)) from None
     click.echo(f"export for {code} -> {out_dir} [{res.marking}]")
     for table in res.exported:
         click.echo(f"  {table:<13} exported {res.exported[table]:>7}  withheld "
                    f"{res.withheld.get(table, 0):>7}")
+    for name, f in res.files.items():
+        click.echo(f"  {name:<26} {f['written']:>7} written"
+                   + (f", {f['refused']} refused: " + "; ".join(
+                       f"{n} {why}" for why, n in f["reasons"].items()) if f["refused"] else ""))
 
 
 @main.command("cdm")
@@ -435,13 +451,16 @@ def export_command(code, run_ref, store_dir, out_dir):
                    "STORE/conjunctions/screen-*.parquet).")
 @click.option("--format", "fmt", type=click.Choice(["kvn", "xml"]), default="kvn",
               show_default=True, help="CDM encoding.")
+@click.option("--cdm-version", "version", type=click.Choice(CDM_VERSIONS), default="1.0",
+              show_default=True, help="1.0: CCSDS 508.0-B-1, valid against the CCSDS schema; "
+                                      "2.0: adds CLASSIFICATION, OD_EPOCH, max Pc keywords.")
 @click.option("--elements", "element_files", multiple=True, metavar="FILE",
               type=click.Path(exists=True),
               help="Element-set files the run screened, when they are not in the store "
                    "(repeatable); the store's elements and catalogue are always searched.")
 @click.option("--originator", default="SSAFUSE", show_default=True, metavar="NAME",
               help="ORIGINATOR written in each CDM (also the MESSAGE_ID prefix).")
-def cdm_command(store_dir, out_dir, run_file, fmt, element_files, originator):
+def cdm_command(store_dir, out_dir, run_file, fmt, version, element_files, originator):
     """Write one CCSDS CDM per conjunction of a screening run.
 
     States are SGP4 at TCA from the element sets the run used, in GCRF; the covariance is
@@ -452,14 +471,15 @@ def cdm_command(store_dir, out_dir, run_file, fmt, element_files, originator):
     try:
         conj, paths, run_file = cdms_for_screening(
             store, out_dir, run_file=run_file, fmt=fmt, element_files=element_files,
-            originator=originator, creation_date=dt.datetime.now(dt.timezone.utc))
+            originator=originator, creation_date=dt.datetime.now(dt.timezone.utc),
+            version=version)
     except FileNotFoundError as e:
         raise click.UsageError(str(e)) from None
     missing = [r for r, p in zip(conj.to_pylist(), paths) if p is None]
     for r in missing:
         click.echo(f"SKIPPED {r['object_id_1']}-{r['object_id_2']} at {r['tca']}: its element "
                    "sets are not in the store (give --elements FILE)", err=True)
-    click.echo(f"{len(paths) - len(missing)} CDMs ({fmt}) from {run_file} -> {out_dir}"
+    click.echo(f"{len(paths) - len(missing)} CDMs ({fmt}, version {version}) from {run_file} -> {out_dir}"
                + (f"; {len(missing)} skipped" if missing else ""))
     sys.exit(EXIT_SOME_FILES_REFUSED if missing else EXIT_OK)
 

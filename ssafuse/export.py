@@ -5,7 +5,9 @@
     out/conjunctions.parquet   the partner's conjunctions, with Pc (schema ``conjunctions``)
     out/catalogue.parquet      the partner's catalogue (schema ``catalogue``)
     out/excluded.parquet       objects of its catalogue that could not be screened
-    out/cdm/                   CDMs of the events its report lists
+    out/cdm/                   CDMs of the events its report lists (format "cdm")
+    out/catalogue.omm.xml ...  the catalogue and conjunctions in each other format asked for
+                               (:mod:`ssafuse.writers`: OMM, TLE, CSV, SOCRATES CSV)
     out/run.json               what its report is built from
     out/report.html            its report
     out/summary.txt            its plain-text summary
@@ -58,6 +60,7 @@ from .schema import CATALOGUE, CONJUNCTIONS, ELEMENTS, EXCLUDED
 from .store import Store
 from .tearline import PartnerView, partner_views
 from .timeutil import parse_iso
+from .writers import DEFAULT_EXPORT_FORMATS, check_formats, write_formats
 
 _CODE = re.compile(r"^[A-Z]{3,4}$")
 #: The keys of a run's ``run.json`` a partner's export keeps (its report needs them).
@@ -86,24 +89,29 @@ class ExportResult:
     #: the other partners that received the same element sets (the operator's to know: it
     #: is not written into this partner's export)
     shared_view_with: list = field(default_factory=list)
+    #: per file written in a format other than Parquet and CDM (:func:`ssafuse.writers.
+    #: write_formats`): its format, records written, records refused and why
+    files: dict = field(default_factory=dict)
 
 
 def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike, *,
                with_report: bool = True, workers: int | None = None,
-               dask=None) -> ExportResult:
+               dask=None, formats=None) -> ExportResult:
     """Write partner ``code``'s tear-line export of the finished run in ``run_dir`` to
     ``out_dir`` (``with_report=False``: no report). See :func:`export_partners`."""
     return export_partners(run_dir, {code: out_dir}, with_report=with_report,
-                           workers=workers, dask=dask)[code]
+                           workers=workers, dask=dask, formats=formats)[code]
 
 
 def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: bool = True,
-                    workers: int | None = None, dask=None) -> dict[str, ExportResult]:
+                    workers: int | None = None, dask=None,
+                    formats=None) -> dict[str, ExportResult]:
     """Write each partner's export (``partners``: ``{code: out_dir}``) of the finished run in
     ``run_dir``, a folder ``STORE/runs/<run id>`` whose store holds the element sets and CDMs
     it was made from. Partners that may receive the same element sets share one computation
     (:func:`ssafuse.tearline.partner_views`); ``workers`` / ``dask`` run any screening
-    again as :func:`ssafuse.screen` does."""
+    again as :func:`ssafuse.screen` does. ``formats``: what each export holds
+    (:data:`ssafuse.writers.EXPORT_FORMATS`; default: the run's ``[exports] formats``)."""
     for code in partners:
         check_code(code)
     run_dir = Path(run_dir)
@@ -115,6 +123,8 @@ def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: 
         raise SsafuseError(f"run {info.get('run_id')} predates tear-line exports (its run.json "
                            "has no 'tearline' settings): run it again to export it")
     _check_table(info)
+    formats = check_formats(settings.get("formats", DEFAULT_EXPORT_FORMATS)
+                            if formats is None else formats)
     store = Store(runs_dir_store(run_dir))
     elements = run_elements(store, settings)
     views = partner_views(
@@ -134,7 +144,7 @@ def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: 
         mine, hidden = cdms.filter(pa.array(mask)), cdms.filter(pa.array(~mask))
         out[code] = _export_view(run_dir, info, views[code], code, Path(where), mine,
                                  _reusable_assessed(assessed, views[code], code, hidden),
-                                 with_report)
+                                 with_report, formats)
     return out
 
 
@@ -172,14 +182,18 @@ def _read(run_dir: Path, name: str, schema: pa.Schema) -> pa.Table:
 
 
 def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_dir: Path,
-                 cdms: pa.Table, assessed: pa.Table, with_report: bool) -> ExportResult:
+                 cdms: pa.Table, assessed: pa.Table, with_report: bool,
+                 formats: tuple[str, ...]) -> ExportResult:
     """Assess the view's events (Pc from the partner's CDMs; ``assessed``: rows of the full
-    run taken as they are), write its CDMs, tables, ``run.json``, report and
-    ``export.json``."""
+    run taken as they are), write its CDMs, tables, the other ``formats``, ``run.json``,
+    report and ``export.json``."""
     settings = info["tearline"]
     report = info.get("report") or {}
     out_dir.mkdir(parents=True, exist_ok=True)
-    conj, links = assess_events(view.screened, view.catalogue, settings.get("pc") or {},
+    pc_settings = dict(settings.get("pc") or {})
+    if "cdm" not in formats:
+        pc_settings["write_cdms"] = "none"
+    conj, links = assess_events(view.screened, view.catalogue, pc_settings,
                                 out_dir / "cdm", creation_date=parse_iso(info["created"]),
                                 cdms=cdms, primaries=info.get("primaries") or [],
                                 top=report.get("top", 20),
@@ -201,6 +215,8 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     write_parquet(out_dir / "conjunctions.parquet", conj)
     write_parquet(out_dir / "catalogue.parquet", view.catalogue)
     write_parquet(out_dir / "excluded.parquet", view.excluded)
+    res.files = write_formats(out_dir, formats, conjunctions=conj, catalogue=view.catalogue,
+                              creation_date=parse_iso(info["created"]))
     feeds = [f for f in info.get("feeds") or [] if _feed_releasable(f, code)]
     res.withheld["feeds"] = len(info.get("feeds") or []) - len(feeds)
     res.exported["feeds"] = len(feeds)
@@ -209,6 +225,7 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     shared = {k: info.get(k) for k in _SHARED_RUN_INFO}
     write_json(out_dir / "run.json", dict(
         shared, feeds=feeds, cdm_links=links, correlation=None, release_to=code,
+        files=res.files,
         withheld=res.withheld, previous_conjunctions=_previous_export(run_dir, info, code,
                                                                       out_dir)))
     if with_report:
@@ -216,7 +233,8 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     write_json(out_dir / "export.json", {
         "run_id": info["run_id"], "release_to": code, "rule": mk.RELEASE_RULE,
         "exported": res.exported, "withheld": res.withheld, "recomputed": res.recomputed,
-        "screened_again": view.counts["screened_again"], "marking": res.marking})
+        "screened_again": view.counts["screened_again"], "marking": res.marking,
+        "formats": list(formats), "files": res.files})
     return res
 
 

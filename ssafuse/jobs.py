@@ -139,8 +139,10 @@ def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict
     nightly run and each partner export do:
     ``pc.write_cdms`` ``"listed"`` (default: one per event the report lists,
     :func:`ssafuse.report.listed`), ``"all"`` / ``true`` (one per conjunction) or ``"none"`` /
-    ``false``. ``assessed``: rows already assessed with the same settings and CDMs, taken as
-    they are for the events they hold (by :func:`ssafuse.runs.event_keys`).
+    ``false``; each CDM in ``pc.cdm_format`` (``kvn``, ``xml``) and ``pc.cdm_version``
+    (``"1.0"``, 508.0-B-1, default; ``"2.0"``). ``assessed``: rows already assessed with the
+    same settings and CDMs, taken as they are for the events they hold (by
+    :func:`ssafuse.runs.event_keys`).
 
     Returns ``(conjunctions, CDM file relative to the run folder by event key)``. CDM files
     of an earlier attempt that this one did not write are removed, so the folder holds
@@ -167,7 +169,8 @@ def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict
         if which == "listed":
             subset = out.take(pa.array(listed(out, primaries, int(top)), pa.int64()))
         paths = write_cdms(subset, catalogue, cdm_dir, creation_date=creation_date,
-                           fmt=pc_settings.get("cdm_format", "kvn"), covariance_model=model)
+                           fmt=pc_settings.get("cdm_format", "kvn"), covariance_model=model,
+                           version=pc_settings.get("cdm_version", "1.0"))
         for key, p in zip(event_keys(subset), paths):
             if p:
                 links[key] = Path(os.path.relpath(p, cdm_dir.parent)).as_posix()

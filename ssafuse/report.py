@@ -313,7 +313,7 @@ def _partner_exports(run_dir: Path) -> list[dict]:
             continue
         out.append({"code": e.get("release_to"), "exported": e.get("exported") or {},
                     "recomputed": e.get("recomputed") or {}, "withheld": e.get("withheld") or {},
-                    "marking": e.get("marking")})
+                    "marking": e.get("marking"), "files": e.get("files") or {}})
     return out
 
 
@@ -371,6 +371,7 @@ def _context(run: _RunRecords, release_to: str | None, withheld: dict) -> dict:
         "regime_counts": {r: regimes.count(r) for r in ("LEO", "MEO", "GEO", "HEO")},
         "correlation": info.get("correlation"),
         "exports": [] if release_to else run.exports,
+        "files": info.get("files") or {},
         "top": top,
     }
 

@@ -52,8 +52,12 @@ def test_bad_marking_and_unknown_format_are_usage_errors(tmp_path):
 def test_formats_lists_every_adapter():
     result = CliRunner().invoke(main, ["formats"])
     assert result.exit_code == EXIT_OK
-    names = {line.split()[0] for line in result.output.splitlines()}
+    read, written = result.output.split("\nwritten")
+    names = {line.split()[0] for line in read.splitlines()}
     assert {"tle", "omm-kvn", "omm-xml", "omm-json", "omm-csv", "udl-elset"} <= names
+    wrote = {line.split()[0] for line in written.splitlines()[1:]}
+    assert wrote == {"parquet", "cdm", "omm-xml", "omm-kvn", "omm-json", "tle", "csv",
+                     "socrates-csv"}
 
 
 def test_console_script_help_runs():

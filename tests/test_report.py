@@ -83,9 +83,11 @@ def test_report_in_headless_chromium_shows_banners_and_event_rows(sample_run, tm
     assert set(re.findall(r'id="co-located-([0-9-]+)"', dom)) == set(co.key.head(20))
     iss = df[(df.object_id_1 == 25544) | (df.object_id_2 == 25544)]
     assert len(re.findall(r'id="primary-25544-events-', dom)) == len(iss)
-    # links to CDMs resolve to files in the run's cdm folder
-    for href in re.findall(r'href="([^"]+)"', dom):
-        assert href.startswith("cdm/") and (sample_run / href).is_file()
+    # links resolve to files of the run: its CDMs, and each partner's export files
+    hrefs = re.findall(r'href="([^"]+)"', dom)
+    assert any(h.startswith("cdm/") for h in hrefs)
+    for href in hrefs:
+        assert href.startswith(("cdm/", "exports/")) and (sample_run / href).is_file(), href
 
 
 def test_report_is_self_contained(sample_run):

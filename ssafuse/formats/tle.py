@@ -35,20 +35,24 @@ time, which is also where refusals are explained. Records are yielded in batches
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 from typing import BinaryIO, Iterator
 
 import numpy as np
-from sgp4.alpha5 import from_alpha5
+from sgp4.alpha5 import from_alpha5, to_alpha5
 
-from ..errors import FormatError
+from .. import markings as mk
+from ..errors import FormatError, MarkingError
 from ..constants import NS_PER_DAY
+from .ccsds.omm_write import Refused, classification_letter, row_marking, table_rows
 from .base import Batch, Format, Reject, decode, elements_within_limits, validate_elements
 from ..timeutil import days_from_civil, epoch_from_year_day
 
 __all__ = ["FORMAT", "LINE1_TEMPLATE", "LINE2_TEMPLATE", "LINE2_WIDE_ECC_TEMPLATE",
            "LINE1_COLUMNS", "LINE2_COLUMNS", "LINE2_WIDE_ECC_COLUMNS", "BATCH_RECORDS",
-           "identify", "read"]
+           "identify", "read", "dumps", "ALPHA5_MAX"]
 
 #: Records (accepted + rejected) per yielded :class:`Batch`.
 BATCH_RECORDS = 50_000
@@ -186,6 +190,8 @@ for _c in b" .+-":
 _SHAPE_TABLE = bytes(_SHAPE_TABLE)
 del _c
 _SHAPES_MAX = 4096
+
+UNIX_DATE = dt.date(1970, 1, 1)
 
 #: Bytes read from the stream at a time.
 BLOCK_BYTES = 1 << 20
@@ -731,3 +737,213 @@ FORMAT = Format(
     "tle", "elements",
     "Two-line element sets (2LE, or 3LE with CelesTrak or Space-Track '0 ' name lines)",
     identify, read, 10, extensions=(".tle", ".txt", ".3le", ".2le"))
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: the same column tables, filled in (strict; see dumps)
+
+#: Catalogue numbers a TLE can carry: five digits, or Alpha-5 (a letter for the
+#: hundred-thousands, ``A0000`` = 100000 ... ``Z9999`` = 339999, I and O skipped).
+ALPHA5_MAX = 339999
+#: The width CelesTrak pads its name lines to.
+NAME_WIDTH = 24
+_NS_PER_TLE_DAY_UNIT = NS_PER_DAY // 10**8  # the epoch's 8 day-fraction digits: 864 us each
+
+
+class _Unwritable(Exception):
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field, self.reason = field, reason
+
+
+def _fixed(value: float, field: str, decimals: int, width: int, low: float,
+           high: float) -> str:
+    """``value`` rounded to ``decimals`` places, right-aligned in ``width`` columns, after
+    checking it lies in ``[low, high)`` once rounded."""
+    if not math.isfinite(value):
+        raise _Unwritable(field, f"{field} = {value!r} is not a finite number")
+    text = f"{value:{width}.{decimals}f}"
+    if not low <= float(text) < high or len(text) != width:
+        raise _Unwritable(field, f"{field} = {value!r} does not fit the TLE field "
+                                 f"({decimals} decimals, [{low:g}, {high:g}))")
+    return text
+
+
+def _exponent_text(value: float, field: str, zero: str) -> str:
+    """``+NNNNN-N``: sign (blank for +), five mantissa digits of 0.NNNNN, exponent -9..9;
+    below 1e-10 the mantissa loses its leading digits (``01235-9``), and values under the
+    field's resolution (5e-15 in magnitude) are written as ``zero``
+    (Space-Track and python-sgp4 write `` 00000-0`` for the second derivative and
+    `` 00000+0`` for B*)."""
+    if not math.isfinite(value):
+        raise _Unwritable(field, f"{field} = {value!r} is not a finite number")
+    sign = "-" if value < 0 else " "
+    if abs(value) < 0.5e-14:
+        return zero
+    digits, _, exponent = f"{abs(value):.4e}".partition("e")
+    mantissa = digits.replace(".", "")
+    power = int(exponent) + 1
+    if power < -9:  # below 0.1e-9: fewer significant digits, exponent -9
+        small = round(abs(value) * 1e14)
+        return f"{sign}{small:05d}-9" if small else zero
+    if power > 9:
+        raise _Unwritable(field, f"{field} = {value!r} is too large for the TLE's "
+                                 "0.NNNNN x 10^E field (E at most 9)")
+    return f"{sign}{mantissa}{'-' if power < 0 else '+'}{abs(power)}"
+
+
+def _epoch_fields(ns: int) -> str:
+    """``YYDDD.DDDDDDDD`` of an epoch (nanoseconds since 1970), rounded to the TLE's 1e-8 day
+    (864 us; half to even)."""
+    units = (2 * ns + _NS_PER_TLE_DAY_UNIT) // (2 * _NS_PER_TLE_DAY_UNIT)
+    days, fraction = divmod(units, 10**8)
+    date = UNIX_DATE + dt.timedelta(days=int(days))
+    if not 1957 <= date.year <= 2056:
+        raise _Unwritable("epoch", f"epoch year {date.year} is outside 1957-2056, the years a "
+                                   "two-digit TLE year can name")
+    day = days - days_from_civil(date.year, 1, 1) + 1
+    return f"{date.year % 100:02d}{day:03d}.{fraction:08d}"
+
+
+def _designator_field(text: str | None) -> str:
+    """Columns 10-17 of line 1 from ``YYYY-NNNPPP`` (blank when unknown)."""
+    if text is None:
+        return " " * 8
+    m = re.fullmatch(r"(19[5-9][0-9]|20[0-5][0-9])-([0-9]{3})([A-Z]{0,3})", text)
+    if m is None or not 1957 <= int(m[1]) <= 2056:
+        raise _Unwritable("intl_designator", f"intl_designator {text!r} is not YYYY-NNNP(PP) "
+                                             "with a launch year 1957-2056")
+    return f"{m[1][2:]}{m[2]}{m[3]:<3}"
+
+
+def _catalogue_field(object_id: int) -> str:
+    if not 1 <= object_id <= ALPHA5_MAX:
+        raise _Unwritable("object_id", f"object_id {object_id} is outside 1-{ALPHA5_MAX}: a "
+                                       "TLE holds five digits or Alpha-5 (A0000-Z9999), and "
+                                       "the number is never truncated (write OMM instead)")
+    return to_alpha5(object_id) if object_id > 99999 else f"{object_id:05d}"
+
+
+def _integer_field(value, field: str, width: int, *, blank_if_none: bool = False) -> str:
+    if value is None:
+        if blank_if_none:
+            return " " * width
+        raise _Unwritable(field, f"{field} is null; the TLE field needs a number")
+    if not 0 <= value < 10**width:
+        raise _Unwritable(field, f"{field} = {value} does not fit the TLE's {width}-digit "
+                                 "field, and is never wrapped or truncated")
+    return f"{value:{width}d}"
+
+
+def _name_line(name: str | None) -> str | None:
+    if name is None:
+        return None
+    if (not name.isascii() or not name.isprintable() or name != name.strip()
+            or name[:2] in ("0 ", "1 ", "2 ") or name[:1] == "#"
+            or len(name) >= NAME_MAX):
+        raise _Unwritable("object_name", f"object_name {name!r} cannot be a name line: it "
+                                         f"must be printable ASCII under {NAME_MAX} "
+                                         "characters, without surrounding blanks, and not "
+                                         "start like a TLE line ('0 ', '1 ', '2 ', '#')")
+    return name.ljust(NAME_WIDTH)
+
+
+def _place(columns, fields: dict[str, str]) -> str:
+    """A line built from its column table (:data:`LINE1_COLUMNS` ...) and the text of each
+    field, checksum last."""
+    out = [" "] * columns[-1][2]
+    for name, a, b, _ in columns:
+        if name == "checksum":
+            continue
+        text = fields[name]
+        assert len(text) == b - a + 1, (name, text)
+        out[a - 1:b] = text
+    line = "".join(out[:-1])
+    return line + str(_checksum(line.encode("ascii"), len(line)))
+
+
+def _tle_lines(row: dict, letter: str | None) -> tuple[str, str]:
+    """Line 1 and line 2 of one row of :func:`~ssafuse.formats.ccsds.omm_write.table_rows`;
+    raises :class:`_Unwritable`."""
+    if letter is None or len(letter) != 1:
+        raise _Unwritable("marking", "the marking is more than a one-letter level (it has "
+                                     "releasability or controls, or is TOP SECRET): the TLE "
+                                     "classification column cannot carry it (write OMM)")
+    catalogue = _catalogue_field(row["object_id"])
+    ndot = _fixed(row["mean_motion_dot"] if row["mean_motion_dot"] is not None else math.nan,
+                  "mean_motion_dot", 8, 11, -1.0, 1.0)
+    ndot = ("-" if ndot.strip().startswith("-") else " ") + ndot.strip().lstrip("-")[1:]
+    line1 = _place(LINE1_COLUMNS, {
+        "line_number": "1", "object_id": catalogue, "classification": letter,
+        "intl_designator": _designator_field(row["intl_designator"]),
+        "epoch": _epoch_fields(row["epoch"]), "mean_motion_dot": ndot,
+        "mean_motion_ddot": _exponent_text(
+            math.nan if row["mean_motion_ddot"] is None else row["mean_motion_ddot"],
+            "mean_motion_ddot", " 00000-0"),
+        "bstar": _exponent_text(row["bstar"], "bstar", " 00000+0"),
+        "ephemeris_type": _integer_field(row["ephemeris_type"], "ephemeris_type", 1,
+                                         blank_if_none=True),
+        "element_set_no": _integer_field(row["element_set_no"], "element_set_no", 4),
+    })
+    angles = {k: _fixed(row[k] % 360.0 if k != "inclination_deg" else row[k], k, 4, 8, 0.0,
+                        360.0 + 1e-9)
+              for k in ("inclination_deg", "raan_deg", "arg_perigee_deg", "mean_anomaly_deg")}
+    if float(angles["inclination_deg"]) > 180.0:
+        raise _Unwritable("inclination_deg", "inclination_deg above 180")
+    ecc = _fixed(row["eccentricity"], "eccentricity", 7, 9, 0.0, 1.0)
+    line2 = _place(LINE2_COLUMNS, {
+        "line_number": "2", "object_id": catalogue, **angles, "eccentricity": ecc[2:],
+        "mean_motion_rev_day": _fixed(row["mean_motion_rev_day"], "mean_motion_rev_day", 8,
+                                      11, 0.0, 100.0),
+        "rev_at_epoch": _integer_field(row["rev_at_epoch"], "rev_at_epoch", 5),
+    })
+    return line1, line2
+
+
+def dumps(table, *, names: bool = True, sidecar: bool = False) -> tuple[str, list]:
+    """TLE text of the rows of ``table`` (columns of :data:`ssafuse.schema.ELEMENTS` or
+    ``CATALOGUE``): with ``names`` a name line before each element set, as CelesTrak writes it
+    (the plain name padded to 24 columns; a row without a name gets none), else two-line sets.
+
+    The lines are built from :data:`LINE1_COLUMNS` / :data:`LINE2_COLUMNS`, the tables the
+    reader parses by, with their checksums. Values are rounded to the TLE's fixed columns
+    (angles to 1e-4 deg, eccentricity 1e-7, mean motion 1e-8 rev/day, epoch 1e-8 day; B* and
+    the mean-motion second derivative to five significant digits; angles below 0 written as
+    their equivalent in [0, 360)); Alpha-5 writes object numbers 100000-339999.
+
+    ``sidecar``: the caller states the whole file's marking beside it (the most restrictive
+    over its rows, :func:`ssafuse.markings.overall`), so a row's releasability and controls
+    travel there and its level's letter goes in the classification column; without it such
+    a row is refused (a letter alone would say less than its marking).
+
+    Returns ``(text, refused)``: ``refused`` holds a
+    :class:`~ssafuse.formats.ccsds.omm_write.Refused` (row, object_id, field, reason) for each
+    row not written: an object number above 339999 (never truncated), a marking the
+    classification column cannot carry without lowering it, a value that does not fit its
+    field, or one the reader would refuse.
+    """
+    out: list[str] = []
+    refused: list = []
+    cache: dict = {}
+    for i, row in enumerate(table_rows(table)):
+        try:
+            try:
+                marking = row_marking(row, cache)[0]
+            except MarkingError as e:
+                raise _Unwritable("marking", f"the row's marking cannot be stated: {e}") \
+                    from None
+            try:
+                validate_elements(row)
+            except FormatError as e:
+                raise _Unwritable(e.field or "", f"{e.message} (expected {e.expected}); the "
+                                                 "TLE reader would refuse it") from None
+            name = _name_line(row["object_name"]) if names else None
+            lines = _tle_lines(row, classification_letter(
+                mk.Marking(marking.classification) if sidecar else marking))
+        except _Unwritable as e:
+            refused.append(Refused(i, row["object_id"], e.field, e.reason))
+            continue
+        if name is not None:
+            out.append(name)
+        out.extend(lines)
+    return "".join(line + "\n" for line in out), refused

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MarkingError, SsafuseError, UnknownFormatError
+from ..formats.ccsds.cdm import VERSIONS as CDM_VERSIONS
 from ..formats.declarative import DescriptionError
 from ..formats.registry import formats, get_format
 from ..markings import (Equivalences, active_equivalences, default_equivalences,
                         load_equivalences)
 from ..markings import parse as parse_marking
 from ..timeutil import parse_iso
+from ..writers import DEFAULT_EXPORT_FORMATS, check_formats
 
 __all__ = ["ConfigError", "Feed", "RunConfig", "PC_DEFAULTS", "REPORT_DEFAULTS", "load_config",
            "window_start", "run_id"]
@@ -64,6 +66,8 @@ class RunConfig:
     pc: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
     exports: tuple[str, ...] = ()
+    #: ``[exports] formats``: what each partner's export holds (:mod:`ssafuse.writers`).
+    export_formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS
     correlate: dict | None = None
     source_file: Path | None = None
     #: Folders of the user's own feed descriptions (``formats_dir``), after the shipped ones.
@@ -106,6 +110,8 @@ class RunConfig:
         }
         if self.formats_dirs:
             out["formats_dir"] = list(self.formats_dirs)
+        if self.export_formats != DEFAULT_EXPORT_FORMATS:   # (a run id made before is kept)
+            out["export_formats"] = list(self.export_formats)
         eq = self.equivalences
         if eq is not None and eq.digest != default_equivalences().digest:
             out["markings"] = {"equivalences_sha256": eq.digest}
@@ -126,9 +132,9 @@ _KEYS = {
     "feeds": {"source", "paths", "format", "marking", "precedence"},
     "catalogue": {"disagree_km"},
     "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers", "dask"},
-    "pc": set(PC_DEFAULTS) | {"hbr_table", "covariance_model"},
+    "pc": set(PC_DEFAULTS) | {"hbr_table", "covariance_model", "cdm_version"},
     "report": set(REPORT_DEFAULTS),
-    "exports": {"release_to"},
+    "exports": {"release_to", "formats"},
     "correlate": {"sensors", "gate_arcmin", "max_age_days"},
     "markings": {"equivalences"},
 }
@@ -249,8 +255,21 @@ def _correlate(raw: dict, resolve, path) -> dict | None:
     return dict(corr, sensors=[resolve(s) for s in _as_list(corr.get("sensors", []))])
 
 
+def _export_formats(exp: dict, path) -> tuple[str, ...]:
+    try:
+        return check_formats(exp.get("formats", DEFAULT_EXPORT_FORMATS))
+    except ValueError as e:
+        raise ConfigError(f"{path}: exports.formats: {e}") from None
+
+
 def _pc(raw: dict, resolve, path) -> dict:
     pc = dict(PC_DEFAULTS, **_table(raw, "pc", path))
+    if pc["cdm_format"] not in ("kvn", "xml"):
+        raise ConfigError(f"{path}: pc.cdm_format must be 'kvn' or 'xml', "
+                          f"got {pc['cdm_format']!r}")
+    if pc.get("cdm_version", "1.0") not in CDM_VERSIONS:
+        raise ConfigError(f"{path}: pc.cdm_version must be '1.0' (CCSDS 508.0-B-1) or '2.0', "
+                          f"got {pc['cdm_version']!r}")
     if pc.get("hbr_table"):
         pc["hbr_table"] = resolve(pc["hbr_table"])
     return pc
@@ -283,6 +302,7 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
     pc = _pc(raw, resolve, path)
     rep = _table(raw, "report", path)
     release_to = _release_to(_table(raw, "exports", path), path)
+    export_formats = _export_formats(_table(raw, "exports", path), path)
     corr = _correlate(raw, resolve, path)
     try:
         cfg = RunConfig(
@@ -300,6 +320,7 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
             pc=pc,
             report=dict(REPORT_DEFAULTS, **rep),
             exports=release_to,
+            export_formats=export_formats,
             correlate=corr,
             source_file=path.resolve(),
             formats_dirs=formats_dirs,

@@ -479,6 +479,7 @@ def _write_run_info(ctx: _Run, feeds: list[dict], links: dict[str, str],
         "tearline": {"elements_through": ctx.elements_through,
                      "screen_primaries": list(cfg.primaries), "precedence": cfg.precedence,
                      "disagree_km": cfg.disagree_km, "pc": cfg.pc,
+                     "formats": list(cfg.export_formats),
                      "equivalences": table.source, "equivalences_sha256": table.digest},
         "settings_hash": cfg.settings_hash(),
         "config": str(cfg.source_file) if cfg.source_file else None,
@@ -518,7 +519,7 @@ def _exports_stage(ctx: _Run, conj: pa.Table | None) -> dict:
             done = {}
         for code, ex in done.items():
             exports[code] = {"exported": ex.exported, "withheld": ex.withheld,
-                             "recomputed": ex.recomputed,
+                             "recomputed": ex.recomputed, "files": ex.files,
                              "shared_view_with": ex.shared_view_with}
             _log(logging.INFO, "exports", f"{code}: exported {ex.exported}, recomputed "
                  f"{ex.recomputed}, withheld {ex.withheld}", release_to=code)

@@ -1,5 +1,5 @@
 """CCSDS Conjunction Data Messages (CCSDS 508.0-B-1, with the CDM-2 additions seen in practice):
-read KVN and XML, write KVN and XML.
+read KVN and XML, write KVN and XML of version 1.0 (valid against CCSDS's NDM/XML schema) or 2.0.
 
 >>> from ssafuse.formats.ccsds import cdm
 >>> msg = cdm.read("conjunction.cdm")                        # doctest: +SKIP
@@ -16,9 +16,12 @@ an unknown keyword, a keyword out of its section, a duplicate, a value that does
 (``CDMExample1InvalidTca``'s April 31st), a missing mandatory keyword (CCSDS 508.0-B-1 section
 3), a missing or partial covariance.
 
-**Strict when writing**: every mandatory keyword, only known keywords (and ``USER_DEFINED_*``),
-values of the right type (finite numbers, valid times, text without line breaks or outer
-spaces), units always written. What is written reads back to an equal :class:`Cdm`.
+**Strict when writing**: every mandatory keyword, only the keywords the message's version
+defines (``keywords/cdm.csv``: a 1.0 message has no ``CLASSIFICATION``, ``OD_EPOCH`` or
+``USER_DEFINED_*``; :func:`version_needed` says which version can hold a message), in the
+standard's order, its enumerated values (``OBJECT_TYPE``, ``REF_FRAME`` ...), object COMMENTs
+before ``OBJECT =``, values of the right type (finite numbers, valid times, text without line
+breaks or outer spaces), units always written. What is written reads back to an equal :class:`Cdm`.
 
 Values: numbers as ``float`` / ``int`` in the units of the standard (state in km and km/s,
 covariance in m**2, m**2/s, m**2/s**2), times as ``int`` nanoseconds since 1970-01-01 UTC,
@@ -44,9 +47,9 @@ from ...errors import FormatError
 from ...timeutil import format_epoch, parse_epoch
 from ..base import Batch, Format, Reject
 
-__all__ = ["Cdm", "KEYWORDS", "read", "loads", "read_all", "loads_all", "dumps_kvn", "version_needed",
-           "dumps_xml", "write_kvn", "write_xml", "COVARIANCE_RTN", "identify_kvn",
-           "identify_xml"]
+__all__ = ["Cdm", "KEYWORDS", "VERSIONS", "read", "loads", "read_all", "loads_all", "dumps_kvn",
+           "dumps_xml", "write_kvn", "write_xml", "version_needed", "stated_marking",
+           "COVARIANCE_RTN", "identify_kvn", "identify_xml"]
 
 # --- the keyword table (layout as data: keywords/cdm.csv) -----------------------------------
 # name: (section, block, kind, unit). section: header | relative | object. block: the XML
@@ -701,10 +704,15 @@ _OBJ_BLOCKS = ("metadata", "data", "odParameters", "additionalParameters", "stat
 #: The blocks CDM 1.0 has (508.0-B-1; its XML schema's elements).
 _BLOCKS_1 = ("header", "relative", "metadata", "data", "odParameters", "additionalParameters",
              "stateVector", "covarianceMatrix")
-#: XML element of a block whose name in the keyword table is not its element's.
-_XML_ELEMENT = {"covarianceMatrix#xyz": "xyzCovarianceMatrix",
-                "covarianceMatrix#sig3": "sig3EigVec3CovarianceMatrix"}
-_XML_BLOCK = {v: k for k, v in _XML_ELEMENT.items()}
+#: XML element of a block whose name in the keyword table is not its element's: CDM 2.0's
+#: XYZ and sigma/eigenvector covariances and additional covariance metadata each sit in a
+#: further <covarianceMatrix>, as Orekit reads and its CDM 2.0 examples write them.
+_XML_ELEMENT = {"covarianceMatrix#xyz": "covarianceMatrix",
+                "covarianceMatrix#sig3": "covarianceMatrix",
+                "additionalCovarianceMetadata": "covarianceMatrix"}
+#: ... and the element names other producers use for them, read as those blocks.
+_XML_BLOCK = {"xyzCovarianceMatrix": "covarianceMatrix#xyz",
+              "sig3EigVec3CovarianceMatrix": "covarianceMatrix#sig3"}
 
 
 def dumps_kvn(msg: Cdm) -> str:
@@ -886,9 +894,23 @@ def to_record(msg: Cdm) -> dict:
         **obj_cols(1), **obj_cols(2),
         "keywords_json": msg.to_json(),
     }
-    if "CLASSIFICATION" in msg.header:
-        rec["marking"] = msg.header["CLASSIFICATION"].strip().strip('"')
+    marking = stated_marking(msg)
+    if marking:
+        rec["marking"] = marking
     return rec
+
+
+def stated_marking(msg: Cdm) -> str | None:
+    """The marking a message states: CDM 2.0's header CLASSIFICATION, else a header
+    ``COMMENT CLASSIFICATION: <marking>`` (how a CDM 1.0, which has no such keyword, carries
+    it; ssafuse writes its 1.0 messages so); ``None`` when it states none."""
+    if "CLASSIFICATION" in msg.header:
+        return msg.header["CLASSIFICATION"].strip().strip('"') or None
+    for c in msg.comments.get("header", []):
+        m = re.match(r"CLASSIFICATION\s*:\s*(\S.*)$", c, re.IGNORECASE)
+        if m:
+            return m.group(1).strip()
+    return None
 
 
 def _ingest_read(stream, uri):

@@ -1,0 +1,189 @@
+"""Every file format ssafuse writes for others, one registry: ``EXPORT_FORMATS`` names what a
+partner may ask for (``[exports] formats``, ``ssafuse export --format``), and
+:func:`write_formats` writes the ones asked for into an export folder::
+
+    parquet        conjunctions.parquet, catalogue.parquet, excluded.parquet (always: the
+                   report is built from them)
+    cdm            cdm/<MESSAGE_ID>.cdm|.xml: CCSDS CDM of each event the report lists
+                   ([pc] cdm_format, cdm_version)
+    omm-xml        catalogue.omm.xml: the catalogue as CCSDS OMM 2.0, one NDM/XML document
+    omm-kvn        catalogue.omm: the catalogue as OMM 2.0 KVN, one message after another
+    omm-json       catalogue.json: the catalogue as CelesTrak GP JSON
+    tle            catalogue.tle: the catalogue as 3LE (Alpha-5 numbers), with its marking in
+                   catalogue.tle.marking.txt
+    csv            conjunctions.csv: every event, with RIC, Pc, max Pc and marking columns
+    socrates-csv   conjunctions-socrates.csv: SOCRATES's 11 columns
+
+Each file carries its marking: OMM and CDM in every message (``COMMENT CLASSIFICATION: ...``,
+CDM 2.0's ``CLASSIFICATION``), the CSV files in a first banner line (``# CLASSIFICATION:
+...``, the marking over all their rows), the TLE file in its sidecar (a TLE line has no place
+for it). A record a format cannot hold (an object number above Alpha-5's 339999 as a TLE) is
+refused with its reason and counted, never truncated. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pyarrow as pa
+
+from . import markings as mk
+from .files import atomic_write_bytes
+from .formats import tle
+from .formats.ccsds import omm_write
+from .timeutil import format_epoch, to_ns
+
+__all__ = ["EXPORT_FORMATS", "DEFAULT_EXPORT_FORMATS", "FILES", "DESCRIPTIONS", "check_formats",
+           "write_formats", "conjunctions_csv", "socrates_csv", "SOCRATES_COLUMNS"]
+
+#: What a partner may ask for, in the order they are written.
+EXPORT_FORMATS = ("parquet", "cdm", "omm-xml", "omm-kvn", "omm-json", "tle", "csv",
+                  "socrates-csv")
+#: What an export holds when the configuration names no formats (as before they existed).
+DEFAULT_EXPORT_FORMATS = ("parquet", "cdm")
+#: The file each format writes in an export folder (besides parquet and cdm, written by the
+#: export itself).
+FILES = {"omm-xml": "catalogue.omm.xml", "omm-kvn": "catalogue.omm",
+         "omm-json": "catalogue.json", "tle": "catalogue.tle", "csv": "conjunctions.csv",
+         "socrates-csv": "conjunctions-socrates.csv"}
+
+#: What each format is, for ``ssafuse formats``: ``format -> (file, description)``.
+DESCRIPTIONS = {
+    "parquet": ("*.parquet", "conjunctions, catalogue, excluded (Arrow schemas of ssafuse.schema)"),
+    "cdm": ("cdm/*.cdm|*.xml", "CCSDS 508.0 CDM per listed event, KVN or XML, version 1.0 "
+            "(default) or 2.0"),
+    "omm-xml": ("catalogue.omm.xml", "CCSDS 502.0-B-2 OMM 2.0 per object, NDM/XML 1.0"),
+    "omm-kvn": ("catalogue.omm", "CCSDS 502.0-B-2 OMM 2.0 per object, KVN"),
+    "omm-json": ("catalogue.json", "the catalogue as CelesTrak GP JSON (OMM keywords)"),
+    "tle": ("catalogue.tle", "the catalogue as 3LE, Alpha-5 numbers; marking in a sidecar"),
+    "csv": ("conjunctions.csv", "every event: RIC, Pc, max Pc, provenance and marking columns"),
+    "socrates-csv": ("conjunctions-socrates.csv", "every event in SOCRATES's 11 CSV columns"),
+}
+
+#: SOCRATES's CSV columns (CelesTrak SOCRATES Plus "download CSV"): km, km/s, days.
+SOCRATES_COLUMNS = ("NORAD_CAT_ID_1", "OBJECT_NAME_1", "DSE_1", "NORAD_CAT_ID_2",
+                    "OBJECT_NAME_2", "DSE_2", "TCA", "TCA_RANGE", "TCA_RELATIVE_SPEED",
+                    "MAX_PROB", "DILUTION")
+
+#: The plain CSV's columns: the conjunctions table's (units in the header), times as
+#: ISO-8601 UTC, releasable_to as space-separated codes.
+CSV_COLUMNS = (
+    "object_id_1", "object_name_1", "object_id_2", "object_name_2", "tca",
+    "miss_distance_km", "relative_speed_km_s", "radial_km", "in_track_km", "cross_track_km",
+    "dse_1_days", "dse_2_days", "co_located", "pc", "pc_method", "max_pc", "max_pc_sigma_km",
+    "hbr_m", "hbr_source", "threshold_km", "window_start", "window_end", "source_1", "epoch_1",
+    "source_2", "epoch_2", "classification", "releasable_to", "marking")
+
+
+def check_formats(formats) -> tuple[str, ...]:
+    """``formats`` as a tuple, each one of :data:`EXPORT_FORMATS` (``ValueError`` naming the
+    unknown ones), in :data:`EXPORT_FORMATS` order, parquet always included."""
+    asked = [formats] if isinstance(formats, str) else list(formats)
+    unknown = [f for f in asked if f not in EXPORT_FORMATS]
+    if unknown or not all(isinstance(f, str) for f in asked):
+        raise ValueError(f"unknown export format(s) {unknown or asked}; expected some of "
+                         f"{', '.join(EXPORT_FORMATS)}")
+    return tuple(f for f in EXPORT_FORMATS if f in asked or f == "parquet")
+
+
+def _iso(value) -> str:
+    return format_epoch(to_ns(value)) + "Z"
+
+
+def _banner(table: pa.Table) -> str:
+    """The marking over every row of ``table`` (UNCLASSIFIED when it is empty)."""
+    parts = zip(table["classification"].to_pylist(), table["releasable_to"].to_pylist(),
+                table["marking"].to_pylist())
+    return str(mk.overall(parts))
+
+
+def _csv_text(header: list[str], rows, banner: str) -> str:
+    buf = io.StringIO()
+    buf.write(f"# CLASSIFICATION: {banner}\n")
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def conjunctions_csv(conj: pa.Table) -> str:
+    """Every event of ``conj`` (schema ``conjunctions``) as CSV: a banner line with the
+    marking over all rows, a header, one row per event (full precision, empty for null)."""
+    cols = {c: conj[c].to_pylist() for c in CSV_COLUMNS}
+    times = {"tca", "window_start", "window_end", "epoch_1", "epoch_2"}
+    rows = []
+    for i in range(conj.num_rows):
+        row = []
+        for c in CSV_COLUMNS:
+            v = cols[c][i]
+            if v is None:
+                row.append("")
+            elif c in times:
+                row.append(_iso(v))
+            elif c == "releasable_to":
+                row.append(" ".join(v))
+            elif isinstance(v, float):
+                row.append(repr(v))
+            else:
+                row.append(str(v).lower() if isinstance(v, bool) else str(v))
+        rows.append(row)
+    return _csv_text(list(CSV_COLUMNS), rows, _banner(conj))
+
+
+def socrates_csv(conj: pa.Table) -> str:
+    """``conj`` in SOCRATES's CSV layout (:data:`SOCRATES_COLUMNS`): TCA as
+    ``YYYY-MM-DD hh:mm:ss.sss`` UTC, range and dilution in km, speed in km/s, days since epoch
+    to 3 decimals, MAX_PROB to 4 significant digits; DILUTION empty where max Pc is 1 (no
+    dilution), MAX_PROB empty where not assessed. After a banner line with the marking."""
+    rows = []
+    for r in conj.select(["object_id_1", "object_name_1", "dse_1_days", "object_id_2",
+                          "object_name_2", "dse_2_days", "tca", "miss_distance_km",
+                          "relative_speed_km_s", "max_pc", "max_pc_sigma_km"]).to_pylist():
+        tca = format_epoch(to_ns(r["tca"]))
+        rows.append([
+            r["object_id_1"], r["object_name_1"] or "", f"{r['dse_1_days']:.3f}",
+            r["object_id_2"], r["object_name_2"] or "", f"{r['dse_2_days']:.3f}",
+            f"{tca[:10]} {tca[11:23]}", f"{r['miss_distance_km']:.3f}",
+            f"{r['relative_speed_km_s']:.3f}",
+            "" if r["max_pc"] is None else f"{r['max_pc']:.3E}",
+            "" if r["max_pc_sigma_km"] is None else f"{r['max_pc_sigma_km']:.3f}"])
+    return _csv_text(list(SOCRATES_COLUMNS), rows, _banner(conj))
+
+
+def write_formats(out_dir: Path, formats, *, conjunctions: pa.Table, catalogue: pa.Table,
+                  creation_date, originator: str = "SSAFUSE") -> dict[str, dict]:
+    """Write the files of ``formats`` other than parquet and cdm (written by the export) into
+    ``out_dir``. Returns, per file name, ``{"format", "written", "refused", "reasons"}``:
+    records written, records the format cannot hold and why (reason -> count; each writer's
+    refusals are :class:`ssafuse.formats.ccsds.omm_write.Refused`)."""
+    out: dict[str, dict] = {}
+    for fmt in formats:
+        name = FILES.get(fmt)
+        if name is None:
+            continue
+        refused: list = []
+        if fmt == "csv":
+            text, written = conjunctions_csv(conjunctions), conjunctions.num_rows
+        elif fmt == "socrates-csv":
+            text, written = socrates_csv(conjunctions), conjunctions.num_rows
+        elif fmt == "tle":
+            text, refused = tle.dumps(catalogue, sidecar=True)
+            written = catalogue.num_rows - len(refused)
+            atomic_write_bytes(out_dir / (name + ".marking.txt"),
+                               f"CLASSIFICATION: {_banner(catalogue)}\n".encode())
+        elif fmt == "omm-json":
+            text, refused = omm_write.dumps_json(catalogue)
+            written = catalogue.num_rows - len(refused)
+        else:
+            dump = omm_write.dumps_xml if fmt == "omm-xml" else omm_write.dumps_kvn
+            text, refused = dump(catalogue, originator=originator, creation_date=creation_date)
+            written = catalogue.num_rows - len(refused)
+        atomic_write_bytes(out_dir / name, text.encode("utf-8"))
+        reasons: dict[str, int] = {}
+        for r in refused:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+        out[name] = {"format": fmt, "written": written, "refused": len(refused),
+                     "reasons": reasons}
+    return out
