@@ -479,7 +479,8 @@ def cdm_command(store_dir, out_dir, run_file, fmt, version, element_files, origi
     for r in missing:
         click.echo(f"SKIPPED {r['object_id_1']}-{r['object_id_2']} at {r['tca']}: its element "
                    "sets are not in the store (give --elements FILE)", err=True)
-    click.echo(f"{len(paths) - len(missing)} CDMs ({fmt}, version {version}) from {run_file} -> {out_dir}"
+    click.echo(f"{len(paths) - len(missing)} CDMs ({fmt}, version {version}) from {run_file} "
+               f"-> {out_dir}"
                + (f"; {len(missing)} skipped" if missing else ""))
     sys.exit(EXIT_SOME_FILES_REFUSED if missing else EXIT_OK)
 

@@ -211,7 +211,8 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     res.withheld = {"conjunctions": full["conjunctions"] - view.counts["events_reused"],
                     "catalogue": view.counts["objects_unseen"],
                     "excluded": max(0, full["excluded"] - view.excluded.num_rows),
-                    "cdms": len(operator_links - set(links))}
+                    # CDMs not asked for are not withheld: none is counted
+                    "cdms": len(operator_links - set(links)) if "cdm" in formats else 0}
     write_parquet(out_dir / "conjunctions.parquet", conj)
     write_parquet(out_dir / "catalogue.parquet", view.catalogue)
     write_parquet(out_dir / "excluded.parquet", view.excluded)

@@ -624,6 +624,49 @@ def overall(parts) -> Marking:
     return combine(markings) if markings else Marking()
 
 
+#: A level's portion letters (TLE column 8, OMM CLASSIFICATION_TYPE): the level names'
+#: shortest aliases.
+LETTERS = {"UNCLASSIFIED": "U", "RESTRICTED": "R", "CONFIDENTIAL": "C", "SECRET": "S",
+           "TOP SECRET": "TS"}
+
+
+def row_marking_text(classification: str | None, releasable_to,
+                     marking: str | None) -> tuple[Marking, str]:
+    """The marking a writer states for one row, and its text.
+
+    The row's ``classification`` / ``releasable_to`` columns and its ``marking`` text are
+    combined (:func:`combine`), so the result is never lower than either; the text is the
+    row's own ``marking`` where that says exactly the result (a national form stays as
+    written; a bare letter becomes the level's name), else the canonical form. Raises
+    :class:`MarkingError` when the classification is missing or the text cannot be parsed:
+    a marking is never guessed."""
+    if not classification:
+        raise MarkingError("the row has no classification")
+    columns = Marking(classification, None if releasable_to is None else tuple(releasable_to))
+    if marking is None or not str(marking).strip():
+        return columns, str(columns)
+    own = parse(str(marking))
+    result = combine([own, columns])
+    as_received = own == result and str(marking).strip() not in LETTERS.values()
+    return result, (str(marking) if as_received else str(result))
+
+
+#: How a message with no marking keyword (CDM 1.0, OMM 2.0, GP JSON) carries its marking: a
+#: header COMMENT ``CLASSIFICATION: <marking>``; the readers take it back from there.
+_COMMENT = re.compile(r"^\s*CLASSIFICATION\s*:\s*(\S.*?)\s*$", re.IGNORECASE)
+
+
+def marking_comment(text: str) -> str:
+    """The COMMENT text that states marking ``text``."""
+    return f"CLASSIFICATION: {text}"
+
+
+def comment_marking(comment: str | None) -> str | None:
+    """The marking a COMMENT states (:func:`marking_comment`), else ``None``."""
+    m = _COMMENT.match(comment) if isinstance(comment, str) else None
+    return m.group(1) if m else None
+
+
 # -- the release rule ---------------------------------------------------------------------------
 
 #: The release rule in words (for export manifests).

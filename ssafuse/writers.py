@@ -62,6 +62,9 @@ DESCRIPTIONS = {
     "socrates-csv": ("conjunctions-socrates.csv", "every event in SOCRATES's 11 CSV columns"),
 }
 
+#: The sidecar beside a file whose format has no place for a marking (TLE).
+SIDECAR = ".marking.txt"
+
 #: SOCRATES's CSV columns (CelesTrak SOCRATES Plus "download CSV"): km, km/s, days.
 SOCRATES_COLUMNS = ("NORAD_CAT_ID_1", "OBJECT_NAME_1", "DSE_1", "NORAD_CAT_ID_2",
                     "OBJECT_NAME_2", "DSE_2", "TCA", "TCA_RANGE", "TCA_RELATIVE_SPEED",
@@ -92,25 +95,31 @@ def _iso(value) -> str:
     return format_epoch(to_ns(value)) + "Z"
 
 
-def _banner(table: pa.Table) -> str:
-    """The marking over every row of ``table`` (UNCLASSIFIED when it is empty)."""
+def _banner(table: pa.Table, floor: pa.Table | None = None) -> str:
+    """The marking over every row of ``table``; an empty ``table`` takes ``floor``'s (the
+    export's catalogue: a file of an export never reads lower than the data it was made
+    from), UNCLASSIFIED when both are empty."""
+    if not table.num_rows and floor is not None:
+        table = floor
     parts = zip(table["classification"].to_pylist(), table["releasable_to"].to_pylist(),
                 table["marking"].to_pylist())
     return str(mk.overall(parts))
 
 
 def _csv_text(header: list[str], rows, banner: str) -> str:
+    """A banner line ``# CLASSIFICATION: ...``, the header, the rows."""
     buf = io.StringIO()
-    buf.write(f"# CLASSIFICATION: {banner}\n")
+    buf.write(f"# {mk.marking_comment(banner)}\n")
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     w.writerows(rows)
     return buf.getvalue()
 
 
-def conjunctions_csv(conj: pa.Table) -> str:
+def conjunctions_csv(conj: pa.Table, floor: pa.Table | None = None) -> str:
     """Every event of ``conj`` (schema ``conjunctions``) as CSV: a banner line with the
-    marking over all rows, a header, one row per event (full precision, empty for null)."""
+    marking over all rows (``floor``'s when there are none, see :func:`_banner`), a header,
+    one row per event (full precision, empty for null)."""
     cols = {c: conj[c].to_pylist() for c in CSV_COLUMNS}
     times = {"tca", "window_start", "window_end", "epoch_1", "epoch_2"}
     rows = []
@@ -129,10 +138,10 @@ def conjunctions_csv(conj: pa.Table) -> str:
             else:
                 row.append(str(v).lower() if isinstance(v, bool) else str(v))
         rows.append(row)
-    return _csv_text(list(CSV_COLUMNS), rows, _banner(conj))
+    return _csv_text(list(CSV_COLUMNS), rows, _banner(conj, floor))
 
 
-def socrates_csv(conj: pa.Table) -> str:
+def socrates_csv(conj: pa.Table, floor: pa.Table | None = None) -> str:
     """``conj`` in SOCRATES's CSV layout (:data:`SOCRATES_COLUMNS`): TCA as
     ``YYYY-MM-DD hh:mm:ss.sss`` UTC, range and dilution in km, speed in km/s, days since epoch
     to 3 decimals, MAX_PROB to 4 significant digits; DILUTION empty where max Pc is 1 (no
@@ -149,7 +158,7 @@ def socrates_csv(conj: pa.Table) -> str:
             f"{r['relative_speed_km_s']:.3f}",
             "" if r["max_pc"] is None else f"{r['max_pc']:.3E}",
             "" if r["max_pc_sigma_km"] is None else f"{r['max_pc_sigma_km']:.3f}"])
-    return _csv_text(list(SOCRATES_COLUMNS), rows, _banner(conj))
+    return _csv_text(list(SOCRATES_COLUMNS), rows, _banner(conj, floor))
 
 
 def write_formats(out_dir: Path, formats, *, conjunctions: pa.Table, catalogue: pa.Table,
@@ -159,20 +168,24 @@ def write_formats(out_dir: Path, formats, *, conjunctions: pa.Table, catalogue: 
     records written, records the format cannot hold and why (reason -> count; each writer's
     refusals are :class:`ssafuse.formats.ccsds.omm_write.Refused`)."""
     out: dict[str, dict] = {}
+    for fmt, name in FILES.items():   # a format no longer asked for leaves nothing behind
+        if fmt not in formats:
+            for stale in (out_dir / name, out_dir / (name + SIDECAR)):
+                stale.unlink(missing_ok=True)
     for fmt in formats:
         name = FILES.get(fmt)
         if name is None:
             continue
         refused: list = []
         if fmt == "csv":
-            text, written = conjunctions_csv(conjunctions), conjunctions.num_rows
+            text, written = conjunctions_csv(conjunctions, catalogue), conjunctions.num_rows
         elif fmt == "socrates-csv":
-            text, written = socrates_csv(conjunctions), conjunctions.num_rows
+            text, written = socrates_csv(conjunctions, catalogue), conjunctions.num_rows
         elif fmt == "tle":
             text, refused = tle.dumps(catalogue, sidecar=True)
             written = catalogue.num_rows - len(refused)
-            atomic_write_bytes(out_dir / (name + ".marking.txt"),
-                               f"CLASSIFICATION: {_banner(catalogue)}\n".encode())
+            atomic_write_bytes(out_dir / (name + SIDECAR),
+                               (mk.marking_comment(_banner(catalogue)) + "\n").encode())
         elif fmt == "omm-json":
             text, refused = omm_write.dumps_json(catalogue)
             written = catalogue.num_rows - len(refused)
@@ -186,4 +199,6 @@ def write_formats(out_dir: Path, formats, *, conjunctions: pa.Table, catalogue: 
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
         out[name] = {"format": fmt, "written": written, "refused": len(refused),
                      "reasons": reasons}
+        if fmt == "tle":
+            out[name]["sidecar"] = name + SIDECAR
     return out

@@ -129,6 +129,12 @@ def test_writer_is_strict():
         (lambda c: c.relative.pop("TCA"), "TCA"),
         (lambda c: c.relative.__setitem__("MISS_DISTANCE", math.nan), "finite"),
         (lambda c: c.objects[0].__setitem__("OBJECT_NAME", "A\nB"), "one-line"),
+        # what XML 1.0 cannot hold and the KVN reader refuses (ESC, DEL, form feed, U+FFFE)
+        (lambda c: c.objects[0].__setitem__("OBJECT_NAME", "A\x1bB"), "control characters"),
+        (lambda c: c.objects[0].__setitem__("OBJECT_NAME", "A\x7fB"), "control characters"),
+        (lambda c: c.objects[1].__setitem__("OBJECT_NAME", "A\x0cB"), "control characters"),
+        (lambda c: c.header.__setitem__("ORIGINATOR", "A\ufffeB"), "control characters"),
+        (lambda c: c.comments.__setitem__("header", ["a\x1bb"]), "control characters"),
         (lambda c: c.objects[0].__setitem__("NOT_A_KEYWORD", "x"), "not a object"),
         # 508.0-B-1 defines neither; its schema's enumerations name the values it allows
         (lambda c: c.objects[0].__setitem__("OD_EPOCH", c.relative["TCA"]),

@@ -23,16 +23,15 @@ import json
 import xml.etree.ElementTree as ET
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import sgp4.omm
+from _element_rows import element_row, table
 from conftest import shared
 from sgp4.api import Satrec
 
 from ssafuse import markings as mk
 from ssafuse.formats.ccsds import omm_write as w
 from ssafuse.records import read_file
-from ssafuse.schema import ELEMENTS
 
 CREATED = "2026-03-10T02:15:00Z"
 XSD = "ccsds/xsd/ndmxml-1.0/ndmxml-1.0-master.xsd"
@@ -48,21 +47,8 @@ INTS = {"NORAD_CAT_ID": "object_id", "ELEMENT_SET_NO": "element_set_no",
 
 def row(**over) -> dict:
     """An element-set row (ISS-like numbers, chosen to need full precision)."""
-    base = {"object_id": 25544, "intl_designator": "1998-067A", "object_name": "ISS (ZARYA)",
-                "epoch": 1773114507801504000, "mean_motion_rev_day": 15.485572000000001,
-                "eccentricity": 0.00079716, "inclination_deg": 51.6324, "raan_deg": 70.0375,
-                "arg_perigee_deg": 176.2903, "mean_anomaly_deg": 183.8146, "bstar": 1.7625562e-05,
-                "mean_motion_dot": -9.13e-05, "mean_motion_ddot": 1e-11, "ephemeris_type": 0,
-                "element_set_no": 999, "rev_at_epoch": 55640, "object_type": None, "rcs_size": None,
-                "country": None, "source": "test", "source_format": "test", "source_uri": "mem:",
-                "source_sha256": "0" * 64, "source_record": 1, "ingested_at": 0,
-                "classification": "UNCLASSIFIED", "releasable_to": None, "marking": "UNCLASSIFIED"}
-    base.update(over)
-    return base
+    return element_row(**over)
 
-
-def table(rows) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=ELEMENTS)
 
 
 GOOD = [row(),
@@ -166,9 +152,10 @@ def _check_ccsds_ndm_omm(omm, src: dict) -> None:
     assert (tle.norad_cat_id, tle.element_set_no, tle.rev_at_epoch) == (
         src["object_id"], src["element_set_no"], src["rev_at_epoch"])
     assert tle.ephemeris_type == src["ephemeris_type"]
-    assert mk.parse(tle.classification_type) == mk.Marking(
-        src["classification"], None if src["releasable_to"] is None
-        else tuple(src["releasable_to"]))
+    # the level's letter in CLASSIFICATION_TYPE, the whole marking in the header COMMENT
+    assert mk.parse(tle.classification_type).classification == src["classification"]
+    assert omm.header.comment == [mk.marking_comment(mk.row_marking_text(
+        src["classification"], src["releasable_to"], src["marking"])[1])]
 
 
 def test_ccsds_ndm_reads_every_kvn_message():
@@ -197,7 +184,7 @@ def test_ccsds_ndm_reads_the_ndm_container():
     for omm, src in zip(ndm.omm, GOOD):
         _check_ccsds_ndm_omm(omm, src)
         assert omm.header.comment == [
-            "CLASSIFICATION: " + w.marking_of_row(src["classification"],
+            "CLASSIFICATION: " + mk.row_marking_text(src["classification"],
                                                   src["releasable_to"], src["marking"])[1]]
 
 
@@ -251,7 +238,7 @@ BAD = [
     (row(object_id=2, object_name="EVIL\nNAME"), "object_name"),
     (row(object_id=3, object_name=""), "object_name"),
     (row(object_id=4, element_set_no=10000), "element_set_no"),
-    (row(object_id=5, raan_deg=-200.0), "raan_deg"),
+    (row(object_id=5, raan_deg=400.0), "raan_deg"),     # beyond what the reader takes
     (row(object_id=6, marking="NOT A MARKING"), "marking"),
     (row(object_id=7, mean_motion_dot=None), "mean_motion_dot"),
     (row(object_id=8, eccentricity=1.5), "eccentricity"),
@@ -286,12 +273,30 @@ def test_bad_creation_date_is_the_callers_error():
         w.dumps_kvn(table(GOOD), creation_date="yesterday")
 
 
-def test_classification_type_is_never_lower_than_the_row():
-    text, _ = w.dumps_kvn(table(GOOD), creation_date=CREATED)
+def test_classification_type_is_the_level_letter_and_the_comment_the_whole_marking(tmp_path):
+    """CelesTrak and python-sgp4 take one letter in CLASSIFICATION_TYPE; the whole marking
+    rides in the COMMENT, and read back it says what the row said (never less)."""
+    marked = [row(classification="SECRET", releasable_to=["GBR", "USA"],
+                  marking="SECRET//REL TO USA, GBR//ORCON"),
+              row(object_id=25545, classification="UNCLASSIFIED", releasable_to=[],
+                  marking="UNCLASSIFIED//NOFORN")]
+    text, _ = w.dumps_kvn(table(marked), creation_date=CREATED)
     types = [line.split("=", 1)[1].strip() for line in text.splitlines()
              if line.startswith("CLASSIFICATION_TYPE")]
-    assert types[0] == "U"
-    assert mk.parse(types[2]) == mk.parse("SECRET//REL TO USA, GBR")
+    assert types == ["S", "U"]
+    json_text, _ = w.dumps_json(table(marked))
+    for fields in json.loads(json_text):   # python-sgp4 initialises marked records too
+        sat = Satrec()
+        sgp4.omm.initialize(sat, fields)
+        assert sat.classification in ("S", "U")
+    xml_text, _ = w.dumps_xml(table(marked), creation_date=CREATED)
+    for name, data in (("m.omm", text), ("m.xml", xml_text), ("m.json", json_text)):
+        (tmp_path / name).write_text(data)
+        back = read_file(tmp_path / name, source="t").elements
+        assert back["marking"].to_pylist() == ["SECRET//REL TO USA, GBR//ORCON",
+                                               "UNCLASSIFIED//NOFORN"], name
+        assert back["classification"].to_pylist() == ["SECRET", "UNCLASSIFIED"], name
+        assert back["releasable_to"].to_pylist() == [["GBR", "USA"], []], name
 
 
 # ------------------------------------------------------------------ real content
@@ -333,7 +338,11 @@ def test_catalogue_written_as_omm_propagates_like_its_source(schema, tmp_path):
         sats.append(sat)
     np.testing.assert_allclose(_positions(sats), expected, rtol=0, atol=1e-5)
 
-    # schema and ccsds-ndm on every 40th message (all 26k would take a minute)
+    # every message against the schema, with lxml's validator (libxml2: 3 s for the 42 MB;
+    # xmlschema, pure Python, takes minutes); xmlschema on every 40th, ccsds-ndm too
+    etree = pytest.importorskip("lxml.etree")
+    lxml_schema = etree.XMLSchema(etree.parse(str(shared(XSD))))
+    assert lxml_schema.validate(etree.fromstring(xml_text.encode())), lxml_schema.error_log
     subset = t.take(list(range(0, t.num_rows, 40)))
     sub_xml, _ = w.dumps_xml(subset, creation_date=CREATED)
     assert schema.is_valid(sub_xml)
@@ -344,3 +353,23 @@ def test_catalogue_written_as_omm_propagates_like_its_source(schema, tmp_path):
     kvn_text, refused = w.dumps_kvn(subset, creation_date=CREATED)
     for message, src in zip(kvn_messages(kvn_text), rows, strict=True):
         _check_ccsds_ndm_omm(ndm_io.NdmIo().from_string(message), src)
+
+
+def test_angles_outside_the_schemas_range_are_written_as_the_same_angle_inside_it(tmp_path,
+                                                                                   schema):
+    """The NDM/XML schema takes angles in [-180, 360); an element set with RAAN 360 or mean
+    anomaly -190 (valid for SGP4) is written as 0 and 170 (-200 as 160): the same orbit, the
+    same SGP4 position at epoch (python-sgp4 on both, to 1 mm)."""
+    src = table([row(raan_deg=360.0, mean_anomaly_deg=-190.0, arg_perigee_deg=-200.0)])
+    text, refused = w.dumps_xml(src, creation_date=CREATED)
+    assert refused == [] and schema.is_valid(text)
+    (tmp_path / "a.xml").write_text(text)
+    (fields,) = sgp4.omm.parse_xml(str(tmp_path / "a.xml"))
+    assert (float(fields["RA_OF_ASC_NODE"]), float(fields["MEAN_ANOMALY"]),
+            float(fields["ARG_OF_PERICENTER"])) == (0.0, 170.0, 160.0)
+    written, original = Satrec(), Satrec()
+    sgp4.omm.initialize(written, fields)
+    sgp4.omm.initialize(original, dict(fields, RA_OF_ASC_NODE="360.0", MEAN_ANOMALY="-190.0",
+                                       ARG_OF_PERICENTER="-200.0"))
+    np.testing.assert_allclose(written.sgp4_tsince(0.0)[1], original.sgp4_tsince(0.0)[1],
+                               rtol=0, atol=1e-6)

@@ -11,35 +11,24 @@ so they agree to ~1e-9 km). Tests needing ``../shared/data`` skip when it is abs
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pytest
+from _element_rows import element_row, table
 from conftest import shared
 from sgp4.alpha5 import to_alpha5
 from sgp4.api import Satrec
 
 from ssafuse.formats import tle
 from ssafuse.records import read_file
-from ssafuse.schema import ELEMENTS
 
 CATALOGUE = "catalogues/spacetrack_3le_2023-10-09_cdm_on_chain.txt"
 
 
 def row(**over) -> dict:
-    base = {"object_id": 25544, "intl_designator": "1998-067A", "object_name": "ISS (ZARYA)",
-                "epoch": 1773114507801504000, "mean_motion_rev_day": 15.485572,
-                "eccentricity": 0.0007972, "inclination_deg": 51.6324, "raan_deg": 70.0375,
-                "arg_perigee_deg": 176.2903, "mean_anomaly_deg": 183.8146, "bstar": 1.7626e-04,
-                "mean_motion_dot": -9.13e-05, "mean_motion_ddot": 1.2345e-11, "ephemeris_type": 0,
-                "element_set_no": 999, "rev_at_epoch": 55640, "object_type": None, "rcs_size": None,
-                "country": None, "source": "test", "source_format": "test", "source_uri": "mem:",
-                "source_sha256": "0" * 64, "source_record": 1, "ingested_at": 0,
-                "classification": "UNCLASSIFIED", "releasable_to": None, "marking": "U"}
-    base.update(over)
-    return base
+    """An element-set row with values a TLE's columns hold exactly."""
+    return element_row(**{"mean_motion_rev_day": 15.485572, "eccentricity": 0.0007972,
+                          "bstar": 1.7626e-04, "mean_motion_ddot": 1.2345e-11, "marking": "U",
+                          **over})
 
-
-def table(rows) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=ELEMENTS)
 
 
 def checksum(line: str) -> int:

@@ -89,6 +89,22 @@ def test_schema_check_accepts_the_ccsds_sample_and_refuses_a_broken_copy(schemas
     assert read_independently(text).header.originator == "JSPOC"
 
 
+#: Orekit's sample CDMs in XML that are CDM 1.0 as the standard has it (the others in its test
+#: folder carry CDM 2.0 keywords or are broken on purpose).
+OREKIT_VALID = ("CDMExample1.xml", "CDMExample_issue942.xml", "CDMExample_issue988.xml",
+                "CDMExample_issue988_2.xml", "CDMExample_issue988_3.xml",
+                "CDMExample_issue_944.xml")
+
+
+def test_schema_check_accepts_orekits_cdm_1_samples_and_refuses_its_cdm_2_one(schemas):
+    for name in OREKIT_VALID:
+        assert schema_errors(shared(f"ccsds/orekit/cdm/{name}").read_bytes(), schemas) == [], name
+    cdm2 = shared("ccsds/orekit/cdm/CDMExample_issue_940.xml").read_bytes()
+    assert any("fixed value" in e for e in schema_errors(cdm2, schemas))
+    broken = shared("ccsds/orekit/cdm/CDM-missing-object1-covariance-block.xml").read_bytes()
+    assert schema_errors(broken, schemas)
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     """A nightly run over the full 2023-10-09 catalogue (6 h window, 5 km), writing XML CDM
@@ -225,7 +241,8 @@ def test_partner_export_holds_every_format_each_read_by_an_independent_reader(sa
     assert sorted(int(f["NORAD_CAT_ID"]) for f in parsed) == sorted(cat["object_id"].to_pylist())
     # OMM JSON: CelesTrak's keys, read by sgp4.omm.initialize
     records = json.loads((out / "catalogue.json").read_text())
-    for fields in records[:50]:
+    assert len(records) == n
+    for fields in records:
         sat = Satrec()
         sgp4_omm.initialize(sat, fields)
         assert sat.error == 0
@@ -240,7 +257,7 @@ def test_partner_export_holds_every_format_each_read_by_an_independent_reader(sa
     kvn = (out / "catalogue.omm").read_text()
     messages = ["CCSDS_OMM_VERS" + m for m in kvn.split("CCSDS_OMM_VERS")[1:]]
     assert len(messages) == n
-    for m in messages[:50]:
+    for m in messages:
         read_independently(m)
     # CSV: read by pandas after the banner; the same events and values as the Parquet
     # the banner: the marking over the file's rows (most restrictive level, common REL TO)
@@ -262,6 +279,9 @@ def test_partner_export_holds_every_format_each_read_by_an_independent_reader(sa
     html = (out / "report.html").read_text()
     for name in ex["files"]:
         assert f'href="{name}"' in html
+    print(f"GBR export: {n} OMMs valid in both schema sets and read by sgp4.omm (XML), {n} "
+          f"JSON records and {len(pairs)} TLEs read by python-sgp4, {len(messages)} KVN OMMs "
+          f"read by ccsds-ndm, {len(df)} CSV rows read by pandas")
 
 
 def test_an_object_number_a_tle_cannot_hold_is_counted_not_truncated(tmp_path):
@@ -281,3 +301,138 @@ def test_an_object_number_a_tle_cannot_hold_is_counted_not_truncated(tmp_path):
     text = (tmp_path / "catalogue.tle").read_text()
     assert "Z9999" in text and "340000" not in text
     assert files["catalogue.omm.xml"]["written"] == 3      # OMM holds nine digits
+
+
+def test_socrates_csv_of_socrates_own_top_20_gives_its_published_values(tmp_path):
+    """The SOCRATES run of 2026-03-09: its top 20 events, screened from the element sets it
+    used and written in its CSV layout, read back by pandas: the same objects, days since
+    epoch, TCA, minimum range and relative speed SOCRATES published, in its units (km, km/s),
+    to the digits it prints (TCA within 10 ms and range within 1 m as test_screen shows)."""
+    from ssafuse.records import read_file
+    from ssafuse.screening import screen
+    from ssafuse.writers import socrates_csv
+
+    base = shared("socrates_2026-03-09")
+    top20 = json.loads((base / "socrates_top20_maxProb.json").read_text())["conjunctions"]
+    rows = []
+    for ev in top20:
+        el = read_file(base / "top20_pair_gp" / ev["gp_file"].replace(".txt", ".csv"),
+                       source="celestrak").elements
+        tca = dt.datetime.fromisoformat(ev["tca"].replace("Z", "+00:00"))
+        res = screen(el, tca - dt.timedelta(minutes=15), days=1 / 48, workers=1)
+        rows.append(A.assess(res.conjunctions).slice(0, 1))
+    (tmp_path / "s.csv").write_text(socrates_csv(pa.concat_tables(rows)))
+    df = pd.read_csv(tmp_path / "s.csv", skiprows=1, keep_default_na=False)
+    assert len(df) == 20
+    for ev, got in zip(top20, df.to_dict("records")):
+        dse = {ev["obj1_norad"]: ev["obj1_dse"], ev["obj2_norad"]: ev["obj2_dse"]}
+        assert sorted(dse) == [got["NORAD_CAT_ID_1"], got["NORAD_CAT_ID_2"]]
+        assert abs(got["DSE_1"] - dse[got["NORAD_CAT_ID_1"]]) <= 2e-3
+        assert abs(got["DSE_2"] - dse[got["NORAD_CAT_ID_2"]]) <= 2e-3
+        want = dt.datetime.fromisoformat(ev["tca"].replace("Z", "+00:00"))
+        have = dt.datetime.fromisoformat(got["TCA"] + "+00:00")
+        assert abs((have - want).total_seconds()) <= 0.011
+        assert abs(got["TCA_RANGE"] - ev["min_range_km"]) <= 1.5e-3
+        assert abs(got["TCA_RELATIVE_SPEED"] - ev["rel_speed_kms"]) <= 2.5e-3
+    # the closest event lies within any radius: max Pc 1 and no dilution, as SOCRATES says
+    assert (float(df["MAX_PROB"][0]), df["DILUTION"][0]) == (1.0, "")
+    assert (tmp_path / "s.csv").read_text().splitlines()[2].endswith(",1.000E+00,")
+    assert top20[0]["max_prob"] == 1 and top20[0]["dilution_km"] is None
+
+
+def _marked(el: pa.Table, markings: list[tuple[str, list | None, str]]) -> pa.Table:
+    n = len(markings)
+    out = el.slice(0, n)
+    for name, values, typ in (("classification", [m[0] for m in markings], pa.string()),
+                              ("releasable_to", [m[1] for m in markings],
+                               pa.list_(pa.string())),
+                              ("marking", [m[2] for m in markings], pa.string())):
+        out = out.set_column(out.schema.get_field_index(name), name, pa.array(values, typ))
+    return out
+
+
+def test_each_file_states_the_marking_over_its_rows_and_a_new_export_removes_old_files(
+        tmp_path):
+    """Three element sets marked SECRET//REL TO USA, GBR; UNCLASSIFIED//REL TO GBR, AUS;
+    CONFIDENTIAL//ORCON. The marking over them, worked out by hand from the rule (most
+    restrictive level, the releasability every row allows, every control): SECRET, releasable
+    to GBR only, ORCON."""
+    from ssafuse.records import read_file
+
+    el = read_file(SAMPLES / "celestrak_active_2025-04-23_first300.tle",
+                   source="celestrak").elements
+    cat = _marked(el, [("SECRET", ["GBR", "USA"], "SECRET//REL TO USA, GBR"),
+                       ("UNCLASSIFIED", ["AUS", "GBR"], "UNCLASSIFIED//REL TO GBR, AUS"),
+                       ("CONFIDENTIAL", None, "CONFIDENTIAL//ORCON")])
+    conj = CONJUNCTIONS.empty_table()
+    every = [f for f in EXPORT_FORMATS if f not in ("parquet", "cdm")]
+    files = write_formats(tmp_path, every, conjunctions=conj, catalogue=cat,
+                          creation_date="2026-03-10T00:00:00Z")
+    assert all(f["written"] == (3 if "catalogue" in name else 0) for name, f in files.items())
+    sidecar = (tmp_path / "catalogue.tle.marking.txt").read_text().strip()
+    assert sidecar.startswith("CLASSIFICATION: ")
+    stated = mk.parse(sidecar.removeprefix("CLASSIFICATION: "))
+    assert (stated.classification, stated.releasable_to, stated.controls) == (
+        "SECRET", ("GBR",), ("ORCON",))
+    # no event at all: the CSV banners take the export's data's marking, never less
+    for name in ("conjunctions.csv", "conjunctions-socrates.csv"):
+        banner = (tmp_path / name).read_text().splitlines()[0]
+        assert mk.parse(banner.removeprefix("# CLASSIFICATION: ")) == stated
+    # each OMM states its own row's marking, read back whole by ssafuse's reader
+    back = read_file(tmp_path / "catalogue.omm.xml", source="t").elements
+    assert back["marking"].to_pylist() == cat["marking"].to_pylist()
+    # the next export asks for CSV only: nothing of the other formats stays behind
+    write_formats(tmp_path, ["csv"], conjunctions=conj, catalogue=cat,
+                  creation_date="2026-03-10T00:00:00Z")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conjunctions.csv"]
+
+
+def test_a_cdm_never_states_less_than_its_events_marking_columns(full_run):
+    """The marking text of a row cannot lower what its classification / releasable_to
+    columns say: the CDM states the combination of all three."""
+    rd, info, conj, catalogue = full_run
+    one = conj.slice(0, 1)
+    one = one.set_column(one.schema.get_field_index("classification"), "classification",
+                         pa.array(["SECRET"]))
+    one = one.set_column(one.schema.get_field_index("releasable_to"), "releasable_to",
+                         pa.array([["GBR"]], pa.list_(pa.string())))
+    for version in ("1.0", "2.0"):
+        (msg,) = A.conjunction_cdms(one, catalogue, creation_date=info["created"],
+                                    version=version)
+        assert mk.parse(cdm.stated_marking(msg)) == mk.Marking("SECRET", ("GBR",))
+
+
+def test_export_command_writes_the_formats_asked_for(sample_export, tmp_path):
+    from click.testing import CliRunner
+
+    from ssafuse.cli import main
+
+    rd = sample_export.parent.parent
+    out = tmp_path / "jpn"
+    done = CliRunner().invoke(main, ["export", "--release-to", "JPN", "--run", str(rd),
+                                     "--out", str(out), "--format", "tle",
+                                     "--format", "socrates-csv"])
+    assert done.exit_code == 0, done.output
+    ex = json.loads((out / "export.json").read_text())
+    assert ex["formats"] == ["parquet", "tle", "socrates-csv"]
+    assert sorted(ex["files"]) == ["catalogue.tle", "conjunctions-socrates.csv"]
+    assert ex["exported"]["cdms"] == ex["withheld"]["cdms"] == 0   # not asked for
+    assert not (out / "cdm").exists() and not (out / "catalogue.omm.xml").exists()
+    assert "catalogue.tle" in done.output
+    bad = CliRunner().invoke(main, ["export", "--release-to", "JPN", "--run", str(rd),
+                                    "--out", str(out), "--format", "xls"])
+    assert bad.exit_code == 2 and "socrates-csv" in bad.output
+
+
+@pytest.mark.parametrize("table, line, says", [
+    ("exports", 'formats = ["omm-xml", "xls"]', "unknown export format"),
+    ("pc", 'cdm_version = "3.0"', "cdm_version must be"),
+    ("pc", 'cdm_format = "json"', "cdm_format must be"),
+])
+def test_config_refuses_unknown_formats_and_versions(tmp_path, table, line, says):
+    cfg = tmp_path / "c.toml"
+    feed = SAMPLES / "celestrak_active_2025-04-23_first300.tle"
+    cfg.write_text(f'store = "{tmp_path / "s"}"\n[[feeds]]\nsource = "c"\npaths = ["{feed}"]\n'
+                   f'marking = "UNCLASSIFIED"\n[{table}]\n{line}\n')
+    with pytest.raises(nightly.ConfigError, match=says):
+        nightly.load_config(cfg)

@@ -872,6 +872,9 @@ def _tle_lines(row: dict, letter: str | None) -> tuple[str, str]:
     catalogue = _catalogue_field(row["object_id"])
     ndot = _fixed(row["mean_motion_dot"] if row["mean_motion_dot"] is not None else math.nan,
                   "mean_motion_dot", 8, 11, -1.0, 1.0)
+    if float(ndot) <= -1.0:   # the field is sign + ".NNNNNNNN": no room for a unit digit
+        raise _Unwritable("mean_motion_dot", f"mean_motion_dot = {row['mean_motion_dot']!r} "
+                                             "does not fit the TLE field (|value| < 1)")
     ndot = ("-" if ndot.strip().startswith("-") else " ") + ndot.strip().lstrip("-")[1:]
     line1 = _place(LINE1_COLUMNS, {
         "line_number": "1", "object_id": catalogue, "classification": letter,

@@ -44,6 +44,8 @@ import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
 from ...errors import FormatError
+from ...files import atomic_write_bytes
+from ...markings import comment_marking
 from ...timeutil import format_epoch, parse_epoch
 from ..base import Batch, Format, Reject
 
@@ -196,7 +198,9 @@ def _norm_unit(u: str) -> str:
     return u
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+#: What no CDM text may hold, read or written: control characters but the tab (C0, DEL, C1),
+#: surrogates and the two non-characters XML 1.0 refuses.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def _clean_text(name: str, text: str, line, path) -> str:
@@ -644,8 +648,9 @@ def _check_for_write(msg: Cdm) -> None:
                                            _BLOCKS_1):
             raise ValueError(f"comment block {block!r} does not exist in CDM {version}")
         for c in lines:
-            if not isinstance(c, str) or c != c.strip() or "\n" in c or "\r" in c:
-                raise ValueError(f"comment {c!r} must be one line without outer spaces")
+            if not isinstance(c, str) or c != c.strip() or _CONTROL.search(c):
+                raise ValueError(f"comment {c!r} must be one line without outer spaces or "
+                                 "control characters")
 
 
 def _check_value(k: str, v, version: str) -> None:
@@ -666,9 +671,9 @@ def _check_value(k: str, v, version: str) -> None:
 
 
 def _check_text(k, v):
-    if not isinstance(v, str) or not v or v != v.strip() or any(c in v for c in "\r\n\x00") \
-            or any(0xD800 <= ord(c) <= 0xDFFF for c in v):
-        raise ValueError(f"{k} must be non-empty one-line text without outer spaces, got {v!r}")
+    if not isinstance(v, str) or not v or v != v.strip() or _CONTROL.search(v):
+        raise ValueError(f"{k} must be non-empty one-line text without outer spaces or control "
+                         f"characters, got {v!r}")
 
 
 def _valid_block_key(block: str) -> bool:
@@ -829,17 +834,13 @@ def dumps_xml(msg: Cdm) -> str:
 
 
 def write_kvn(msg: Cdm, path) -> None:
-    """Write ``msg`` as a KVN file (UTF-8)."""
-    text = dumps_kvn(msg)
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
+    """Write ``msg`` as a KVN file (UTF-8), atomically."""
+    atomic_write_bytes(Path(path), dumps_kvn(msg).encode("utf-8"))
 
 
 def write_xml(msg: Cdm, path) -> None:
-    """Write ``msg`` as an XML file (UTF-8)."""
-    text = dumps_xml(msg)
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
+    """Write ``msg`` as an XML file (UTF-8), atomically."""
+    atomic_write_bytes(Path(path), dumps_xml(msg).encode("utf-8"))
 
 
 def iter_messages(paths) -> Iterator[tuple[str, Cdm]]:
@@ -907,9 +908,8 @@ def stated_marking(msg: Cdm) -> str | None:
     if "CLASSIFICATION" in msg.header:
         return msg.header["CLASSIFICATION"].strip().strip('"') or None
     for c in msg.comments.get("header", []):
-        m = re.match(r"CLASSIFICATION\s*:\s*(\S.*)$", c, re.IGNORECASE)
-        if m:
-            return m.group(1).strip()
+        if comment_marking(c):
+            return comment_marking(c)
     return None
 
 

@@ -377,11 +377,17 @@ def _identify_kvn(head: bytes) -> bool:
 
 
 def _kvn_message(lines: list[tuple[int, str]]) -> tuple[dict, dict, str | None]:
-    """Keywords, units and header CLASSIFICATION of one KVN message (its lines, numbered)."""
+    """Keywords, units and marking of one KVN message (its lines, numbered): the header
+    CLASSIFICATION (OMM 3.0), else a ``COMMENT CLASSIFICATION: ...`` line (how an OMM 2.0,
+    which has no such keyword, carries it; :func:`ssafuse.markings.comment_marking`)."""
     fields: dict[str, str] = {}
     units: dict[str, str] = {}
+    stated = None
     for lineno, line in lines:
-        if not line.strip(_BLANK) or _KVN_COMMENT.match(line):
+        if _KVN_COMMENT.match(line):
+            stated = stated or mk.comment_marking(line.strip(_BLANK)[len("COMMENT"):])
+            continue
+        if not line.strip(_BLANK):
             continue
         m = _KVN_LINE.fullmatch(line)
         if m is None:
@@ -398,7 +404,7 @@ def _kvn_message(lines: list[tuple[int, str]]) -> tuple[dict, dict, str | None]:
         if u is not None and not key.startswith("USER_DEFINED_"):
             value, units[key] = u[1], u[2].strip()
         fields[key] = value
-    return fields, units, fields.get("CLASSIFICATION") or None
+    return fields, units, fields.get("CLASSIFICATION") or stated
 
 
 def _read_kvn(stream: BinaryIO, uri: str) -> Iterator[Batch]:
@@ -572,16 +578,19 @@ class _OmmSaxHandler(xml.sax.handler.ContentHandler, StrictSaxErrors):
 
 
 def _xml_header(message: _Node) -> tuple[str | None, str | None]:
-    """(header CLASSIFICATION, problem) of an <omm> message."""
+    """(marking, problem) of an <omm> message: its header CLASSIFICATION (OMM 3.0), else a
+    header ``<COMMENT>CLASSIFICATION: ...</COMMENT>`` (OMM 2.0 has no such keyword)."""
     if message.header is None:
         return None, None
-    classification, problem = None, None
+    classification, stated, problem = None, None, None
     for child in message.header.children:
         if child.tag == "CLASSIFICATION":
             classification = child.value() or None
-        elif child.tag != "COMMENT" and child.tag not in _HEADER_KEYS:
+        elif child.tag == "COMMENT":
+            stated = stated or mk.comment_marking(child.value())
+        elif child.tag not in _HEADER_KEYS:
             problem = f"unexpected element <{child.tag}> in the OMM header"
-    return classification, problem
+    return classification or stated, problem
 
 
 def _xml_segment(segment: _Node) -> tuple[dict, dict]:
@@ -744,8 +753,8 @@ def _read_json(stream: BinaryIO, uri: str) -> Iterator[Batch]:
             raw = "<JSON value>"
         if not isinstance(item, dict):
             out.reject(index, raw, "record is not a JSON object")
-        else:
-            out.add(item, index, raw)
+        else:   # a GP record's marking may ride in its COMMENT (as ssafuse writes it)
+            out.add(item, index, raw, header_marking=mk.comment_marking(item.get("COMMENT")))
         if out.full():
             yield out.take()
     if len(out.batch):

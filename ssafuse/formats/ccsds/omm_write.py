@@ -20,11 +20,12 @@ A refused row is never written in part, nor silently dropped. Errors of the call
 ``creation_date`` that is not a time, an ``originator`` that cannot be written, a missing
 column) raise :class:`ValueError`.
 
-**Markings.** The row's marking goes in a header ``COMMENT CLASSIFICATION: ...`` line (a
-``"COMMENT"`` key in JSON; ``marking_comment=False`` leaves it out) and in
-``CLASSIFICATION_TYPE``, which the OMM reader takes as the record's marking: the TLE-style
-letter (``U``, ``R``, ``C``, ``S``, ``TS``) when the marking is a bare level, else the whole
-marking text (``SECRET//REL TO GBR, USA``), so no reader is ever told less than the row says.
+**Markings.** The row's whole marking goes in a header ``COMMENT CLASSIFICATION: ...`` line
+(OMM 2.0 has no marking keyword; a ``"COMMENT"`` key in JSON, which GP readers ignore), and its
+level's TLE-style letter (``U``, ``R``, ``C``, ``S``, ``TS``) in ``CLASSIFICATION_TYPE``, as
+CelesTrak and python-sgp4 expect one letter there. ssafuse's OMM reader takes the comment's
+marking (:func:`ssafuse.markings.comment_marking`), so a message read back says exactly what
+the row said; the comment is always written.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ __all__ = [
     "dumps_json",
     "dumps_kvn",
     "dumps_xml",
-    "marking_of_row",
     "row_marking",
     "table_rows",
 ]
@@ -109,8 +109,6 @@ KEYWORDS: tuple[Keyword, ...] = _load_keywords()
 _BLOCK_KEYWORDS = {b: [k for k in KEYWORDS if k.block == b]
                    for b in ("header", "metadata", "meanElements", "tleParameters")}
 
-_LETTERS = {"UNCLASSIFIED": "U", "RESTRICTED": "R", "CONFIDENTIAL": "C", "SECRET": "S",
-            "TOP SECRET": "TS"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -124,34 +122,12 @@ class _RowError(Exception):
 # Markings
 
 
-def marking_of_row(classification: str | None, releasable_to, marking: str | None
-                   ) -> tuple[mk.Marking, str]:
-    """The marking a writer states for one row, and its text.
-
-    The row's ``classification`` / ``releasable_to`` columns and its ``marking`` text are
-    combined (:func:`ssafuse.markings.combine`), so the result is never lower than either;
-    the text is the row's own ``marking`` where that says exactly the result (a national form
-    stays as written), else the canonical form. Raises :class:`MarkingError` when the
-    classification is missing or the text cannot be parsed: a marking is never guessed.
-    """
-    if not classification:
-        raise MarkingError("the row has no classification")
-    columns = mk.Marking(classification, None if releasable_to is None
-                         else tuple(releasable_to))
-    if marking is None or not str(marking).strip():
-        return columns, str(columns)
-    own = mk.parse(str(marking))
-    result = mk.combine([own, columns])
-    as_received = own == result and str(marking).strip() not in _LETTERS.values()
-    return result, (str(marking) if as_received else str(result))
-
-
 def classification_letter(marking: mk.Marking) -> str | None:
     """The TLE-style classification code of a bare level (``U``, ``R``, ``C``, ``S``, ``TS``);
     ``None`` when the marking carries releasability or controls a letter cannot say."""
     if marking.releasable_to is not None or marking.controls:
         return None
-    return _LETTERS[marking.classification]
+    return mk.LETTERS[marking.classification]
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,6 +167,10 @@ def _check_text(value: str, keyword: str, column: str, ascii_only: bool) -> str:
     return value
 
 
+#: The range of an angle of the orbit (RAAN, argument of pericenter, mean anomaly).
+_ANGLE = (-180.0, 360.0, True, False)
+
+
 def _in_range(kw: Keyword, value) -> None:
     if kw.range is None:
         return
@@ -209,9 +189,9 @@ def _value(kw: Keyword, row: dict, marking: tuple[mk.Marking, str]) -> Any:
     if kind in ("constant", "version"):
         return kw.value
     if kind == "marking":
-        return "CLASSIFICATION: " + marking[1]
-    if kind == "classification":
-        return classification_letter(marking[0]) or marking[1]
+        return mk.marking_comment(marking[1])
+    if kind == "classification":   # the level's letter; the whole marking is in the COMMENT
+        return mk.LETTERS[marking[0].classification]
     if kind == "theory":
         return "SGP4-XP" if row["ephemeris_type"] == 4 else "SGP4"
     value = row[kw.column]
@@ -231,6 +211,8 @@ def _value(kw: Keyword, row: dict, marking: tuple[mk.Marking, str]) -> Any:
         value = float(value)
         if not math.isfinite(value):
             raise _RowError(kw.column, f"{kw.keyword} = {value!r} is not a finite number")
+        if kw.range == _ANGLE and not _ANGLE[0] <= value < _ANGLE[1]:
+            value %= 360.0   # the same angle, in the schema's range (360 -> 0, -190 -> 170)
     else:  # int
         value = int(value)
     _in_range(kw, value)
@@ -238,14 +220,14 @@ def _value(kw: Keyword, row: dict, marking: tuple[mk.Marking, str]) -> Any:
 
 
 def row_marking(row: dict, cache: dict) -> tuple[mk.Marking, str]:
-    """:func:`marking_of_row` of a row of :func:`table_rows`, memoized in ``cache`` (a dict
-    the caller keeps for one table); raises :class:`MarkingError`."""
+    """:func:`ssafuse.markings.row_marking_text` of a row of :func:`table_rows`, memoized in
+    ``cache`` (a dict the caller keeps for one table); raises :class:`MarkingError`."""
     rel = row["releasable_to"]
     key = (row["classification"], None if rel is None else tuple(rel), row["marking"])
     found = cache.get(key)
     if found is None:
         try:
-            found = marking_of_row(*key)
+            found = mk.row_marking_text(*key)
         except MarkingError as e:
             found = e
         cache[key] = found
@@ -339,8 +321,8 @@ def _text_of(kw: Keyword, value) -> str:
 # KVN
 
 
-def dumps_kvn(table: pa.Table, *, originator: str = "SSAFUSE", creation_date,
-              marking_comment: bool = True) -> tuple[str, list[Refused]]:
+def dumps_kvn(table: pa.Table, *, originator: str = "SSAFUSE",
+              creation_date) -> tuple[str, list[Refused]]:
     """OMM KVN (502.0-B-2 section 4): one message per writable row of ``table``, concatenated,
     each starting with ``CCSDS_OMM_VERS = 2.0``.
 
@@ -360,8 +342,7 @@ def dumps_kvn(table: pa.Table, *, originator: str = "SSAFUSE", creation_date,
                 out.append("")
             block = kw.block
             if kw.kind == "marking":
-                if marking_comment:
-                    out.append(f"COMMENT {msg[kw.keyword]}")
+                out.append(f"COMMENT {msg[kw.keyword]}")
                 continue
             value = (created if kw.kind == "creation_date" else originator
                      if kw.kind == "originator" else msg[kw.keyword])
@@ -377,12 +358,11 @@ def dumps_kvn(table: pa.Table, *, originator: str = "SSAFUSE", creation_date,
 # XML
 
 
-def _xml_omm(parent: ET.Element, msg: dict, created: str, originator: str,
-             marking_comment: bool) -> None:
+def _xml_omm(parent: ET.Element, msg: dict, created: str, originator: str) -> None:
     omm = ET.SubElement(parent, "omm", {"id": "CCSDS_OMM_VERS", "version": "2.0"})
     header = ET.SubElement(omm, "header")
     for kw in _BLOCK_KEYWORDS["header"]:
-        if kw.kind == "marking" and marking_comment:
+        if kw.kind == "marking":
             ET.SubElement(header, "COMMENT").text = msg[kw.keyword]
         elif kw.kind in ("creation_date", "originator"):
             ET.SubElement(header, kw.keyword).text = (created if kw.kind == "creation_date"
@@ -401,8 +381,8 @@ def _xml_omm(parent: ET.Element, msg: dict, created: str, originator: str,
             ET.SubElement(blocks[name], kw.keyword, attrs).text = _text_of(kw, value)
 
 
-def dumps_xml(table: pa.Table, *, originator: str = "SSAFUSE", creation_date,
-              marking_comment: bool = True) -> tuple[str, list[Refused]]:
+def dumps_xml(table: pa.Table, *, originator: str = "SSAFUSE",
+              creation_date) -> tuple[str, list[Refused]]:
     """An NDM/XML 1.0 document: one ``<omm id="CCSDS_OMM_VERS" version="2.0">`` per writable
     row of ``table`` inside an ``<ndm>`` container, valid against the NDM/XML 1.0 master
     schema (each ``<omm>`` is also valid on its own). Units as ``units="..."`` attributes,
@@ -415,7 +395,7 @@ def dumps_xml(table: pa.Table, *, originator: str = "SSAFUSE", creation_date,
     ET.register_namespace("xsi", _XSI)
     root = ET.Element("ndm", {f"{{{_XSI}}}noNamespaceSchemaLocation": XML_SCHEMA_LOCATION})
     for msg in values:
-        _xml_omm(root, msg, created, originator, marking_comment)
+        _xml_omm(root, msg, created, originator)
     ET.indent(root, space="  ")
     text = ET.tostring(root, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n", refused
@@ -425,8 +405,7 @@ def dumps_xml(table: pa.Table, *, originator: str = "SSAFUSE", creation_date,
 # JSON
 
 
-def dumps_json(table: pa.Table, *, marking_comment: bool = True
-               ) -> tuple[str, list[Refused]]:
+def dumps_json(table: pa.Table) -> tuple[str, list[Refused]]:
     """CelesTrak GP JSON: a list with one object per writable row of ``table``, keys as
     CelesTrak writes them (OBJECT_NAME, OBJECT_ID, EPOCH, MEAN_MOTION [rev/day] ...
     MEAN_MOTION_DDOT [rev/day**3]), numbers as JSON numbers, an unknown OBJECT_ID as ``""``,
@@ -434,7 +413,7 @@ def dumps_json(table: pa.Table, *, marking_comment: bool = True
     CREATION_DATE or ORIGINATOR. Returns ``(text, refused)``.
     """
     values, refused = _messages(table, ascii_only=False)
-    keys = [kw for kw in KEYWORDS if kw.json and (marking_comment or kw.kind != "marking")]
+    keys = [kw for kw in KEYWORDS if kw.json]
     items = []
     for msg in values:
         item = {}
