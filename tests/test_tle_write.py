@@ -124,3 +124,13 @@ def test_catalogue_written_as_tle_propagates_like_its_source(tmp_path):
             "mean_anomaly_deg", "bstar", "mean_motion_dot", "mean_motion_ddot",
             "element_set_no", "rev_at_epoch", "classification"]
     assert back.select(cols).equals(t.select(cols))
+
+
+@pytest.mark.parametrize("column, value", [
+    ("mean_motion_dot", -1.0),                 # the field is sign + .NNNNNNNN: no unit digit
+    ("mean_motion_rev_day", 19.999999999),     # rounds to 20.00000000, which readers refuse
+    ("mean_motion_rev_day", 1e-9),             # rounds to 0
+])
+def test_a_value_the_columns_would_change_is_refused_not_rounded_into_another(column, value):
+    text, refused = tle.dumps(table([row(**{column: value})]))
+    assert text == "" and [r.field for r in refused] == [column]

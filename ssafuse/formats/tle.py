@@ -894,10 +894,14 @@ def _tle_lines(row: dict, letter: str | None) -> tuple[str, str]:
     if float(angles["inclination_deg"]) > 180.0:
         raise _Unwritable("inclination_deg", "inclination_deg above 180")
     ecc = _fixed(row["eccentricity"], "eccentricity", 7, 9, 0.0, 1.0)
+    # rounded, the mean motion must still be what the reader takes: in (0, 20) rev/day
+    n = _fixed(row["mean_motion_rev_day"], "mean_motion_rev_day", 8, 11, 0.0, 20.0)
+    if float(n) <= 0.0:
+        raise _Unwritable("mean_motion_rev_day", f"mean_motion_rev_day = "
+                                                 f"{row['mean_motion_rev_day']!r} rounds to 0")
     line2 = _place(LINE2_COLUMNS, {
         "line_number": "2", "object_id": catalogue, **angles, "eccentricity": ecc[2:],
-        "mean_motion_rev_day": _fixed(row["mean_motion_rev_day"], "mean_motion_rev_day", 8,
-                                      11, 0.0, 100.0),
+        "mean_motion_rev_day": n,
         "rev_at_epoch": _integer_field(row["rev_at_epoch"], "rev_at_epoch", 5),
     })
     return line1, line2
