@@ -373,3 +373,16 @@ def test_angles_outside_the_schemas_range_are_written_as_the_same_angle_inside_i
                                        ARG_OF_PERICENTER="-200.0"))
     np.testing.assert_allclose(written.sgp4_tsince(0.0)[1], original.sgp4_tsince(0.0)[1],
                                rtol=0, atol=1e-6)
+
+
+def test_a_marking_comment_never_drops_what_classification_type_says(tmp_path):
+    """An OMM whose COMMENT says UNCLASSIFIED and whose CLASSIFICATION_TYPE says
+    UNCLASSIFIED//NOFORN (as ssafuse wrote OMM before the comment carried the marking) is read
+    as UNCLASSIFIED//NOFORN: both hold, neither is chosen over the other."""
+    text, _ = w.dumps_kvn(table([row()]), creation_date=CREATED)
+    old = text.replace("CLASSIFICATION_TYPE = U", "CLASSIFICATION_TYPE = UNCLASSIFIED//NOFORN")
+    assert old != text and "COMMENT CLASSIFICATION: UNCLASSIFIED\n" in old
+    (tmp_path / "o.omm").write_text(old)
+    back = read_file(tmp_path / "o.omm", source="t").elements
+    assert back["releasable_to"].to_pylist() == [[]]
+    assert mk.parse(back["marking"][0].as_py()) == mk.parse("UNCLASSIFIED//NOFORN")

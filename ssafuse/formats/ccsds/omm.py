@@ -299,9 +299,10 @@ def _build(fields: Mapping[str, Any], units: Mapping[str, str] | None = None,
 
 
 def _marking(header: str | None, classification_type: str | None) -> str | None:
-    """The record's marking: the message header's CLASSIFICATION (OMM 3.0), which may carry
-    releasability, else the TLE-style CLASSIFICATION_TYPE. If both are given and state
-    different levels, the record is refused rather than either one guessed right."""
+    """The record's marking: the message header's CLASSIFICATION (OMM 3.0) or marking COMMENT,
+    which may carry releasability, and the TLE-style CLASSIFICATION_TYPE. If both are given
+    and state different levels, the record is refused rather than either one guessed right;
+    otherwise both hold (their combination: neither's releasability or controls is lost)."""
     if header is None:
         return classification_type
     if classification_type is not None:
@@ -312,6 +313,8 @@ def _marking(header: str | None, classification_type: str | None) -> str | None:
         if a.classification != b.classification:
             raise FormatError("CLASSIFICATION_TYPE disagrees with the header CLASSIFICATION",
                               field="marking", expected=header, got=classification_type)
+        both = mk.combine([a, b])
+        return header if both == a else classification_type if both == b else str(both)
     return header
 
 
