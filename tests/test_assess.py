@@ -16,7 +16,6 @@ Expected values and where they come from:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 
 import numpy as np
@@ -26,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 from scipy import optimize, stats
 
+from _socrates import socrates_top20
 from conftest import shared
 from ssafuse import assessment as A
 from ssafuse import pc
@@ -38,7 +38,6 @@ from ssafuse.screening import screen
 from ssafuse.ingestion import ingest
 from ssafuse.store import Store
 
-SOCRATES = "socrates_2026-03-09"
 PAIR = "socrates_2026-03-09/top20_pair_gp/gp_47935,49179.txt"   # GRUS-1E / STARLINK-3043
 PAIR_START = "2026-03-12T04:30:00Z"                              # TCA 04:44:40.733
 CARA_CDM = ("pc/nasa_cara/DataFiles/PcTestCaseCDMs/"
@@ -211,16 +210,7 @@ def test_covariance_labelled_assumed_and_zero_placeholder_refused(pair):
 
 
 def test_max_pc_against_socrates_top20():
-    base = shared(SOCRATES)
-    top20 = json.loads((base / "socrates_top20_maxProb.json").read_text())["conjunctions"]
-    rows = []
-    for ev in top20:
-        el = read_file(base / "top20_pair_gp" / ev["gp_file"].replace(".txt", ".csv"),
-                       source="celestrak").elements
-        tca = dt.datetime.fromisoformat(ev["tca"].replace("Z", "+00:00"))
-        res = screen(el, tca - dt.timedelta(minutes=15), days=1 / 48, workers=1)
-        rows.append(A.assess(res.conjunctions).slice(0, 1))
-    got = pa.concat_tables(rows)
+    top20, got = socrates_top20()
     want = np.array([ev["max_prob"] for ev in top20])
     ours = got["max_pc"].to_numpy()
     miss_m = got["miss_distance_km"].to_numpy() * 1e3

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from _run_helpers import run_cli, run_dir, sample_config
+from _socrates import socrates_top20
 from conftest import SAMPLES, shared
 from ssafuse import assessment as A
 from ssafuse import markings as mk
@@ -308,20 +309,10 @@ def test_socrates_csv_of_socrates_own_top_20_gives_its_published_values(tmp_path
     used and written in its CSV layout, read back by pandas: the same objects, days since
     epoch, TCA, minimum range and relative speed SOCRATES published, in its units (km, km/s),
     to the digits it prints (TCA within 10 ms and range within 1 m as test_screen shows)."""
-    from ssafuse.records import read_file
-    from ssafuse.screening import screen
     from ssafuse.writers import socrates_csv
 
-    base = shared("socrates_2026-03-09")
-    top20 = json.loads((base / "socrates_top20_maxProb.json").read_text())["conjunctions"]
-    rows = []
-    for ev in top20:
-        el = read_file(base / "top20_pair_gp" / ev["gp_file"].replace(".txt", ".csv"),
-                       source="celestrak").elements
-        tca = dt.datetime.fromisoformat(ev["tca"].replace("Z", "+00:00"))
-        res = screen(el, tca - dt.timedelta(minutes=15), days=1 / 48, workers=1)
-        rows.append(A.assess(res.conjunctions).slice(0, 1))
-    (tmp_path / "s.csv").write_text(socrates_csv(pa.concat_tables(rows)))
+    top20, events = socrates_top20()
+    (tmp_path / "s.csv").write_text(socrates_csv(events))
     df = pd.read_csv(tmp_path / "s.csv", skiprows=1, keep_default_na=False)
     assert len(df) == 20
     for ev, got in zip(top20, df.to_dict("records")):
