@@ -190,11 +190,12 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     settings = info["tearline"]
     report = info.get("report") or {}
     out_dir.mkdir(parents=True, exist_ok=True)
+    created = parse_iso(info["created"])
     pc_settings = dict(settings.get("pc") or {})
     if "cdm" not in formats:
         pc_settings["write_cdms"] = "none"
     conj, links = assess_events(view.screened, view.catalogue, pc_settings,
-                                out_dir / "cdm", creation_date=parse_iso(info["created"]),
+                                out_dir / "cdm", creation_date=created,
                                 cdms=cdms, primaries=info.get("primaries") or [],
                                 top=report.get("top", 20),
                                 assessed=assessed)
@@ -217,7 +218,7 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     write_parquet(out_dir / "catalogue.parquet", view.catalogue)
     write_parquet(out_dir / "excluded.parquet", view.excluded)
     res.files = write_formats(out_dir, formats, conjunctions=conj, catalogue=view.catalogue,
-                              creation_date=parse_iso(info["created"]))
+                              creation_date=created)
     feeds = [f for f in info.get("feeds") or [] if _feed_releasable(f, code)]
     res.withheld["feeds"] = len(info.get("feeds") or []) - len(feeds)
     res.exported["feeds"] = len(feeds)

@@ -630,6 +630,14 @@ LETTERS = {"UNCLASSIFIED": "U", "RESTRICTED": "R", "CONFIDENTIAL": "C", "SECRET"
            "TOP SECRET": "TS"}
 
 
+def letter(marking: Marking) -> str | None:
+    """The TLE-style classification code of a bare level (``U``, ``R``, ``C``, ``S``, ``TS``);
+    ``None`` when the marking carries releasability or controls a letter cannot say."""
+    if marking.releasable_to is not None or marking.controls:
+        return None
+    return LETTERS[marking.classification]
+
+
 def row_marking_text(classification: str | None, releasable_to,
                      marking: str | None) -> tuple[Marking, str]:
     """The marking a writer states for one row, and its text.

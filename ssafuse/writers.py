@@ -38,18 +38,8 @@ from .timeutil import format_epoch, to_ns
 __all__ = ["EXPORT_FORMATS", "DEFAULT_EXPORT_FORMATS", "FILES", "DESCRIPTIONS", "check_formats",
            "write_formats", "conjunctions_csv", "socrates_csv", "SOCRATES_COLUMNS"]
 
-#: What a partner may ask for, in the order they are written.
-EXPORT_FORMATS = ("parquet", "cdm", "omm-xml", "omm-kvn", "omm-json", "tle", "csv",
-                  "socrates-csv")
-#: What an export holds when the configuration names no formats (as before they existed).
-DEFAULT_EXPORT_FORMATS = ("parquet", "cdm")
-#: The file each format writes in an export folder (besides parquet and cdm, written by the
-#: export itself).
-FILES = {"omm-xml": "catalogue.omm.xml", "omm-kvn": "catalogue.omm",
-         "omm-json": "catalogue.json", "tle": "catalogue.tle", "csv": "conjunctions.csv",
-         "socrates-csv": "conjunctions-socrates.csv"}
-
-#: What each format is, for ``ssafuse formats``: ``format -> (file, description)``.
+#: What a partner may ask for, in the order they are written: ``format -> (file,
+#: description)`` (``ssafuse formats`` prints it).
 DESCRIPTIONS = {
     "parquet": ("*.parquet", "conjunctions, catalogue, excluded (Arrow schemas of ssafuse.schema)"),
     "cdm": ("cdm/*.cdm|*.xml", "CCSDS 508.0 CDM per listed event, KVN or XML, version 1.0 "
@@ -61,6 +51,11 @@ DESCRIPTIONS = {
     "csv": ("conjunctions.csv", "every event: RIC, Pc, max Pc, provenance and marking columns"),
     "socrates-csv": ("conjunctions-socrates.csv", "every event in SOCRATES's 11 CSV columns"),
 }
+EXPORT_FORMATS = tuple(DESCRIPTIONS)
+#: What an export holds when the configuration names no formats (as before they existed).
+DEFAULT_EXPORT_FORMATS = ("parquet", "cdm")
+#: The file each format writes here (parquet and cdm are written by the export itself).
+FILES = {f: DESCRIPTIONS[f][0] for f in EXPORT_FORMATS if f not in DEFAULT_EXPORT_FORMATS}
 
 #: The sidecar beside a file whose format has no place for a marking (TLE).
 SIDECAR = ".marking.txt"

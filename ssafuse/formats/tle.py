@@ -46,7 +46,7 @@ from sgp4.alpha5 import from_alpha5, to_alpha5
 from .. import markings as mk
 from ..errors import FormatError, MarkingError
 from ..constants import NS_PER_DAY
-from .ccsds.omm_write import Refused, classification_letter, row_marking, table_rows
+from .ccsds.omm_write import Refused, row_marking, table_rows
 from .base import Batch, Format, Reject, decode, elements_within_limits, validate_elements
 from ..timeutil import days_from_civil, epoch_from_year_day
 
@@ -945,7 +945,7 @@ def dumps(table, *, names: bool = True, sidecar: bool = False) -> tuple[str, lis
                 raise _Unwritable(e.field or "", f"{e.message} (expected {e.expected}); the "
                                                  "TLE reader would refuse it") from None
             name = _name_line(row["object_name"]) if names else None
-            lines = _tle_lines(row, classification_letter(
+            lines = _tle_lines(row, mk.letter(
                 mk.Marking(marking.classification) if sidecar else marking))
         except _Unwritable as e:
             refused.append(Refused(i, row["object_id"], e.field, e.reason))

@@ -301,8 +301,8 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
     scr = _table(raw, "screen", path)
     pc = _pc(raw, resolve, path)
     rep = _table(raw, "report", path)
-    release_to = _release_to(_table(raw, "exports", path), path)
-    export_formats = _export_formats(_table(raw, "exports", path), path)
+    exp = _table(raw, "exports", path)
+    release_to, export_formats = _release_to(exp, path), _export_formats(exp, path)
     corr = _correlate(raw, resolve, path)
     try:
         cfg = RunConfig(

@@ -907,10 +907,7 @@ def stated_marking(msg: Cdm) -> str | None:
     it; ssafuse writes its 1.0 messages so); ``None`` when it states none."""
     if "CLASSIFICATION" in msg.header:
         return msg.header["CLASSIFICATION"].strip().strip('"') or None
-    for c in msg.comments.get("header", []):
-        if comment_marking(c):
-            return comment_marking(c)
-    return None
+    return next(filter(None, map(comment_marking, msg.comments.get("header", []))), None)
 
 
 def _ingest_read(stream, uri):

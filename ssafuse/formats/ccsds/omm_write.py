@@ -50,7 +50,6 @@ __all__ = [
     "XML_SCHEMA_LOCATION",
     "Keyword",
     "Refused",
-    "classification_letter",
     "dumps_json",
     "dumps_kvn",
     "dumps_xml",
@@ -116,18 +115,6 @@ class _RowError(Exception):
     def __init__(self, field: str, reason: str):
         super().__init__(reason)
         self.field, self.reason = field, reason
-
-
-# --------------------------------------------------------------------------------------------
-# Markings
-
-
-def classification_letter(marking: mk.Marking) -> str | None:
-    """The TLE-style classification code of a bare level (``U``, ``R``, ``C``, ``S``, ``TS``);
-    ``None`` when the marking carries releasability or controls a letter cannot say."""
-    if marking.releasable_to is not None or marking.controls:
-        return None
-    return mk.LETTERS[marking.classification]
 
 
 # --------------------------------------------------------------------------------------------
