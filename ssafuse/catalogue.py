@@ -5,7 +5,10 @@ listed first in ``precedence`` (sources not listed come after, in name order), t
 latest ingest. Each entry keeps how many element sets and sources reported the object, which
 sources, and how far apart they are: each other source's newest element set and the chosen one
 are both propagated with SGP4 to the chosen epoch, and the largest distance is reported in km
-(``max_disagreement_km``), flagged when it is above ``disagree_km``.
+(``max_disagreement_km``, with that source and its set's epoch), flagged when it is above
+``disagree_km``. Only element sets whose epochs are within ``disagree_max_gap_days`` of the
+chosen one are compared (:mod:`ssafuse.epochs`): an old element set propagated to today
+differs because of its age, which says nothing about either source.
 
 Markings follow the data used. The entry's ``classification`` / ``releasable_to`` /
 ``marking`` are those of the element set it uses, so that everything computed from the
@@ -25,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 
 from . import markings as mk
+from .constants import NS_PER_DAY
+from .epochs import DISAGREE_MAX_GAP_DAYS
 from .propagate import position_at_epochs, satrecs
 from .schema import CATALOGUE, ELEMENTS
 
@@ -33,7 +38,8 @@ DISAGREE_KM = 5.0
 
 
 def build_catalogue(elements: pa.Table, *, precedence: Sequence[str] = (),
-                    disagree_km: float = DISAGREE_KM) -> pa.Table:
+                    disagree_km: float = DISAGREE_KM,
+                    disagree_max_gap_days: float = DISAGREE_MAX_GAP_DAYS) -> pa.Table:
     """The catalogue (schema :data:`ssafuse.schema.CATALOGUE`) of an ``elements`` table,
     one row per object, sorted by ``object_id``."""
     if elements.num_rows == 0:
@@ -42,7 +48,8 @@ def build_catalogue(elements: pa.Table, *, precedence: Sequence[str] = (),
     order, bounds = _newest_first(elements, precedence)
     chosen = order[bounds[:-1]]
     newest = _newest_per_source(elements, order, bounds)
-    max_km, far_source = _disagreement(elements, chosen, newest)
+    max_km, far_source, far_epoch = _disagreement(elements, chosen, newest,
+                                                  disagree_max_gap_days)
     out = elements.take(chosen)
     finite = np.isfinite(max_km)
     levels, rels, texts = _sources_markings(elements, order, bounds)
@@ -52,6 +59,8 @@ def build_catalogue(elements: pa.Table, *, precedence: Sequence[str] = (),
         "sources": pa.array([sorted(nw) for nw in newest], pa.list_(pa.string())),
         "max_disagreement_km": pa.array(max_km, pa.float64(), mask=~finite),
         "disagreement_source": pa.array(far_source, pa.string()),
+        "disagreement_epoch": pa.array(far_epoch, pa.int64()).cast(
+            CATALOGUE.field("disagreement_epoch").type),
         "sources_disagree": pa.array(finite & (np.nan_to_num(max_km) > disagree_km)),
         "sources_classification": pa.array(levels, pa.string()),
         "sources_releasable_to": pa.array(rels, pa.list_(pa.string())),
@@ -95,25 +104,29 @@ def _newest_per_source(elements: pa.Table, order, bounds) -> list[dict[str, int]
     return out
 
 
-def _disagreement(elements: pa.Table, chosen, newest: list[dict[str, int]]):
+def _disagreement(elements: pa.Table, chosen, newest: list[dict[str, int]],
+                  max_gap_days: float = DISAGREE_MAX_GAP_DAYS):
     """Per entry, the largest distance (km) at the chosen epoch between the chosen element set
-    and each other source's newest (SGP4), and that source; NaN / None with one source."""
+    and each other source's newest whose epoch is within ``max_gap_days`` of it (SGP4), that
+    source and that set's epoch (ns); NaN / None / None when no other source has one."""
     n = len(chosen)
+    epoch = elements["epoch"].cast(pa.int64()).to_numpy()
+    max_gap_ns = max_gap_days * NS_PER_DAY
     pairs_chosen: list[int] = []   # row of the chosen set, per comparison
     pairs_other: list[int] = []    # row of another source's newest set
     pairs_entry: list[int] = []    # catalogue entry of the comparison
     for k, nw in enumerate(newest):
         if len(nw) > 1:
             for i in nw.values():
-                if i != chosen[k]:
+                if i != chosen[k] and abs(int(epoch[i]) - int(epoch[chosen[k]])) <= max_gap_ns:
                     pairs_chosen.append(chosen[k])
                     pairs_other.append(i)
                     pairs_entry.append(k)
     max_km = np.full(n, np.nan)
     far_source: list[str | None] = [None] * n
+    far_epoch: list[int | None] = [None] * n
     if not pairs_entry:
-        return max_km, far_source
-    epoch = elements["epoch"].cast(pa.int64()).to_numpy()
+        return max_km, far_source, far_epoch
     source = elements["source"].to_pylist()
     sats = satrecs(elements.take(np.array(pairs_chosen + pairs_other)))
     at = np.r_[epoch[pairs_chosen], epoch[pairs_chosen]]
@@ -124,7 +137,8 @@ def _disagreement(elements: pa.Table, chosen, newest: list[dict[str, int]]):
         if np.isfinite(d) and not d <= max_km[e]:  # NaN max (first seen) or a larger one
             max_km[e] = d
             far_source[e] = source[other]
-    return max_km, far_source
+            far_epoch[e] = int(epoch[other])
+    return max_km, far_source, far_epoch
 
 
 def _sources_markings(elements: pa.Table, order, bounds) -> tuple[list, list, list]:

@@ -133,7 +133,10 @@ ERROR_MESSAGES: dict[int, str] = {
     8: "non-physical state (beyond 2,000,000 km or faster than 12 km/s): element set "
        "outside SGP4's domain",
     9: "SGP4 output no longer smooth enough to interpolate (a decaying element set)",
+    10: "element set epoch too far from the screening window (ssafuse.epochs)",
 }
+#: The exclusion code of an element set whose epoch is too far from the window.
+FAR_FROM_WINDOW = 10
 #: Altitude below which a position counts as re-entered (code 7), km.
 REENTRY_ALTITUDE_KM = 50.0
 

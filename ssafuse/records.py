@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -22,8 +23,9 @@ import numpy as np
 import pyarrow as pa
 
 from . import markings as mk
+from .epochs import future_mask, future_reason
 from .errors import FormatError, MarkingError
-from .files import sha256_file
+from .files import open_input, sha256_file
 from .formats.base import Batch, Format, Reject
 from .formats.registry import HEAD_BYTES, detect, get_format
 from .schema import ELEMENT_COLUMNS, SCHEMAS
@@ -91,7 +93,7 @@ def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None
     """
     default = mk.parse(marking)
     uri = os.fspath(path)
-    with open(uri, "rb") as fh:
+    with open_input(uri) as fh:
         head = fh.read(HEAD_BYTES)
     fmt = (get_format(format, formats_dirs) if format
            else detect(head, path=uri, formats_dirs=formats_dirs))
@@ -100,7 +102,7 @@ def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None
                       _now_ns() if ingested_at_ns is None else ingested_at_ns, default)
 
     def batches():
-        with open(uri, "rb") as fh:
+        with open_input(uri) as fh:
             for batch in fmt.read(fh, uri):
                 yield to_tables(batch, prov, tally)
 
@@ -177,6 +179,63 @@ def _columns_of(batch: Batch, own: tuple[str, ...]) -> dict[str, list]:
     return columns
 
 
+#: Characters no text field may hold, whatever the format: C0 and C1 controls and DEL (a
+#: newline in a name would forge a keyword in a KVN message; NUL, ESC and CR corrupt
+#: reports and terminals), line and paragraph separators, and the bidirectional overrides
+#: that make a text display as something else.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+#: Per table, the time column whose value cannot be later than the ingest time
+#: (:mod:`ssafuse.epochs`): an element set's epoch, an observation's time.
+_NOT_FUTURE = {"elements": "epoch", "observations": "time"}
+
+
+def control_character(text: str) -> str | None:
+    """The first character of ``text`` no text field may hold (:data:`CONTROL_CHARACTERS`),
+    as ``U+XXXX``; ``None`` when there is none."""
+    hit = CONTROL_CHARACTERS.search(text)
+    return None if hit is None else f"U+{ord(hit.group()):04X}"
+
+
+def _invalid_rows(columns: dict[str, list], own: tuple[str, ...], table: str,
+                  prov: Provenance) -> dict[int, tuple[str, str]]:
+    """The one validation every adapter's records pass, whatever the format: ``{row: (field,
+    reason)}`` for text holding a control character, and for an element set or observation
+    later than the ingest time (beyond :data:`ssafuse.epochs.FUTURE_TOLERANCE_DAYS`)."""
+    bad: dict[int, tuple[str, str]] = {}
+    schema = SCHEMAS[table]
+    for name in own:
+        if not pa.types.is_string(schema.field(name).type):
+            continue
+        values = columns[name]
+        if not CONTROL_CHARACTERS.search("".join(v for v in values if isinstance(v, str))):
+            continue  # the common case: one search over the whole column
+        for i, v in enumerate(values):
+            code = isinstance(v, str) and control_character(v)
+            if code and i not in bad:
+                bad[i] = (name, f"{name} holds the control character {code}: text fields "
+                                f"must be one line of printable text")
+    when = _NOT_FUTURE.get(table)
+    if when in columns and columns[when]:
+        times = np.array([t if t is not None else np.iinfo(np.int64).min
+                          for t in columns[when]], dtype=np.int64)
+        for i in np.flatnonzero(future_mask(times, prov.ingested_at_ns)):
+            bad.setdefault(int(i), (when, future_reason(int(times[i]), prov.ingested_at_ns)))
+    return bad
+
+
+def _drop_rows(columns: dict[str, list], bad: dict[int, tuple[str, str]],
+               rejects: list[Reject]) -> dict[str, list]:
+    """``columns`` without the rows of ``bad``, each added to ``rejects`` with its reason."""
+    if not bad:
+        return columns
+    for i, (name, reason) in sorted(bad.items()):
+        raw = columns["_raw"][i] or str(columns[name][i])
+        rejects.append(Reject(columns["source_record"][i], raw[:RAW_MAX], reason, name))
+    keep = [i for i in range(len(columns["source_record"])) if i not in bad]
+    return {k: [v[i] for i in keep] for k, v in columns.items()}
+
+
 def to_tables(batch: Batch, prov: Provenance,
               tally: Counter | None = None) -> tuple[pa.Table, pa.Table]:
     """Canonical ``(rows, rejects)`` tables of one adapter batch (rows in the schema of
@@ -191,6 +250,7 @@ def to_tables(batch: Batch, prov: Provenance,
     own = ELEMENT_COLUMNS if batch.table == "elements" else tuple(
         name for name in schema.names if name not in _ADDED_COLUMNS)
     columns = _columns_of(batch, own)
+    columns = _drop_rows(columns, _invalid_rows(columns, own, batch.table, prov), rejects)
     # Each distinct marking text is parsed once; a batch rarely holds more than a few.
     parsed: dict = {None: (prov.default_marking, str(prov.default_marking))}
     for text in set(columns["marking"]):

@@ -109,9 +109,12 @@ CATALOGUE = pa.schema(
         _f("sources", pa.list_(pa.string()), "the sources that reported it, sorted",
            nullable=False),
         _f("max_disagreement_km", pa.float64(), "largest distance between the chosen element "
-           "set and each other source's newest one, both propagated with SGP4 to the chosen "
-           "epoch; null with a single source", unit="km"),
+           "set and each other source's newest one whose epoch is within "
+           "disagree_max_gap_days of it, both propagated with SGP4 to the chosen epoch; null "
+           "when no other source has one (ssafuse.epochs)", unit="km"),
         _f("disagreement_source", pa.string(), "the source farthest from the chosen one"),
+        _f("disagreement_epoch", pa.timestamp("ns", tz="UTC"), "epoch of that source's element "
+           "set (the one compared)"),
         _f("sources_disagree", pa.bool_(), "max_disagreement_km above the threshold",
            nullable=False),
         _f("sources_classification", pa.string(), "classification of what the entry says "
@@ -344,7 +347,7 @@ EXCLUDED = pa.schema([
     _f("object_id", pa.int64(), "NORAD catalogue number", nullable=False),
     _f("object_name", pa.string(), "name as received"),
     _f("error_code", pa.uint8(), "python-sgp4's error code (7 re-entered, 8 non-physical, "
-       "9 not interpolable are ssafuse's)", nullable=False),
+       "9 not interpolable, 10 epoch too far from the window are ssafuse's)", nullable=False),
     _f("reason", pa.string(), "the code in words", nullable=False),
     _f("excluded_from", pa.timestamp("ns", tz="UTC"), "left out from this time on (the "
        "window start when SGP4 refused it at init)", nullable=False),

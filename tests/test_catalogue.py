@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import math
 
 import pyarrow as pa
@@ -16,7 +17,7 @@ from ssafuse.catalogue import build_catalogue
 from ssafuse.ingestion import ingest
 from ssafuse.store import Store
 
-from conftest import shared
+from conftest import SAMPLES, shared
 
 NOW = dt.datetime(2026, 11, 30, 3, 0, tzinfo=dt.timezone.utc)
 PAIR = "socrates_2026-03-09/top20_pair_gp/gp_61721,67298"
@@ -44,7 +45,8 @@ def test_newest_epoch_wins_and_disagreement_matches_sgp4(tmp_path):
     store = Store(tmp_path)
     ingest(store, [march], source="ct-march", now=NOW)
     ingest(store, [july], source="ct-july", now=NOW)
-    cat = build_catalogue(store.table("elements"))
+    # March and July sets are four months apart: compared only when allowed to be
+    cat = build_catalogue(store.table("elements"), disagree_max_gap_days=365)
     a, b = _csv_rows(march), _csv_rows(july)
     assert cat.num_rows == len(set(a) | set(b))
     by_id = {r["object_id"]: r for r in cat.to_pylist()}
@@ -68,6 +70,48 @@ def test_newest_epoch_wins_and_disagreement_matches_sgp4(tmp_path):
         # rounding (< 1 microsecond, < 1 cm along track), so 1 m is generous.
         assert entry["max_disagreement_km"] == pytest.approx(expected, abs=1e-3)
         assert entry["sources_disagree"] == (expected > 5.0)
+        assert entry["disagreement_source"] != entry["source"]
+        assert entry["disagreement_epoch"].strftime("%Y-%m-%dT%H:%M:%S.%f") == other["EPOCH"]
+
+
+def test_disagreement_compares_only_element_sets_of_close_epochs(tmp_path):
+    """ssafuse.epochs: an element set four months older than the chosen one differs by its
+    age, not because its source is wrong: by default (3 days) such pairs are not compared,
+    and the pairs whose epochs are close are (the epochs come from the CSV files)."""
+    march = shared("catalogues/celestrak_gp_20260310/celestrak_active_gp.csv")
+    july = shared("catalogues/celestrak_gp_csv/gp_active_2026-07-10.csv")
+    store = Store(tmp_path)
+    ingest(store, [march], source="ct-march", now=NOW)
+    ingest(store, [july], source="ct-july", now=NOW)
+    cat = {r["object_id"]: r for r in build_catalogue(store.table("elements")).to_pylist()}
+    a, b = _csv_rows(march), _csv_rows(july)
+    fmt = "%Y-%m-%dT%H:%M:%S.%f"
+    close = far = 0
+    for oid in sorted(set(a) & set(b)):
+        gap = abs(dt.datetime.strptime(a[oid]["EPOCH"], fmt)
+                  - dt.datetime.strptime(b[oid]["EPOCH"], fmt))
+        entry = cat[oid]
+        if gap > dt.timedelta(days=3):
+            far += 1
+            assert entry["max_disagreement_km"] is None and not entry["sources_disagree"]
+            assert entry["disagreement_epoch"] is None
+        else:
+            close += entry["max_disagreement_km"] is not None
+    assert far > 10_000 and close == 0  # no object's March set stayed current to July
+    # CelesTrak's stations group of the same day as the March catalogue: epochs within
+    # hours (read from the two files), so every shared object is compared
+    stations = SAMPLES / "celestrak_stations_gp_2026-03-10.json"
+    store = Store(tmp_path / "same-day")
+    ingest(store, [march], source="ct-march", now=NOW)
+    ingest(store, [stations], source="ct-stations", now=NOW)
+    cat = {r["object_id"]: r for r in build_catalogue(store.table("elements")).to_pylist()}
+    same = {r["NORAD_CAT_ID"]: r["EPOCH"] for r in json.loads(stations.read_text())}
+    shared_ids = [oid for oid in same if oid in a]
+    assert len(shared_ids) > 10
+    for oid in shared_ids:
+        gap = abs(dt.datetime.strptime(a[oid]["EPOCH"], fmt)
+                  - dt.datetime.strptime(same[oid][:26], fmt))
+        assert (cat[oid]["max_disagreement_km"] is not None) == (gap <= dt.timedelta(days=3))
 
 
 def test_markings_combine_and_identical_sets_agree(tmp_path):

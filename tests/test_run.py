@@ -270,7 +270,7 @@ def test_formats_dir_reads_a_feed_in_the_users_own_description(tmp_path):
         feeds=[{"source": "partner", "paths": [str(sample)], "format": "partner-elset",
                 "marking": "UNCLASSIFIED//REL TO USA, GBR"}],
         screen={"start": "2026-03-10T00:00:00Z", "days": 0.25, "threshold_km": 5.0,
-                "workers": 1})
+                "workers": 1, "max_epoch_gap_days": 365})  # (the sample is of 2025-05)
     plain = cfg_path.read_text()
     with pytest.raises(ConfigError, match="partner-elset"):  # unknown without the folder
         load_config(cfg_path)

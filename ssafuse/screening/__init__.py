@@ -48,7 +48,9 @@ from scipy.spatial import cKDTree
 
 from .. import markings as mk
 from ..constants import NS_PER_DAY, NS_PER_S
-from ..propagate import error_reason, init_errors, propagate_chunked, satrecs
+from ..epochs import MAX_EPOCH_GAP_DAYS, window_gap_days
+from ..propagate import (FAR_FROM_WINDOW, error_reason, init_errors, propagate_chunked,
+                         satrecs)
 from ..schema import CONJUNCTIONS, EXCLUDED
 from ..timeutil import iso_z, jd_from_ns, to_ns
 from .executors import run_local, run_slices, slice_work
@@ -114,7 +116,8 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
            primaries: Sequence[int] | None = None, knot_s: float = 300.0, n_sub: int = 12,
            slice_knots: int = 24, workers: int | None = None,
            progress: Callable[[int, int], None] | None = None, dask=None,
-           involving: Sequence[int] | None = None) -> ScreenResult:
+           involving: Sequence[int] | None = None,
+           max_epoch_gap_days: float | None = MAX_EPOCH_GAP_DAYS) -> ScreenResult:
     """Screen an ``elements`` or ``catalogue`` table for close approaches.
 
     ``start``: window start (timezone-aware datetime, ISO-8601 text or ns since 1970 UTC);
@@ -132,6 +135,9 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     TCA, miss, RIC): the events of the other pairs are left out. A tear-line export screens
     again only the objects whose element set differs in a partner's view this way.
 
+    ``max_epoch_gap_days``: an element set whose epoch is farther than this from the window
+    is excluded, with the gap in its reason (:mod:`ssafuse.epochs`; ``None``: none is).
+
     Returns a :class:`ScreenResult`: ``conjunctions`` in the ``conjunctions`` schema, one row per
     close approach sorted by TCA, TCA and miss distance from SGP4 itself.
     """
@@ -140,7 +146,7 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     end_ns = start_ns + int(round(days * NS_PER_DAY))
     params = ScreenParams(start_ns, end_ns, float(threshold_km), float(knot_s), int(n_sub),
                           int(slice_knots))
-    inputs = _prepare(elements, params, primaries, involving)
+    inputs = _prepare(elements, params, primaries, involving, max_epoch_gap_days)
     slices, workers, dask_info = _run_slices(elements, inputs, params, workers, progress, dask)
     merged = merge_slices(slices)
     events = _Events(*merged, np.zeros(len(merged[0]), bool))
@@ -150,19 +156,26 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     _orient(events, inputs, params.start_ns)
 
     table = _conjunctions_table(elements, events, params)
-    excluded = _excluded_table(elements, inputs.init, inputs.usable, slices, params)
+    excluded = _excluded_table(elements, inputs.init, inputs.usable, slices, params,
+                               max_epoch_gap_days)
     stats = _stats(inputs, events, slices, table, excluded, params, primaries, workers,
                    dask_info, t_run)
     return ScreenResult(table, excluded, stats)
 
 
-def _prepare(elements: pa.Table, params: ScreenParams, primaries, involving=None) -> _Inputs:
+def _prepare(elements: pa.Table, params: ScreenParams, primaries, involving=None,
+             max_epoch_gap_days: float | None = None) -> _Inputs:
     """The ``Satrec`` objects, which of them can be screened (``sgp4init`` took the element
-    set and its interpolation-error bound is finite), the bounds, the flags (pairs screened,
-    orientation) and the co-location candidates."""
+    set, its epoch is within ``max_epoch_gap_days`` of the window (else code
+    :data:`~ssafuse.propagate.FAR_FROM_WINDOW`) and its interpolation-error bound is finite),
+    the bounds, the flags (pairs screened, orientation) and the co-location candidates."""
     sats = satrecs(elements)
     ids = elements["object_id"].to_numpy()
     init = init_errors(sats)
+    if max_epoch_gap_days is not None:
+        gap = window_gap_days(elements["epoch"].cast(pa.int64()).to_numpy(), params.start_ns,
+                              params.end_ns)
+        init = np.where((init == 0) & (gap > max_epoch_gap_days), FAR_FROM_WINDOW, init)
     usable = init == 0
     pad = np.maximum(interpolation_pad_km(sats, params.knot_s),
                      deep_space_pad_km(sats, params.start_ns, params.knot_s))
@@ -348,15 +361,21 @@ def _conjunctions_table(elements: pa.Table, events: _Events, params: ScreenParam
     return pa.Table.from_arrays(arrays, schema=CONJUNCTIONS)
 
 
-def _excluded_table(elements, init, usable, slices, params) -> pa.Table:
+def _excluded_table(elements, init, usable, slices, params,
+                    max_epoch_gap_days: float | None = None) -> pa.Table:
     ids = elements["object_id"].to_numpy()
     names = elements["object_name"].to_pylist() if "object_name" in elements.column_names \
         else [None] * len(ids)
+    epoch = elements["epoch"].cast(pa.int64()).to_numpy()
     rows = []
     for q in np.flatnonzero(~usable):
         code = int(init[q]) if init[q] else 1
         reason = error_reason(code, at_init=True) if init[q] else \
             "no usable interpolation-error bound (orbit outside SGP4's domain)"
+        if code == FAR_FROM_WINDOW:
+            gap = float(window_gap_days(epoch[q:q + 1], params.start_ns, params.end_ns)[0])
+            reason = (f"element set epoch {iso_z(int(epoch[q]))} is {gap:,.1f} days from the "
+                      f"window (max_epoch_gap_days {max_epoch_gap_days:g})")
         rows.append((ids[q], names[q], code, reason, params.start_ns))
     if slices:
         first = np.array([s.first_bad for s in slices])   # (slices, objects)
