@@ -1,13 +1,15 @@
 """The ``ssafuse`` command line: wiring only. Each command parses its options, calls one
 public function of the library, and prints.
 
-Exit codes (every command but ``run``, which has its own):
+Exit codes (every command but ``run``, which has its own; README "Exit codes"):
 
 * 0: success. Records refused inside a file are normal: they are counted and kept in
   ``rejects``, not an error.
-* 1: done, but at least one input file was refused as a whole (unreadable, or no format
-  recognised it); every other file was still ingested.
-* 2: usage error: bad option, bad marking text, unknown format name, missing store.
+* 1: done, but at least one input file was refused as a whole (unreadable, not a regular
+  file, or no format recognised it); every other file was still ingested.
+* 2: usage error (bad option, bad marking text, unknown format name, missing store) or
+  failure (the store cannot be written: permissions, disk full). One line on stderr says
+  which, never a traceback (:class:`_Commands`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -33,7 +36,7 @@ from .formats.registry import ENV_FORMATS_DIR, formats, get_format
 from .ingestion import ingest as ingest_files
 from .jobs import NothingToScreen, screen_inputs, update_catalogue
 from .runs import find_run
-from .store import Store
+from .store import Store, check_source
 from .timeutil import parse_iso, whole_seconds_ns
 from .versions import __version__
 from .writers import DESCRIPTIONS, EXPORT_FORMATS
@@ -99,14 +102,50 @@ def _slice_progress():
     return progress
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """Every command's failures end one way: one line on stderr naming the command and the
+    reason, and exit code 2 (1 is "done, some inputs refused"; Python's default for an
+    uncaught exception would make a failure look like that). An error ssafuse did not
+    foresee (a bug) also prints its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except (OSError, SsafuseError, ValueError) as e:
+            click.echo(f"ssafuse {ctx.invoked_subcommand}: error: {_one_line(e)}", err=True)
+            sys.exit(EXIT_USAGE)
+        except Exception as e:
+            click.echo(f"ssafuse {ctx.invoked_subcommand}: internal error: {_one_line(e)} "
+                       "(a bug: please report it with the traceback below)", err=True)
+            traceback.print_exc()
+            sys.exit(EXIT_USAGE)
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror + (f": {e.filename}" if e.filename else "")
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _source_name(ctx, param, value):
+    try:
+        return check_source(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+
+@click.group(cls=_Commands,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ssafuse")
 def main():
     """ssafuse: fuse allied and public space-surveillance feeds into one catalogue in Parquet.
 
     \b
     Exit codes: 0 success; 1 some input files refused as a whole (the rest ingested);
-    2 usage error.
+    2 usage error or failure (one line on stderr says which); `ssafuse run` adds 3 (another
+    run holds the lock).
     """
 
 
@@ -114,6 +153,7 @@ def main():
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @_store_option()
 @click.option("--source", default="local", show_default=True, metavar="NAME",
+              callback=_source_name,
               help="Name of the feed these files come from (letters, digits, '._-').")
 @click.option("--format", "format_name", default=None, metavar="NAME",
               help="Force a format (see `ssafuse formats`); default: sniffed per file.")
@@ -395,6 +435,7 @@ def run_command(config_file, now, log_json, formats_dirs):
     except nightly.AlreadyRunning as e:
         click.echo(f"ssafuse run: {e}", err=True)
         sys.exit(nightly.EXIT_ALREADY_RUNNING)
+
     click.echo(result.summary, nl=False)
     sys.exit(result.exit_code)
 

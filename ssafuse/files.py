@@ -7,10 +7,12 @@ expansion of the paths, folders and globs a user names, and file hashing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
 import os
+import stat
 import uuid
 from pathlib import Path
 from typing import Callable, Iterable
@@ -19,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = ["atomic_write_bytes", "write_json", "write_parquet", "PartWriter", "expand_inputs",
-           "sha256_file"]
+           "open_input", "sha256_file"]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -36,15 +38,28 @@ def _tmp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
 
 
+@contextlib.contextmanager
+def _removed_on_failure(tmp: Path):
+    """Remove ``tmp`` when the block fails (disk full, permissions, a kill signal raised as
+    an exception): a failed write leaves no temporary file behind."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def atomic_write_bytes(final: Path, data: bytes) -> None:
     """Write ``data`` to ``final`` through a hidden temporary file and a rename."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(final)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    with _removed_on_failure(tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
     _fsync_dir(final.parent)
 
 
@@ -58,10 +73,11 @@ def write_parquet(final: Path, table: pa.Table) -> None:
     """Write one Arrow table to ``final`` atomically (hidden temporary file, then rename)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(final)
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    with _removed_on_failure(tmp):
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
     _fsync_dir(final.parent)
 
 
@@ -97,20 +113,24 @@ class PartWriter:
     def commit(self) -> None:
         if self.writer is None:
             return
-        self.writer.close()
         if self.fs is not None:
+            self.writer.close()
             self.fs.pipe_file(self.final, self.sink.getvalue().to_pybytes())
             return
-        with open(self.tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.tmp, self.final)
+        with _removed_on_failure(self.tmp):
+            self.writer.close()
+            with open(self.tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.final)
         _fsync_dir(self.final.parent)
 
     def abort(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            with contextlib.suppress(OSError):  # (the disk may be what failed)
+                self.writer.close()
             if self.tmp is not None:
-                self.tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.tmp.unlink(missing_ok=True)
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike],
@@ -138,10 +158,33 @@ def expand_inputs(inputs: Iterable[str | os.PathLike],
     return list(dict.fromkeys(out))
 
 
+def open_input(path: str | os.PathLike):
+    """Open an input file for reading (binary), refusing anything but a regular file *before*
+    reading from it: a FIFO would block for ever, a device such as ``/dev/zero`` (or a link
+    to one) never ends. Opened without blocking and checked on the open descriptor, so the
+    file cannot be swapped between the check and the read. Raises :class:`OSError`."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "a device"
+                    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
+            raise OSError(errno.EINVAL, f"not a regular file ({kind}); refused unread",
+                          os.fspath(path))
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (:func:`open_input`: regular
+    files only)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

@@ -26,12 +26,10 @@ from .formats.registry import known_extension
 from .markings import active_equivalences, default_equivalences, use_equivalences
 from .markings import parse as parse_marking
 from .records import Provenance, file_reject, iter_file
-from .store import Store
+from .store import Store, check_source
 from .timeutil import ns_from_datetime
 
 __all__ = ["ingest", "ingest_file", "ingest_on_dask", "FileReport", "IngestReport"]
-
-_SOURCE_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
 @dataclass
@@ -97,8 +95,7 @@ def ingest(store: Store | str | os.PathLike, inputs: Iterable[str | os.PathLike]
     descriptions (see :mod:`ssafuse.formats.registry`).
     """
     store = store if isinstance(store, Store) else Store(store)
-    if not source or set(source) - _SOURCE_OK:
-        raise ValueError(f"source name {source!r} must be letters, digits, '.', '_' or '-'")
+    check_source(source)
     parse_marking(marking)  # a bad default marking is the caller's error: fail before I/O
     now = now or dt.datetime.now(dt.timezone.utc)
     if now.tzinfo is None:
@@ -142,13 +139,25 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
                 now_ns: int, day: str, sha: str | None = None, formats_dirs=None) -> FileReport:
     """Ingest one file into ``store`` (``sha``: its SHA-256 when the caller already has it):
     its rows and rejects as one part each, then its ledger entry. A file already in the
-    ledger is left alone; a killed earlier attempt's parts are replaced, never doubled."""
+    ledger is left alone; a killed earlier attempt's parts are replaced, never doubled; two
+    ingests of one file at once do it once (:meth:`~ssafuse.store.Store.file_lock`). Only
+    regular files are read (:func:`ssafuse.files.open_input`). Raises :class:`OSError` when
+    the store cannot be written; a file that cannot be read is refused in the report."""
     t0 = time.perf_counter()
     try:
         sha = sha or sha256_file(uri)
     except OSError as e:
         return FileReport(uri, source, format, None, "refused",
                           message=f"cannot read file: {e.strerror or e}")
+    with store.file_lock(source, sha):
+        rep = _ingest_locked(store, uri, source=source, format=format, marking=marking,
+                             now_ns=now_ns, day=day, sha=sha, formats_dirs=formats_dirs)
+    rep.seconds = round(time.perf_counter() - t0, 6)
+    return rep
+
+
+def _ingest_locked(store: Store, uri: str, *, source: str, format: str | None, marking: str,
+                   now_ns: int, day: str, sha: str, formats_dirs) -> FileReport:
     feed_marking = str(parse_marking(marking))
     table = active_equivalences().digest  # how the records' own markings are read
     prior = store.ledger_entry(source, sha)
@@ -165,41 +174,13 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
         store.write_ledger_entry(source, sha, {**prior, "marking": None,
                                                "status": "re-marking"})
     store.remove_parts(source, sha)  # leftovers of a killed ingest of this same file
-    writers = {"rejects": store.part_writer("rejects", source, day, sha)}
     rep = FileReport(uri, source, format, sha, "ingested" if re_mark is None else "re-marked",
                      message=re_mark or "")
     tally: Counter = Counter()
-    try:
-        try:
-            fmt, _, batches = iter_file(uri, source=source, format=format, marking=marking,
-                                        ingested_at_ns=now_ns, sha256=sha,
-                                        formats_dirs=formats_dirs, tally=tally)
-            rep.format = fmt.name
-            rows_writer = writers.setdefault(
-                fmt.table, store.part_writer(fmt.table, source, day, sha))
-            for elements, rejects in batches:
-                rows_writer.write(elements)
-                writers["rejects"].write(rejects)
-                rep.accepted += elements.num_rows
-                rep.rejected += rejects.num_rows
-        except (FormatError, OSError, UnicodeError) as e:
-            # The file as a whole cannot be read: one reject for it, keep what was read.
-            reason = e.message if isinstance(e, FormatError) else f"cannot read file: {e}"
-            rep.format = rep.format or "unknown"
-            if isinstance(e, UnknownFormatError):
-                rep.status = "refused"
-            rep.message = "; ".join(filter(None, [rep.message, reason]))
-            prov = Provenance(source, rep.format, uri, sha, now_ns, parse_marking(marking))
-            writers["rejects"].write(file_reject(prov, e))
-            rep.rejected += 1
-        for w in writers.values():
-            w.commit()
-    except BaseException:
-        for w in writers.values():
-            w.abort()
-        raise
+    _write_parts(store, rep, day, Provenance(source, format or "unknown", uri, sha, now_ns,
+                                             parse_marking(marking)),
+                 formats_dirs=formats_dirs, tally=tally)
     rep.read = rep.accepted + rep.rejected
-    rep.seconds = round(time.perf_counter() - t0, 6)
     rep.marking_conflicts = tally["marking_conflicts"]
     if rep.marking_conflicts:
         conflict = (f"{rep.marking_conflicts} records stated a marking below the feed's "
@@ -213,6 +194,74 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
         "marking_conflicts": rep.marking_conflicts,
     })
     return rep
+
+
+def _write_parts(store: Store, rep: FileReport, day: str, prov: Provenance, *, formats_dirs,
+                 tally: Counter) -> None:
+    """Read the file into its parts (rows, rejects) and commit them; counts into ``rep``.
+
+    A file whose reading fails as a whole keeps what was read before, plus one reject (record
+    0) with the reason; one that yields nothing before failing (no format recognised, XML
+    refused for its entities, a file that cannot be read) is refused. A failure to write the
+    store is raised, with nothing committed."""
+    writers = {"rejects": store.part_writer("rejects", prov.source, day, rep.sha256)}
+    try:
+        try:
+            try:
+                fmt, _, batches = iter_file(
+                    rep.uri, source=prov.source, format=rep.format,
+                    marking=str(prov.default_marking), ingested_at_ns=prov.ingested_at_ns,
+                    sha256=rep.sha256, formats_dirs=formats_dirs, tally=tally)
+            except (FormatError, OSError, UnicodeError) as e:
+                raise _ReadFailed(e) from e
+            rep.format = fmt.name
+            batches = iter(batches)
+            rows_writer = writers.setdefault(
+                fmt.table, store.part_writer(fmt.table, prov.source, day, rep.sha256))
+            for elements, rejects in _reading(batches):
+                rows_writer.write(elements)
+                writers["rejects"].write(rejects)
+                rep.accepted += elements.num_rows
+                rep.rejected += rejects.num_rows
+        except _ReadFailed as failed:
+            e = failed.error
+            # The file as a whole cannot be read: one reject for it, keep what was read.
+            reason = e.message if isinstance(e, FormatError) else f"cannot read file: {e}"
+            rep.format = rep.format or "unknown"
+            if isinstance(e, UnknownFormatError) or rep.accepted + rep.rejected == 0:
+                rep.status = "refused"
+            rep.message = "; ".join(filter(None, [rep.message, reason]))
+            writers["rejects"].write(file_reject(
+                Provenance(prov.source, rep.format, rep.uri, rep.sha256, prov.ingested_at_ns,
+                           prov.default_marking), e))
+            rep.rejected += 1
+        for w in writers.values():
+            w.commit()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+
+
+class _ReadFailed(Exception):
+    """Reading the input failed (not writing the store): carries the reader's error."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _reading(batches):
+    """``batches``, with a failure to read the input raised as :class:`_ReadFailed`, so that
+    it is never confused with a failure to write the store."""
+    while True:
+        try:
+            got = next(batches)
+        except StopIteration:
+            return
+        except (FormatError, OSError, UnicodeError) as e:
+            raise _ReadFailed(e) from e
+        yield got
 
 
 # -- on a Dask cluster -----------------------------------------------------------------------

@@ -31,10 +31,13 @@ still written last.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import posixpath
+import re
 import time
 import uuid
 from pathlib import Path
@@ -49,6 +52,21 @@ from .files import PartWriter, atomic_write_bytes, write_parquet
 from .schema import PARTITIONS, SCHEMAS, TABLES
 from .timeutil import utc_stamp
 from .versions import versions
+
+
+#: A feed's name (``source``): a folder name in the store (``source=<name>``, ``_ingested/<name>``),
+#: so one to 64 letters, digits, ``.``, ``_`` or ``-``, not starting with ``.`` (hidden files
+#: are skipped by readers) and never ``.`` or ``..`` (a path out of its folder).
+SOURCE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+
+def check_source(name) -> str:
+    """``name`` if it can name a feed in the store (:data:`SOURCE_NAME`); else ValueError
+    saying what a name may hold."""
+    if not isinstance(name, str) or not SOURCE_NAME.fullmatch(name):
+        raise ValueError(f"source name {name!r} must be 1 to 64 letters, digits, '.', '_' or "
+                         "'-', not starting with '.' (it names folders in the store)")
+    return name
 
 
 def file_schema(table: str) -> pa.Schema:
@@ -179,6 +197,26 @@ class Store:
     def ledger_entries(self) -> list[dict]:
         """Every ledger entry, ordered by source and SHA-256."""
         return [self._read_json(p) for p in sorted(self.fs.glob(self._loc("_ingested", "*", "*.json")))]
+
+    @contextlib.contextmanager
+    def file_lock(self, source: str, sha: str):
+        """Hold the lock of one file of ``source`` while it is ingested, so that two ingests
+        of the same file at once do it once: the second waits, then finds the ledger entry
+        (``already-ingested``). A POSIX lock (``fcntl.lockf``) on a hidden file beside the
+        ledger entry, released however the process ends. Stores on object storage have no
+        such lock: there, a second concurrent ingest of one file redoes it (its parts replace
+        the first's, never doubled)."""
+        if not self.local:
+            yield
+            return
+        path = Path(self._loc("_ingested", source, f".{sha}.lock"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
 
     def write_ledger_entry(self, source: str, sha: str, entry: dict) -> None:
         """Record a file as ingested; written last, after its parts (see the module doc)."""

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MarkingError, SsafuseError, UnknownFormatError
+from ..catalogue import DISAGREE_KM
+from ..epochs import DISAGREE_MAX_GAP_DAYS, MAX_EPOCH_GAP_DAYS
+from ..store import check_source
 from ..formats.ccsds.cdm import VERSIONS as CDM_VERSIONS
 from ..formats.declarative import DescriptionError
 from ..formats.registry import formats, get_format
@@ -55,7 +58,10 @@ class RunConfig:
     store: Path
     feeds: tuple[Feed, ...]
     lock_file: Path | None = None
-    disagree_km: float = 5.0
+    disagree_km: float = DISAGREE_KM
+    #: ``[catalogue] disagree_max_gap_days``: sources are compared only when their element
+    #: sets' epochs are this close (:mod:`ssafuse.epochs`)
+    disagree_max_gap_days: float = DISAGREE_MAX_GAP_DAYS
     start: dt.datetime | None = None
     align_hours: float = 24.0
     days: float = 1.0
@@ -63,6 +69,9 @@ class RunConfig:
     primaries: tuple[int, ...] = ()
     workers: int | None = None
     dask: str | None = None
+    #: ``[screen] max_epoch_gap_days``: element sets farther than this from the window are
+    #: excluded from screening (:mod:`ssafuse.epochs`)
+    max_epoch_gap_days: float = MAX_EPOCH_GAP_DAYS
     pc: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
     exports: tuple[str, ...] = ()
@@ -110,6 +119,11 @@ class RunConfig:
         }
         if self.formats_dirs:
             out["formats_dir"] = list(self.formats_dirs)
+        # (keys added later appear only when set otherwise: earlier run ids are kept)
+        if self.disagree_max_gap_days != DISAGREE_MAX_GAP_DAYS:
+            out["catalogue"]["disagree_max_gap_days"] = self.disagree_max_gap_days
+        if self.max_epoch_gap_days != MAX_EPOCH_GAP_DAYS:
+            out["screen"]["max_epoch_gap_days"] = self.max_epoch_gap_days
         if self.export_formats != DEFAULT_EXPORT_FORMATS:   # (a run id made before is kept)
             out["export_formats"] = list(self.export_formats)
         eq = self.equivalences
@@ -122,6 +136,9 @@ class RunConfig:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+#: The longest window ``[screen] days`` may ask for.
+MAX_DAYS = 60.0
+
 PC_DEFAULTS = {"hbr_m": 10.0, "write_cdms": "listed", "cdm_format": "kvn"}
 REPORT_DEFAULTS = {"title": "ssafuse nightly conjunction report", "top": 20, "primaries": [],
                    "bands_km": [1.0, 2.0, 5.0], "change_tolerance_s": 60.0,
@@ -130,8 +147,9 @@ _KEYS = {
     "": {"store", "lock_file", "formats_dir", "feeds", "catalogue", "screen", "pc", "report",
          "exports", "correlate", "markings"},
     "feeds": {"source", "paths", "format", "marking", "precedence"},
-    "catalogue": {"disagree_km"},
-    "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers", "dask"},
+    "catalogue": {"disagree_km", "disagree_max_gap_days"},
+    "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers", "dask",
+               "max_epoch_gap_days"},
     "pc": set(PC_DEFAULTS) | {"hbr_table", "covariance_model", "cdm_version"},
     "report": set(REPORT_DEFAULTS),
     "exports": {"release_to", "formats"},
@@ -168,6 +186,46 @@ def _parse_time(value, what: str, path) -> dt.datetime:
 
 def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def _number(table: dict, key: str, default, where: str, path, *, lo: float | None = None,
+            hi: float | None = None, lo_open: bool = False, integer: bool = False):
+    """``[where] key`` as a finite number in its range (``default`` when absent): every
+    numeric key of the file is read here, so NaN, infinities, booleans, text and values out
+    of range are refused one way, naming the key and the range."""
+    if key not in table:
+        return default
+    value = table[key]
+    kind = "a whole number" if integer else "a number"
+    ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) \
+        and not isinstance(value, bool) and math.isfinite(value)
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value <= hi
+    if not ok:
+        bounds = " and ".join(filter(None, (
+            lo is not None and f"{'above' if lo_open else 'at least'} {lo:g}",
+            hi is not None and f"at most {hi:g}")))
+        raise ConfigError(f"{path}: {where + '.' if where else ''}{key} must be {kind}"
+                          + (f" {bounds}" if bounds else "") + f", got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _numbers(table: dict, key: str, default: list, where: str, path, **limits) -> list:
+    """``[where] key`` as a list of numbers, each checked as :func:`_number` checks one."""
+    value = table.get(key, default)
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: {where}.{key} must be a list, got {value!r}")
+    return [_number({key: v}, key, None, where, path, **limits) for v in value]
+
+
+def _choice(table: dict, key: str, default: str, choices, where: str, path) -> str:
+    value = table.get(key, default)
+    if value not in choices:
+        raise ConfigError(f"{path}: {where}.{key} must be one of "
+                          f"{', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
 
 
 def _read_toml(path: Path) -> dict:
@@ -214,31 +272,46 @@ def _equivalences(raw: dict, resolve, path) -> Equivalences:
         raise ConfigError(f"{path}: markings.equivalences: {e}") from None
 
 
+def _feed(k: int, f: dict, resolve, formats_dirs: tuple[str, ...], path,
+          equivalences: Equivalences | None) -> Feed:
+    """``feeds[k]``, every key checked: a source name the store can hold, paths that are
+    text, a marking that parses, a format that exists, a whole-number precedence."""
+    _check_keys("feeds", f, path)
+    if "source" not in f or "paths" not in f:
+        raise ConfigError(f"{path}: feeds[{k}] needs 'source' and 'paths'")
+    try:
+        source = check_source(f["source"])
+    except ValueError as e:
+        raise ConfigError(f"{path}: feeds[{k}].source: {e}") from None
+    paths = _as_list(f["paths"])
+    if not paths or not all(isinstance(p, str) and p for p in paths):
+        raise ConfigError(f"{path}: feeds[{k}] ({source}).paths takes a path or a list of "
+                          f"paths, got {f['paths']!r}")
+    marking, fmt = f.get("marking", "UNCLASSIFIED"), f.get("format")
+    if not isinstance(marking, str) or not (fmt is None or isinstance(fmt, str)):
+        raise ConfigError(f"{path}: feeds[{k}] ({source}): marking and format are text, got "
+                          f"{marking!r} and {fmt!r}")
+    try:
+        parse_marking(marking, equivalences)
+        if fmt:
+            get_format(fmt, formats_dirs)
+    except (MarkingError, UnknownFormatError) as e:
+        raise ConfigError(f"{path}: feeds[{k}] ({source}): {e}") from None
+    precedence = _number(f, "precedence", k, f"feeds[{k}]", path, integer=True)
+    return Feed(source, tuple(resolve(p) for p in paths), fmt, marking, precedence)
+
+
 def _feeds(raw: dict, resolve, formats_dirs: tuple[str, ...], path,
            equivalences: Equivalences | None = None) -> tuple[Feed, ...]:
-    feeds = []
     raw_feeds = raw.get("feeds", [])
     if not isinstance(raw_feeds, list) or not raw_feeds:
         raise ConfigError(f"{path}: at least one [[feeds]] table is required")
-    for k, f in enumerate(raw_feeds):
-        _check_keys("feeds", f, path)
-        if "source" not in f or "paths" not in f:
-            raise ConfigError(f"{path}: feeds[{k}] needs 'source' and 'paths'")
-        marking = f.get("marking", "UNCLASSIFIED")
-        try:
-            parse_marking(marking, equivalences)
-            if f.get("format"):
-                get_format(f["format"], formats_dirs)
-        except (MarkingError, UnknownFormatError) as e:
-            raise ConfigError(f"{path}: feeds[{k}] ({f['source']}): {e}") from None
-        feeds.append(Feed(str(f["source"]), tuple(resolve(p) for p in _as_list(f["paths"])),
-                          f.get("format"), marking, int(f.get("precedence", k))))
-    return tuple(feeds)
+    return tuple(_feed(k, f, resolve, formats_dirs, path, equivalences)
+                 for k, f in enumerate(raw_feeds))
 
 
 def _release_to(exp: dict, path) -> tuple[str, ...]:
-    release_to = exp.get("release_to", [])
-    release_to = [release_to] if isinstance(release_to, str) else list(release_to)
+    release_to = _as_list(exp.get("release_to", []))
     for code in release_to:
         if not (isinstance(code, str) and code.isalpha() and code.isupper()
                 and 3 <= len(code) <= 4):
@@ -252,7 +325,15 @@ def _correlate(raw: dict, resolve, path) -> dict | None:
     if corr is None:
         return None
     _check_keys("correlate", corr, path)
-    return dict(corr, sensors=[resolve(s) for s in _as_list(corr.get("sensors", []))])
+    sensors = _as_list(corr.get("sensors", []))
+    if not all(isinstance(p, str) and p for p in sensors):
+        raise ConfigError(f"{path}: correlate.sensors takes a path or a list of paths, "
+                          f"got {corr['sensors']!r}")
+    out = dict(corr, sensors=[resolve(p) for p in sensors])
+    for key, default, hi in (("gate_arcmin", 30.0, 10800.0), ("max_age_days", 30.0, None)):
+        if key in corr:
+            out[key] = _number(corr, key, default, "correlate", path, lo=0, lo_open=True, hi=hi)
+    return out
 
 
 def _export_formats(exp: dict, path) -> tuple[str, ...]:
@@ -262,17 +343,82 @@ def _export_formats(exp: dict, path) -> tuple[str, ...]:
         raise ConfigError(f"{path}: exports.formats: {e}") from None
 
 
+#: ``[pc] write_cdms``: which events get a CDM in the run folder.
+WRITE_CDMS = ("listed", "all", "none")
+
+
 def _pc(raw: dict, resolve, path) -> dict:
-    pc = dict(PC_DEFAULTS, **_table(raw, "pc", path))
-    if pc["cdm_format"] not in ("kvn", "xml"):
-        raise ConfigError(f"{path}: pc.cdm_format must be 'kvn' or 'xml', "
-                          f"got {pc['cdm_format']!r}")
+    table = _table(raw, "pc", path)
+    pc = dict(PC_DEFAULTS, **table)
+    _choice(pc, "cdm_format", "kvn", ("kvn", "xml"), "pc", path)
+    _choice(pc, "write_cdms", "listed", WRITE_CDMS, "pc", path)
     if pc.get("cdm_version", "1.0") not in CDM_VERSIONS:
         raise ConfigError(f"{path}: pc.cdm_version must be '1.0' (CCSDS 508.0-B-1) or '2.0', "
                           f"got {pc['cdm_version']!r}")
+    if "hbr_m" in table:
+        pc["hbr_m"] = _number(table, "hbr_m", None, "pc", path, lo=0, hi=1000.0)
+    if "covariance_model" in pc and not isinstance(pc["covariance_model"], dict):
+        raise ConfigError(f"{path}: pc.covariance_model must be a table of object types, "
+                          f"got {pc['covariance_model']!r}")
     if pc.get("hbr_table"):
+        if not isinstance(pc["hbr_table"], str):
+            raise ConfigError(f"{path}: pc.hbr_table takes a path, got {pc['hbr_table']!r}")
         pc["hbr_table"] = resolve(pc["hbr_table"])
     return pc
+
+
+def _report(raw: dict, path) -> dict:
+    """``[report]`` with its defaults, every value checked (kept as written: the values are
+    hashed into the run id)."""
+    rep = _table(raw, "report", path)
+    out = dict(REPORT_DEFAULTS, **rep)
+    if not isinstance(out["title"], str):
+        raise ConfigError(f"{path}: report.title must be text, got {out['title']!r}")
+    _number(rep, "top", None, "report", path, lo=0, integer=True)
+    _ids(rep, "primaries", "report", path)
+    _numbers(rep, "bands_km", [], "report", path, lo=0, lo_open=True)
+    for key in ("change_tolerance_s", "shrink_min_km"):
+        _number(rep, key, None, "report", path, lo=0)
+    return out
+
+
+def _ids(table: dict, key: str, where: str, path) -> list[int]:
+    """``[where] key``: NORAD catalogue numbers, a list of whole numbers (never text, which
+    would be read digit by digit)."""
+    value = table.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: {where}.{key} takes a list of NORAD numbers such as "
+                          f"[25544], got {value!r}")
+    return [_number({key: v}, key, None, where, path, lo=1, hi=999_999_999, integer=True)
+            for v in value]
+
+
+def _screen(raw: dict, path) -> dict:
+    """``[screen]``, every value checked (window length, threshold, workers, ...)."""
+    scr = _table(raw, "screen", path)
+    dask = scr.get("dask")
+    if dask is not None and not (isinstance(dask, str) and dask):
+        raise ConfigError(f"{path}: screen.dask takes a scheduler address, got {dask!r}")
+    return {
+        "start": _parse_time(scr["start"], "screen.start", path) if "start" in scr else None,
+        "align_hours": _number(scr, "align_hours", 24.0, "screen", path, lo=0, lo_open=True,
+                               hi=24.0 * 7),
+        "days": _number(scr, "days", 1.0, "screen", path, lo=0, lo_open=True, hi=MAX_DAYS),
+        "threshold_km": _number(scr, "threshold_km", 5.0, "screen", path, lo=0,
+                                lo_open=True, hi=1000.0),
+        "primaries": tuple(_ids(scr, "primaries", "screen", path)),
+        "workers": _number(scr, "workers", None, "screen", path, lo=1, hi=4096, integer=True),
+        "dask": dask,
+        "max_epoch_gap_days": _number(scr, "max_epoch_gap_days", MAX_EPOCH_GAP_DAYS, "screen",
+                                      path, lo=0, lo_open=True),
+    }
+
+
+def _catalogue(raw: dict, path) -> dict:
+    cat = _table(raw, "catalogue", path)
+    return {"disagree_km": _number(cat, "disagree_km", DISAGREE_KM, "catalogue", path, lo=0),
+            "disagree_max_gap_days": _number(cat, "disagree_max_gap_days",
+                                             DISAGREE_MAX_GAP_DAYS, "catalogue", path, lo=0)}
 
 
 def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
@@ -297,41 +443,22 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
     formats_dirs = _formats_dirs(raw, resolve, path, extra_formats_dirs)
     equivalences = _equivalences(raw, resolve, path)
     feeds = _feeds(raw, resolve, formats_dirs, path, equivalences)
-    cat = _table(raw, "catalogue", path)
-    scr = _table(raw, "screen", path)
     pc = _pc(raw, resolve, path)
-    rep = _table(raw, "report", path)
+    rep = _report(raw, path)
     exp = _table(raw, "exports", path)
     release_to, export_formats = _release_to(exp, path), _export_formats(exp, path)
     corr = _correlate(raw, resolve, path)
-    try:
-        cfg = RunConfig(
-            store=Path(resolve(raw["store"])),
-            lock_file=Path(resolve(raw["lock_file"])) if raw.get("lock_file") else None,
-            feeds=feeds,
-            disagree_km=float(cat.get("disagree_km", 5.0)),
-            start=_parse_time(scr["start"], "screen.start", path) if "start" in scr else None,
-            align_hours=float(scr.get("align_hours", 24.0)),
-            days=float(scr.get("days", 1.0)),
-            threshold_km=float(scr.get("threshold_km", 5.0)),
-            primaries=tuple(int(x) for x in scr.get("primaries", [])),
-            workers=int(scr["workers"]) if scr.get("workers") else None,
-            dask=str(scr["dask"]) if scr.get("dask") else None,
-            pc=pc,
-            report=dict(REPORT_DEFAULTS, **rep),
-            exports=release_to,
-            export_formats=export_formats,
-            correlate=corr,
-            source_file=path.resolve(),
-            formats_dirs=formats_dirs,
-            equivalences=equivalences,
-        )
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{path}: {e}") from None
-    if cfg.days <= 0 or cfg.threshold_km <= 0 or cfg.align_hours <= 0:
-        raise ConfigError(f"{path}: screen.days, screen.threshold_km and screen.align_hours "
-                          "must be positive")
-    return cfg
+    for key in ("store", "lock_file"):
+        if key in raw and not (isinstance(raw[key], str) and raw[key]):
+            raise ConfigError(f"{path}: {key} takes a path, got {raw[key]!r}")
+    return RunConfig(
+        store=Path(resolve(raw["store"])),
+        lock_file=Path(resolve(raw["lock_file"])) if raw.get("lock_file") else None,
+        feeds=feeds, **_catalogue(raw, path), **_screen(raw, path),
+        pc=pc, report=rep, exports=release_to, export_formats=export_formats,
+        correlate=corr, source_file=path.resolve(), formats_dirs=formats_dirs,
+        equivalences=equivalences,
+    )
 
 
 def window_start(cfg: RunConfig, now: dt.datetime) -> dt.datetime:

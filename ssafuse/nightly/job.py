@@ -27,6 +27,7 @@ from ..correlation import correlate_store
 from ..errors import SsafuseError
 from ..export import export_partners
 from ..files import expand_inputs, write_json, write_parquet
+from ..propagate import ERROR_MESSAGES
 from ..formats.registry import known_extension
 from ..ingestion import ingest
 from ..jobs import assess_events
@@ -101,7 +102,31 @@ def run(cfg: RunConfig, *, now: dt.datetime,
 
 def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
     t_run = time.perf_counter()
-    ctx = _start(cfg, now)
+    try:
+        ctx = _start(cfg, now)
+    except OSError as e:  # the store cannot hold the run: nothing else can go on
+        rid = run_id(cfg, window_start(cfg, now))
+        result = RunResult(rid, run_folder(cfg.store, rid), [], [], [f"run: {_os_error(e)}"])
+        result.summary = _summary_text(result, "", {})
+        _log(logging.ERROR, "run", result.errors[0])
+        return result
+    try:
+        return _stages(ctx, progress, t_run)
+    except Exception as e:  # a write outside a stage failed (disk full, permissions)
+        ctx.result.errors.append(f"run: {_os_error(e)}")
+        _log(logging.ERROR, "run", ctx.result.errors[-1])
+        return _finish(ctx, [], {}, None, "", t_run)
+
+
+def _os_error(e: BaseException) -> str:
+    """One line for an error: an OSError's reason and file, else the exception's text."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}" + (f": {e.filename}" if e.filename else "")
+    return f"{type(e).__name__}: {e}"
+
+
+def _stages(ctx: _Run, progress, t_run: float) -> RunResult:
+    cfg = ctx.cfg
     feeds = _ingest_stage(ctx)
     fingerprint = _table_fingerprint(ctx.store.ledger_entries())
     catalogue = _catalogue_stage(ctx)
@@ -148,11 +173,12 @@ class _Run:
         self.result.stages.append(st)
         return _Timer(st)
 
-    def fail(self, st: Stage, e: BaseException) -> None:
+    def fail(self, st: Stage, e: BaseException | str) -> None:
+        text = e if isinstance(e, str) else _os_error(e)
         st.status = "failed"
-        st.message = f"{type(e).__name__}: {e}"
-        self.result.errors.append(f"{st.name}: {st.message}")
-        _log(logging.ERROR, st.name, st.message)
+        st.message = st.message or text
+        self.result.errors.append(f"{st.name}: {text}")
+        _log(logging.ERROR, st.name, text)
 
 
 def _log(level: int, stage: str, msg: str, **fields) -> None:
@@ -213,11 +239,11 @@ def _ingest_stage(ctx: _Run) -> list[dict]:
         for feed in ctx.cfg.feeds:
             try:
                 info = _ingest_feed(ctx.store, feed, ctx.now, ctx.cfg.formats_dirs)
+            except OSError as e:  # the store cannot be written (an input is refused inside)
+                ctx.fail(st, e)
+                info = _failed_feed(feed, e)
             except Exception as e:  # a feed's failure never stops the others
-                info = {"source": feed.source, "marking": feed.marking, "format": feed.format,
-                        "paths": list(feed.paths), "files": [], "read": 0, "accepted": 0,
-                        "rejected": 0, "refused_files": 0, "status": "failed",
-                        "problems": [f"{type(e).__name__}: {e}"]}
+                info = _failed_feed(feed, e)
             feeds.append(info)
             _log_feed(feed, info)
             for p in info["problems"]:
@@ -228,9 +254,15 @@ def _ingest_stage(ctx: _Run) -> list[dict]:
                      "read": sum(f["read"] for f in feeds),
                      "accepted": sum(f["accepted"] for f in feeds),
                      "rejected": sum(f["rejected"] for f in feeds)}
-        if st.counts["feeds_failed"] or ctx.result.warnings:
+        if st.status != "failed" and (st.counts["feeds_failed"] or ctx.result.warnings):
             st.status = "warnings"
     return feeds
+
+
+def _failed_feed(feed: Feed, e: BaseException) -> dict:
+    return {"source": feed.source, "marking": feed.marking, "format": feed.format,
+            "paths": list(feed.paths), "files": [], "read": 0, "accepted": 0, "rejected": 0,
+            "refused_files": 0, "status": "failed", "problems": [_os_error(e)]}
 
 
 def _log_feed(feed: Feed, info: dict) -> None:
@@ -338,7 +370,8 @@ def _catalogue_stage(ctx: _Run) -> pa.Table | None:
         try:
             elements = ctx.store.table("elements")
             catalogue = build_catalogue(elements, precedence=cfg.precedence,
-                                        disagree_km=cfg.disagree_km)
+                                        disagree_km=cfg.disagree_km,
+                                        disagree_max_gap_days=cfg.disagree_max_gap_days)
             if catalogue.num_rows == 0:
                 raise SsafuseError("no element sets in the store: nothing to screen")
             ctx.store.write("catalogue", catalogue, "catalogue.parquet")
@@ -400,9 +433,26 @@ def _screen_stage(ctx: _Run, catalogue: pa.Table | None, fingerprint: str,
             st.status = "reused" if reused else "ok"
             st.counts = {"conjunctions": conj.num_rows, "excluded": excluded.num_rows,
                          "objects": catalogue.num_rows}
+            _check_screened(ctx, st, catalogue, excluded)
         except Exception as e:
             ctx.fail(st, e)
     return conj
+
+
+def _check_screened(ctx: _Run, st: Stage, catalogue: pa.Table, excluded: pa.Table) -> None:
+    """A screening that could screen no object found nothing because it looked at nothing
+    (a window far from every epoch, every element set refused): a failure, never "OK, 0
+    events". Objects left out from the window start on are counted by reason."""
+    at_start = excluded.filter(pc.equal(excluded["excluded_from"].cast(pa.int64()),
+                                        whole_seconds_ns(ctx.start)))
+    st.counts["screened"] = catalogue.num_rows - at_start.num_rows
+    if st.counts["screened"] < 2:
+        codes = at_start["error_code"].to_pylist()
+        why = ", ".join(f"{codes.count(c)} {reason}" for c, reason in sorted(
+            {(c, ERROR_MESSAGES.get(c, str(c))) for c in set(codes)}))
+        ctx.fail(st, f"{st.counts['screened']} of {catalogue.num_rows} objects could be "
+                     f"screened in the window {ctx.start.isoformat()} + {ctx.cfg.days:g} d"
+                     + (f"; excluded: {why}" if why else ""))
 
 
 def _screen(cfg: RunConfig, catalogue: pa.Table, start: dt.datetime, run_dir: Path,
@@ -412,6 +462,8 @@ def _screen(cfg: RunConfig, catalogue: pa.Table, start: dt.datetime, run_dir: Pa
         "elements": fingerprint, "start": start.isoformat(), "days": cfg.days,
         "threshold_km": cfg.threshold_km, "primaries": list(cfg.primaries),
         "disagree_km": cfg.disagree_km, "precedence": cfg.precedence,
+        "max_epoch_gap_days": cfg.max_epoch_gap_days,
+        "disagree_max_gap_days": cfg.disagree_max_gap_days,
     }, sort_keys=True).encode()).hexdigest()
     marker = run_dir / "screen.json"
     if marker.exists():
@@ -426,7 +478,7 @@ def _screen(cfg: RunConfig, catalogue: pa.Table, start: dt.datetime, run_dir: Pa
             _log(logging.INFO, "screen", f"screening again: the earlier result is unreadable ({e})")
     res = screen(catalogue, start, days=cfg.days, threshold_km=cfg.threshold_km,
                  primaries=list(cfg.primaries) or None, workers=cfg.workers, progress=progress,
-                 dask=cfg.dask)
+                 dask=cfg.dask, max_epoch_gap_days=cfg.max_epoch_gap_days)
     write_parquet(run_dir / "screened.parquet", res.conjunctions)
     write_parquet(run_dir / "excluded.parquet", res.excluded)
     write_json(marker, {"key": key, "stats": res.stats})
@@ -478,7 +530,9 @@ def _write_run_info(ctx: _Run, feeds: list[dict], links: dict[str, str],
         "correlation": correlation, "report": cfg.report,
         "tearline": {"elements_through": ctx.elements_through,
                      "screen_primaries": list(cfg.primaries), "precedence": cfg.precedence,
-                     "disagree_km": cfg.disagree_km, "pc": cfg.pc,
+                     "disagree_km": cfg.disagree_km,
+                     "disagree_max_gap_days": cfg.disagree_max_gap_days,
+                     "max_epoch_gap_days": cfg.max_epoch_gap_days, "pc": cfg.pc,
                      "formats": list(cfg.export_formats),
                      "equivalences": table.source, "equivalences_sha256": table.digest},
         "settings_hash": cfg.settings_hash(),
@@ -546,10 +600,14 @@ def _finish(ctx: _Run, feeds: list[dict], exports: dict, prev: Path | None,
         "versions": versions(),
     }
     result.manifest = manifest
+    try:
+        write_json(ctx.run_dir / "manifest.json", manifest)
+        write_json(Path(cfg.store) / "_manifests" /
+                   f"run-{utc_stamp(ctx.now)}-{rid}.json", manifest)
+    except OSError as e:  # the run failed: say why on stdout, where cron mail reads it
+        result.errors.append(f"manifest: {_os_error(e)}")
+        manifest.update(errors=result.errors, exit_code=result.exit_code)
     result.summary = _summary_text(result, report_text, exports)
-    write_json(ctx.run_dir / "manifest.json", manifest)
-    write_json(Path(cfg.store) / "_manifests" /
-               f"run-{utc_stamp(ctx.now)}-{rid}.json", manifest)
     _log(logging.INFO if not result.errors else logging.ERROR, "run",
          f"run {rid} finished: exit {result.exit_code}, {len(result.warnings)} warnings, "
          f"{len(result.errors)} errors, {manifest['duration_s']:.1f} s",

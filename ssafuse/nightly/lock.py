@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import SsafuseError
 
-__all__ = ["AlreadyRunning", "run_lock"]
+__all__ = ["AlreadyRunning", "LockError", "run_lock"]
 
 
 class AlreadyRunning(SsafuseError):
@@ -26,6 +26,10 @@ class AlreadyRunning(SsafuseError):
         self.holder = holder
         super().__init__(f"another ssafuse run is active ({holder or 'holder unknown'}); "
                          f"lock {lock_file} is held. Nothing was done.")
+
+
+class LockError(SsafuseError):
+    """The lock file cannot be opened (a folder in its place, a read-only store)."""
 
 
 #: Lock files this process holds (a POSIX lock does not refuse its own process).
@@ -40,11 +44,14 @@ def run_lock(path: Path, *, now: dt.datetime | None = None):
     forked while it is held do not keep it, and released by the kernel however the process
     ends (SIGKILL included) — a stale lock file never blocks the next night."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = str(path.resolve())
     if key in _HELD:
         raise AlreadyRunning(path, f"pid {os.getpid()} (this process)")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:  # a folder there, a read-only store, no such parent
+        raise LockError(f"cannot open the run lock {path}: {e.strerror or e}") from None
     try:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
