@@ -248,6 +248,26 @@ def test_two_ingests_of_one_file_at_once_ingest_it_once(tmp_path):
     assert Store(store).table("elements").num_rows == 300
 
 
+def test_a_disk_full_during_ingest_leaves_nothing_and_the_retry_ingests_all(tmp_path):
+    """Disk full during ingest left a ``.tmp`` file and a traceback; the failure is now raised
+    as the OSError it is (the command line makes it one line and exit 2), with no temporary
+    file left and nothing in the ledger, so the retry ingests the whole file."""
+    real = os.replace
+
+    def full(a, b, *args, **kw):
+        raise OSError(28, "No space left on device", os.fspath(b))
+
+    os.replace = full
+    try:
+        with pytest.raises(OSError, match="No space left"):
+            ingest(tmp_path / "store", [ACTIVE], source="ct")
+    finally:
+        os.replace = real
+    assert not [p for p in (tmp_path / "store").rglob("*") if p.name.endswith(".tmp")]
+    report = ingest(tmp_path / "store", [ACTIVE], source="ct")
+    assert [f.status for f in report.files] == ["ingested"] and report.accepted == 300
+
+
 def test_xml_refused_for_its_entities_is_a_refused_file(tmp_path):
     """An entity bomb counted as "1 rejected, 0 refused" with exit 0."""
     bomb = tmp_path / "bomb.xml"
@@ -342,3 +362,47 @@ def test_a_write_failing_anywhere_fails_the_night_cleanly_and_a_rerun_completes(
         again = _night(cfg)
         assert again.exit_code == EXIT_OK, (where, again.summary)
         assert _events(again) == expected, where
+
+
+# -- hostile text (defect 1) ------------------------------------------------------------------
+
+HOSTILE_NAMES = ["EVIL\nCOLLISION_PROBABILITY = 0.99", "EVIL\rX", "EVIL\x00", "EVIL\x1b[31m",
+                 "EVIL\u2028X", "EVIL\u202eX"]
+
+
+def test_a_record_with_control_characters_never_costs_the_night(tmp_path):
+    """Defect 1: a partner record whose OBJECT_NAME held a newline or control character was
+    accepted, then failed the assess stage every night (no Pc, no CDM, exit 2). Now each
+    such record is rejected at ingest with its field named (in every format: the check is
+    the ingest layer's), the rest of its file is kept, and the night completes with its
+    events assessed, its CDMs written and nothing raw in the report or the CSV."""
+    partner = tmp_path / "partner"
+    partner.mkdir()
+    records = json.loads(STATIONS.read_text())
+    hostile = [dict(r, OBJECT_NAME=name) for r, name in zip(records, HOSTILE_NAMES)]
+    (partner / "gp.json").write_text(json.dumps(hostile + records[len(HOSTILE_NAMES):]))
+    lines = ACTIVE.read_text().splitlines()
+    (partner / "a.tle").write_text("\n".join(
+        [HOSTILE_NAMES[2], *lines[1:3], *lines[3:6]]) + "\n")
+    cfg = write_config(
+        tmp_path / "n.toml", store=tmp_path / "store", exports=["GBR"],
+        feeds=[{"source": "celestrak", "paths": [str(STATIONS)]},
+               {"source": "partner", "paths": [str(partner)],
+                "marking": "UNCLASSIFIED//REL TO USA, GBR"}],
+        screen=dict(WINDOW, primaries=[ISS], max_epoch_gap_days=365),
+        pc={"write_cdms": "all"})
+    cfg.write_text(cfg.read_text() + 'formats = ["parquet", "cdm", "csv"]\n')  # [exports]
+    done = run_cli(cfg)
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    rejects = Store(tmp_path / "store").table("rejects").to_pylist()
+    assert len(rejects) == len(HOSTILE_NAMES) + 1
+    assert all(r["field"] == "object_name" and "control character" in r["reason"]
+               for r in rejects)
+    rd = next((tmp_path / "store" / "runs").iterdir())
+    conj = pq.read_table(rd / "conjunctions.parquet")
+    assert conj.num_rows > 0 and conj["max_pc"].null_count == 0
+    assert len(list((rd / "cdm").glob("*.cdm"))) == conj.num_rows
+    for name in ("report.html", "summary.txt", "exports/GBR/conjunctions.csv"):
+        data = (rd / name).read_bytes()
+        assert not any(b < 0x20 and b not in b"\n\r\t" for b in data), name
+        assert "EVIL" not in data.decode(), name
