@@ -25,7 +25,8 @@ alike (:func:`ssafuse.pc.combined_hbr`): the matched CDM's own (CARA's ``COMMENT
 the sum of both objects' radii in CARA's table (``hbr_table``) when both are listed, else
 ``hbr_m``.
 
-:func:`conjunction_cdms` / :func:`write_cdms` write one CDM per conjunction: relative
+:func:`conjunction_cdms` / :func:`write_cdms` write one CDM per conjunction (:func:`cdm_files`
+renders them without writing, one event's refusal never stopping the others): relative
 metadata, each object's SGP4 state at TCA converted from TEME to GCRF with Skyfield, and the
 covariance of ``covariance_model``; without one, the mandatory RTN covariance is written as
 zeros with COMMENTs saying that element sets carry no covariance (a placeholder, not an
@@ -60,7 +61,7 @@ from .timeutil import format_epoch, jd_from_ns, to_ns
 from .versions import __version__
 
 __all__ = ["DEFAULT_HBR_M", "PC_METHOD_ASSUMED", "assess", "conjunction_cdms", "write_cdms",
-           "states_at_tca", "cdms_for_screening", "pc_of_cdm_files", "pc_line",
+           "cdm_files", "states_at_tca", "cdms_for_screening", "pc_of_cdm_files", "pc_line",
            "expand_cdm_inputs"]
 
 #: Combined hard-body radius (m) when neither a CDM nor CARA's table gives one: a round figure
@@ -398,7 +399,8 @@ def _message_id(originator: str, row: dict, tca_ns: int, creation_ns: int) -> st
 
 def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_date,
                      originator: str = "SSAFUSE", covariance_model: dict | None = None,
-                     version: str = "1.0", message_for: str | None = None) -> list:
+                     version: str = "1.0", message_for: str | None = None,
+                     per_event: bool = False) -> list:
     """One :class:`ssafuse.formats.ccsds.cdm.Cdm` per conjunction (``None`` where the element sets
     of the event are not in ``elements`` or SGP4 fails at TCA), in row order.
 
@@ -409,6 +411,9 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
     (:func:`ssafuse.propagate.teme_to_gcrs`), km and km/s. Covariance: ``covariance_model`` as in
     :func:`assess` (COVARIANCE_METHOD DEFAULT, COMMENT saying it is assumed), else zeros with
     COMMENTs saying element sets carry no covariance.
+
+    ``per_event``: an event whose CDM cannot be built (its marking cannot be stated) gives
+    its :class:`ValueError` in its place instead of raising, so the others are kept.
     """
     if version not in cdm_format.VERSIONS:
         raise ValueError("version must be '1.0' or '2.0'")
@@ -429,20 +434,33 @@ def conjunction_cdms(conjunctions: pa.Table, elements: pa.Table, *, creation_dat
         if not ok[i]:
             out.append(None)
             continue
-        header, comments = _cdm_header(row, version, originator, int(tca[i]), creation_ns,
-                                       message_for)
-        relative, comments["relative"] = _cdm_relative(row, version, int(tca[i]),
-                                                       r_teme[:, i], v_teme[:, i])
-        objects = []
-        for j, s in enumerate(("1", "2")):
-            obj, meta, cov = _cdm_object(row, s, int(idx[i, j]), r[j, i], v[j, i], types[i][j],
-                                         covariance_model, el_cols, version)
-            objects.append(obj)
-            comments[f"object{s}/metadata"] = meta
-            comments[f"object{s}/covarianceMatrix"] = cov
-        out.append(cdm_format.Cdm(header=header, relative=relative, objects=tuple(objects),
-                                  comments=comments))
+        try:
+            out.append(_one_cdm(row, version, originator, int(tca[i]), creation_ns,
+                                message_for, (r_teme[:, i], v_teme[:, i]),
+                                [(int(idx[i, j]), r[j, i], v[j, i], types[i][j])
+                                 for j in range(2)], covariance_model, el_cols))
+        except ValueError as e:  # this event's text cannot be stated (a marking): its own
+            if not per_event:
+                raise
+            out.append(e)
     return out
+
+
+def _one_cdm(row: dict, version: str, originator: str, tca_ns: int, creation_ns: int,
+             message_for, teme, objects_at, covariance_model, el_cols) -> "cdm_format.Cdm":
+    """The CDM of one event (``teme``: both TEME states ``(2, 3)``; ``objects_at``: per
+    object its element-set row, GCRF state and object type)."""
+    header, comments = _cdm_header(row, version, originator, tca_ns, creation_ns, message_for)
+    relative, comments["relative"] = _cdm_relative(row, version, tca_ns, *teme)
+    objects = []
+    for s, (k, r, v, object_type) in zip(("1", "2"), objects_at):
+        obj, meta, cov = _cdm_object(row, s, k, r, v, object_type, covariance_model, el_cols,
+                                     version)
+        objects.append(obj)
+        comments[f"object{s}/metadata"] = meta
+        comments[f"object{s}/covarianceMatrix"] = cov
+    return cdm_format.Cdm(header=header, relative=relative, objects=tuple(objects),
+                          comments=comments)
 
 
 def _cdm_header(row: dict, version: str, originator: str, tca_ns: int, creation_ns: int,
@@ -559,27 +577,65 @@ def _iso(value) -> str:
     return format_epoch(to_ns(value))[:23] + "Z"
 
 
+def cdm_files(conjunctions: pa.Table, elements: pa.Table, *, creation_date, fmt: str = "kvn",
+              originator: str = "SSAFUSE", covariance_model: dict | None = None,
+              version: str = "1.0") -> tuple[list, dict[int, str]]:
+    """Each conjunction's CDM as a file, nothing written: ``(files, refused)``. ``files`` in
+    row order holds ``(name, data)`` (``<MESSAGE_ID>.cdm`` for KVN or ``.xml``, UTF-8 bytes),
+    or ``None`` where no CDM is made (the event's element sets are not in ``elements``, SGP4
+    fails at TCA, or it is refused). ``refused``: row -> why the strict writer
+    (:func:`ssafuse.formats.ccsds.cdm.dumps_kvn` / ``dumps_xml``) refused that event's CDM,
+    e.g. an object name holding a line break or a control character. One event's refusal
+    never stops the others."""
+    if fmt not in ("kvn", "xml"):
+        raise ValueError(f"fmt must be 'kvn' or 'xml', got {fmt!r}")
+    dump, ext = ((cdm_format.dumps_kvn, ".cdm") if fmt == "kvn"
+                 else (cdm_format.dumps_xml, ".xml"))
+    files: list = []
+    refused: dict[int, str] = {}
+    for i, msg in enumerate(conjunction_cdms(conjunctions, elements,
+                                             creation_date=creation_date,
+                                             originator=originator,
+                                             covariance_model=covariance_model,
+                                             version=version, per_event=True)):
+        if isinstance(msg, Exception):
+            files.append(None)
+            refused[i] = str(msg)
+            continue
+        if msg is None:
+            files.append(None)
+            continue
+        try:
+            files.append((msg.message_id + ext, dump(msg).encode("utf-8")))
+        except ValueError as e:
+            files.append(None)
+            refused[i] = str(e)
+    return files, refused
+
+
 def write_cdms(conjunctions: pa.Table, elements: pa.Table, out_dir, *, creation_date,
                fmt: str = "kvn", originator: str = "SSAFUSE",
                covariance_model: dict | None = None, version: str = "1.0") -> list:
     """Write :func:`conjunction_cdms` to ``out_dir`` (created), one file per conjunction named
     ``<MESSAGE_ID>.cdm`` (KVN) or ``.xml``, each written atomically. Returns the paths in row
-    order, ``None`` for an event whose element sets are not in ``elements``."""
-    if fmt not in ("kvn", "xml"):
-        raise ValueError(f"fmt must be 'kvn' or 'xml', got {fmt!r}")
-    dump, ext = ((cdm_format.dumps_kvn, ".cdm") if fmt == "kvn"
-                 else (cdm_format.dumps_xml, ".xml"))
+    order, ``None`` for an event whose element sets are not in ``elements``. Strict: when
+    the writer refuses any event's CDM it raises that :class:`ValueError` before writing
+    any (:func:`cdm_files` gives the others and the refusals instead)."""
+    files, refused = cdm_files(conjunctions, elements, creation_date=creation_date, fmt=fmt,
+                               originator=originator, covariance_model=covariance_model,
+                               version=version)
+    if refused:
+        row, why = next(iter(refused.items()))
+        raise ValueError(f"the CDM of conjunction row {row} cannot be written: {why}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list = []
-    for msg in conjunction_cdms(conjunctions, elements, creation_date=creation_date,
-                                originator=originator, covariance_model=covariance_model,
-                                version=version):
-        if msg is None:
+    for f in files:
+        if f is None:
             paths.append(None)
             continue
-        path = out_dir / (msg.message_id + ext)
-        atomic_write_bytes(path, dump(msg).encode("utf-8"))
+        path = out_dir / f[0]
+        atomic_write_bytes(path, f[1])
         paths.append(path)
     return paths
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -26,6 +27,7 @@ import click
 from . import nightly
 from .assessment import cdms_for_screening, pc_line, pc_of_cdm_files
 from .correlation import correlate_store
+from .epochs import DISAGREE_MAX_GAP_DAYS, MAX_EPOCH_GAP_DAYS
 from .errors import FormatError, MarkingError, SsafuseError
 from .markings import ENV_MARKINGS, use_equivalences
 from .markings import parse as parse_marking
@@ -35,6 +37,7 @@ from .formats.ccsds.cdm import VERSIONS as CDM_VERSIONS
 from .formats.registry import ENV_FORMATS_DIR, formats, get_format
 from .ingestion import ingest as ingest_files
 from .jobs import NothingToScreen, screen_inputs, update_catalogue
+from .nightly.config import MAX_DAYS
 from .runs import find_run
 from .store import Store, check_source
 from .timeutil import parse_iso, whole_seconds_ns
@@ -129,6 +132,19 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+class _finite(click.FloatRange):
+    """A number in a range, and finite: click's FloatRange lets NaN through (every
+    comparison with NaN is false) and infinity where no maximum is set."""
+
+    name = "finite number"
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
+
+
 def _source_name(ctx, param, value):
     try:
         return check_source(value)
@@ -201,16 +217,20 @@ def ingest(inputs, store_dir, source, format_name, marking, formats_dirs, dask_a
 @click.option("--precedence", default="", metavar="SRC,SRC,...",
               help="Sources in order of trust, to break ties between element sets of the same "
                    "epoch (unlisted sources follow, by name).")
-@click.option("--disagree-km", default=5.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--disagree-km", default=5.0, show_default=True, type=_finite(min=0),
               help="Flag objects whose sources' element sets are farther apart than this.")
-def catalogue(store_dir, out, precedence, disagree_km):
+@click.option("--disagree-max-gap-days", default=DISAGREE_MAX_GAP_DAYS, show_default=True,
+              type=_finite(min=0), help="Compare two sources' element sets only when their "
+              "epochs are this close (an older set differs by its age alone).")
+def catalogue(store_dir, out, precedence, disagree_km, disagree_max_gap_days):
     """Build one catalogue from every element set in the store: one row per object.
 
     Writes STORE/catalogue/catalogue.parquet (and --out if given).
     """
     cat, path = update_catalogue(_existing_store(store_dir),
                                  precedence=[s for s in precedence.split(",") if s],
-                                 disagree_km=disagree_km, out=out)
+                                 disagree_km=disagree_km,
+                                 disagree_max_gap_days=disagree_max_gap_days, out=out)
     multi = sum(1 for n in cat["n_sources"].to_pylist() if n > 1)
     disagree = sum(cat["sources_disagree"].to_pylist())
     click.echo(f"{cat.num_rows} objects ({multi} reported by several sources, {disagree} "
@@ -239,7 +259,7 @@ def formats_command(formats_dirs):
 
 @main.command("pc")
 @click.argument("cdms", nargs=-1, required=True, metavar="CDM...")
-@click.option("--hbr-m", type=click.FloatRange(min=0), default=None, metavar="X",
+@click.option("--hbr-m", type=_finite(min=0), default=None, metavar="X",
               help="Combined hard-body radius in metres (default: the CDM's own, e.g. CARA's "
                    "'COMMENT HBR = 10 [m]', else --hbr-table).")
 @click.option("--hbr-table", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -263,10 +283,10 @@ def pc_command(cdms, hbr_m, hbr_table, method, out):
 
 @main.command("correlate")
 @_store_option()
-@click.option("--gate-arcmin", default=30.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--gate-arcmin", default=30.0, show_default=True, type=_finite(min=0),
               help="Angular gate: the best object closer than this is assigned, else UCT.")
 @click.option("--max-age-days", default=30.0, show_default=True,
-              type=click.FloatRange(min=0), help="Use no element set farther than this in "
+              type=_finite(min=0), help="Use no element set farther than this in "
               "epoch from the observation.")
 @click.option("--sensors", "sensor_files", multiple=True, metavar="FILE",
               type=click.Path(exists=True, dir_okay=False),
@@ -301,11 +321,15 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
 @_store_option(required=False)
 @click.option("--start", default=None, metavar="ISO-8601",
               help="Window start, UTC (e.g. 2026-03-09T18:00:00Z); default: now.")
-@click.option("--days", default=7.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Window length in days.")
+@click.option("--days", default=7.0, show_default=True,
+              type=_finite(min=0, min_open=True, max=MAX_DAYS), help="Window length in days.")
 @click.option("--threshold-km", default=5.0, show_default=True,
-              type=click.FloatRange(min=0, min_open=True),
+              type=_finite(min=0, min_open=True, max=1000),
               help="Report every pair closer than this.")
+@click.option("--max-epoch-gap-days", default=MAX_EPOCH_GAP_DAYS, show_default=True,
+              type=_finite(min=0, min_open=True),
+              help="Exclude element sets whose epoch is farther than this from the window "
+                   "(listed with the gap in the run's exclusions).")
 @click.option("--primary", default="", metavar="ID,...",
               help="Screen only these NORAD numbers against everything (default: all-vs-all).")
 @click.option("--out", default=None, metavar="FILE.parquet", type=click.Path(dir_okay=False),
@@ -314,7 +338,7 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
               help="Processes to use (default: every local core).")
 @_dask_option("the time slices instead of local processes")
 @_formats_dir_option()
-@click.option("--hbr-m", "screen_hbr_m", type=click.FloatRange(min=0), default=None,
+@click.option("--hbr-m", "screen_hbr_m", type=_finite(min=0), default=None,
               metavar="X", help="Combined hard-body radius in metres for max_pc (and pc) of "
               "events no CDM or --hbr-table covers (default: 10).")
 @click.option("--hbr-table", "screen_hbr_table", default=None, metavar="FILE.csv",
@@ -322,8 +346,8 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
               help="CARA's per-object HBR table (HBR_Mass_Estimates_*.csv): the combined HBR "
                    "is the sum of both objects' where both are listed.")
 @_markings_option()
-def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, dask_address,
-           formats_dirs=(), screen_hbr_m=None, screen_hbr_table=None):
+def screen(inputs, store_dir, start, days, threshold_km, max_epoch_gap_days, primary, out,
+           workers, dask_address, formats_dirs=(), screen_hbr_m=None, screen_hbr_table=None):
     """Screen element sets for close approaches (all-vs-all, or --primary against all).
 
     INPUT are element-set files in any format `ssafuse formats` lists; without INPUT the
@@ -354,7 +378,7 @@ def screen(inputs, store_dir, start, days, threshold_km, primary, out, workers, 
             dask=dask_address, hbr_m=screen_hbr_m, hbr_table=screen_hbr_table, out=out,
             now=now, progress=_slice_progress(),
             on_refused=lambda uri, why: click.echo(f"REFUSED {uri}: {why}", err=True),
-            formats_dirs=formats_dirs)
+            formats_dirs=formats_dirs, max_epoch_gap_days=max_epoch_gap_days)
     except NothingToScreen as e:
         raise click.UsageError(str(e)) from None
     st = run.result.stats

@@ -12,7 +12,11 @@
     out/report.html            its report
     out/summary.txt            its plain-text summary
     out/export.json            partner, run, the rule, and counts: exported, recomputed and
-                               withheld per table
+                               withheld per table; ``written``: every file above it wrote
+
+``out`` may be any folder: an export writes the files above and removes only files the
+previous export there listed in its ``written`` (and does not write again), never anything
+else, a user's files and subfolders included (:func:`ssafuse.writers.remove_stale`).
 
 Everything in it is computed from the records releasable to the partner only: its catalogue
 holds, per object, the best element set among those it may receive; its conjunctions are what
@@ -60,7 +64,8 @@ from .schema import CATALOGUE, CONJUNCTIONS, ELEMENTS, EXCLUDED
 from .store import Store
 from .tearline import PartnerView, partner_views
 from .timeutil import parse_iso
-from .writers import DEFAULT_EXPORT_FORMATS, check_formats, write_formats
+from .writers import (CDM_LISTING, DEFAULT_EXPORT_FORMATS, check_formats, files_of,
+                      remove_stale, write_formats)
 
 _CODE = re.compile(r"^[A-Z]{3,4}$")
 #: The keys of a run's ``run.json`` a partner's export keeps (its report needs them).
@@ -92,6 +97,9 @@ class ExportResult:
     #: per file written in a format other than Parquet and CDM (:func:`ssafuse.writers.
     #: write_formats`): its format, records written, records refused and why
     files: dict = field(default_factory=dict)
+    #: ``{"cdms": {event key: why}}``: CDMs of the partner's events the strict writer refused
+    #: (:func:`ssafuse.jobs.assess_events`); those events keep their Pc
+    refused: dict = field(default_factory=dict)
 
 
 def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike, *,
@@ -134,7 +142,9 @@ def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: 
         start=info["window_start"], days=float(info["days"]),
         threshold_km=float(info["threshold_km"]), primaries=settings.get("screen_primaries", []),
         precedence=settings.get("precedence", []),
-        disagree_km=float(settings.get("disagree_km", 5.0)), workers=workers, dask=dask)
+        disagree_km=float(settings.get("disagree_km", 5.0)), workers=workers, dask=dask,
+        epoch_settings={k: settings[k] for k in ("max_epoch_gap_days", "disagree_max_gap_days")
+                        if k in settings})
     cdms = store.table("cdms")
     assessed = _read(run_dir, "conjunctions.parquet", CONJUNCTIONS)
     out = {}
@@ -190,19 +200,21 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
     settings = info["tearline"]
     report = info.get("report") or {}
     out_dir.mkdir(parents=True, exist_ok=True)
+    previous = _list_ahead(out_dir, _planned(formats, with_report))
     created = parse_iso(info["created"])
     pc_settings = dict(settings.get("pc") or {})
     if "cdm" not in formats:
         pc_settings["write_cdms"] = "none"
-    conj, links = assess_events(view.screened, view.catalogue, pc_settings,
-                                out_dir / "cdm", creation_date=created,
-                                cdms=cdms, primaries=info.get("primaries") or [],
-                                top=report.get("top", 20),
-                                assessed=assessed)
+    done = assess_events(view.screened, view.catalogue, pc_settings, out_dir / "cdm",
+                         creation_date=created, cdms=cdms,
+                         primaries=info.get("primaries") or [], top=report.get("top", 20),
+                         assessed=assessed)
+    conj, links = done
     conj, leaked = mk.split(conj, code)  # a safety net: nothing above may fail it
     if leaked:
         raise SsafuseError(f"export to {code}: {leaked} events not releasable to it")
-    res = ExportResult(code, out_dir, shared_view_with=sorted(set(view.codes) - {code}))
+    res = ExportResult(code, out_dir, shared_view_with=sorted(set(view.codes) - {code}),
+                       refused={"cdms": done.refused})
     full = _count_rows(run_dir)
     res.exported = {"conjunctions": conj.num_rows, "catalogue": view.catalogue.num_rows,
                     "excluded": view.excluded.num_rows, "cdms": len(links)}
@@ -232,12 +244,66 @@ def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_di
                                                                       out_dir)))
     if with_report:
         res.marking = write_report(out_dir, out_dir, release_to=code).marking
+    _finish(res, info, view, formats, previous, with_report, links)
+    return res
+
+
+def _finish(res: ExportResult, info: dict, view: PartnerView, formats, previous: list[str],
+            with_report: bool, links: dict) -> None:
+    """Remove what the previous export wrote and this one did not (only that), then write
+    ``export.json``: the counts, and ``written``, every file this export wrote."""
+    out_dir = res.out_dir
+    written = sorted(set(_planned(formats, with_report)) | set(links.values())
+                     | ({f"cdm/{CDM_LISTING}"} if (out_dir / "cdm" / CDM_LISTING).exists()
+                        else set()))
+    remove_stale(out_dir, previous, written)
     write_json(out_dir / "export.json", {
-        "run_id": info["run_id"], "release_to": code, "rule": mk.RELEASE_RULE,
+        "run_id": info["run_id"], "release_to": res.release_to, "rule": mk.RELEASE_RULE,
         "exported": res.exported, "withheld": res.withheld, "recomputed": res.recomputed,
         "screened_again": view.counts["screened_again"], "marking": res.marking,
-        "formats": list(formats), "files": res.files})
-    return res
+        "formats": list(formats), "files": res.files, "refused": res.refused,
+        "written": written})
+
+
+#: The files every export writes (besides the report, its format files and CDMs).
+_ALWAYS = ("conjunctions.parquet", "catalogue.parquet", "excluded.parquet", "run.json")
+
+
+def _planned(formats, with_report: bool) -> list[str]:
+    """The files an export of ``formats`` writes besides its CDMs and ``export.json``."""
+    return [*_ALWAYS, *(("report.html", "summary.txt") if with_report else ()),
+            *files_of(formats)]
+
+
+def previous_export(out_dir: Path) -> tuple[dict, list[str]]:
+    """The ``export.json`` of an earlier export into ``out_dir`` (``{}`` without one) and the
+    files it lists as written there: its ``written``, else (written before it was kept) its
+    format files, the files every export writes and, in ``cdm/``, its ``run.json``'s CDM
+    links."""
+    try:
+        old = json.loads((out_dir / "export.json").read_text())
+    except (OSError, ValueError):
+        return {}, []
+    if not isinstance(old, dict):
+        return {}, []
+    if isinstance(old.get("written"), list):
+        return old, [n for n in old["written"] if isinstance(n, str)]
+    files = old.get("files") if isinstance(old.get("files"), dict) else {}
+    names = [n for name, f in files.items()
+             for n in (name, f.get("sidecar") if isinstance(f, dict) else None) if n]
+    return old, [*_ALWAYS, "report.html", "summary.txt", *names]
+
+
+def _list_ahead(out_dir: Path, planned: list[str]) -> list[str]:
+    """What an earlier export wrote into ``out_dir`` (:func:`previous_export`). Before this
+    one writes a file the earlier one did not, ``export.json`` lists both, so an export
+    killed part-way leaves no file of ours unlisted (its CDMs: the CDM folder's own
+    listing)."""
+    old, previous = previous_export(out_dir)
+    if set(planned) - set(previous):
+        write_json(out_dir / "export.json", dict(old, written=sorted(set(previous) |
+                                                                     set(planned))))
+    return previous
 
 
 def _reusable_assessed(full: pa.Table, view: PartnerView, code: str,

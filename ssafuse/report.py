@@ -12,7 +12,19 @@ records accepted / rejected per feed, objects, excluded objects, events by miss-
 the top events by Pc (``pc``, else ``max_pc``) and by miss distance (co-located pairs listed
 apart); a section per primary; what changed since the previous run; plots (miss distance
 against TCA, distribution of miss distances, events per orbital regime); a link to each listed
-event's CDM where the run wrote one.
+event's CDM where the run wrote one; the objects whose sources disagree (the worst ``top``,
+with each element set's age); how old the screened objects' element sets are at the window
+start (:data:`AGE_DAYS`) and the excluded objects counted by reason.
+
+**Text from feeds** (names, reasons, file names) reaches neither file raw: every control
+character is written as a visible escape (:func:`ssafuse.writers.visible`, applied to every
+value the template prints and to every line of the summary), so a name holding a NUL, a
+line break or an escape sequence cannot hide, forge or break a line.
+
+**Sources that disagree** describe every element set of the object, not only the chosen
+one: each row carries the catalogue row's combined ``sources_marking``, counts in the
+banner, and is left out of a partner's view unless both that and the chosen element set's
+marking may go to the partner.
 
 **Changes.** Events of this run and the previous one are matched by object pair and TCA within
 ``change_tolerance_s`` (default 60 s). *New*: no match. *Closer*: matched, and the miss distance
@@ -38,19 +50,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import markings as mk
-from .constants import EARTH_RADIUS_KM, MU_KM3_S2, NS_PER_S, SECONDS_PER_DAY
+from .constants import EARTH_RADIUS_KM, MU_KM3_S2, NS_PER_DAY, NS_PER_S, SECONDS_PER_DAY
 from .files import atomic_write_bytes
 from .runs import event_keys
-from .schema import CATALOGUE, CONJUNCTIONS
-from .timeutil import iso_ms
+from .schema import CATALOGUE, CONJUNCTIONS, conform
+from .timeutil import iso_ms, to_ns
+from .writers import visible
 
 _BANNER_CLASS = {"UNCLASSIFIED": "u", "RESTRICTED": "r", "CONFIDENTIAL": "c", "SECRET": "s",
                  "TOP SECRET": "ts"}
+#: Element-set ages (days before the window start) the report counts the screened objects by.
+AGE_DAYS = (3, 7, 14, 30)
 
 
 @dataclass
@@ -264,6 +280,8 @@ class _RunRecords:
     previous: pa.Table | None  # the previous run's conjunctions
     feeds: list[dict]
     exports: list[dict] = field(default_factory=list)  # partner exports (operator's report)
+    #: catalogue rows whose sources disagree, the report may show (a partner's: releasable)
+    disagreements: pa.Table | None = None
 
 
 def build_report(run_dir: str | os.PathLike, *, release_to: str | None = None) -> Report:
@@ -286,7 +304,7 @@ def build_report(run_dir: str | os.PathLike, *, release_to: str | None = None) -
 def _read_run(run_dir: Path) -> _RunRecords:
     info = json.loads((run_dir / "run.json").read_text())
     conj = pq.read_table(run_dir / "conjunctions.parquet").cast(CONJUNCTIONS)
-    cat = pq.read_table(run_dir / "catalogue.parquet").cast(CATALOGUE)
+    cat = _read_catalogue(run_dir / "catalogue.parquet")
     excl = pq.read_table(run_dir / "excluded.parquet") if (run_dir / "excluded.parquet").exists() \
         else None
     prev = None
@@ -299,7 +317,26 @@ def _read_run(run_dir: Path) -> _RunRecords:
     if p is not None and p.exists():
         prev = pq.read_table(p).cast(CONJUNCTIONS)
     return _RunRecords(info, conj, cat, excl, prev, list(info.get("feeds") or []),
-                       _partner_exports(run_dir))
+                       _partner_exports(run_dir), _disagreeing(cat))
+
+
+def _disagreeing(cat: pa.Table) -> pa.Table:
+    """The catalogue rows whose sources disagree (``sources_disagree``), with the column
+    ``disagreement_epoch`` when the catalogue has it."""
+    flag = [bool(x) for x in cat["sources_disagree"].to_pylist()]
+    return cat.filter(pa.array(flag, pa.bool_())) if cat.num_rows else cat
+
+
+def _read_catalogue(path: Path) -> pa.Table:
+    """A run's catalogue in the ``catalogue`` schema, with its ``disagreement_epoch`` column
+    (the epoch of the other source's element set compared) when it has one and the schema
+    does not yet."""
+    raw = pq.read_table(path)
+    cat = conform(raw, CATALOGUE)
+    if "disagreement_epoch" not in raw.column_names or "disagreement_epoch" in CATALOGUE.names:
+        return cat
+    return cat.append_column("disagreement_epoch", raw["disagreement_epoch"].cast(
+        pa.timestamp("ns", tz="UTC")))
 
 
 def _partner_exports(run_dir: Path) -> list[dict]:
@@ -329,7 +366,16 @@ def _tear_line(run: _RunRecords, code: str) -> tuple[_RunRecords, dict]:
         excl, withheld["excluded"] = mk.split_excluded(excl, cat)
     feeds = [f for f in run.feeds if _feed_releasable(f, code)]
     withheld["feeds"] = len(run.feeds) - len(feeds)
-    return _RunRecords(run.info, conj, cat, excl, prev, feeds), withheld
+    dis = run.disagreements
+    if dis is not None and dis.num_rows:
+        # a row speaks of every element set of the object: its sources' marking must go too
+        ok = [a and mk.exportable(c, r, code) for a, c, r in zip(
+            mk.releasable_mask(dis, code), dis["sources_classification"].to_pylist(),
+            dis["sources_releasable_to"].to_pylist())]
+        dis = dis.filter(pa.array(ok, pa.bool_()))
+        if run.disagreements.num_rows - dis.num_rows:
+            withheld["disagreements"] = run.disagreements.num_rows - dis.num_rows
+    return _RunRecords(run.info, conj, cat, excl, prev, feeds, disagreements=dis), withheld
 
 
 def _feed_releasable(feed: dict, code: str) -> bool:
@@ -350,7 +396,9 @@ def _context(run: _RunRecords, release_to: str | None, withheld: dict) -> dict:
     regimes = _regimes(conj, cat)
     sel = selections(conj, info.get("primaries") or [], top)
     changes, gone_triples = _changes(run, keys, links, top)
-    marking = _overall(run, gone_triples)
+    start_ns = to_ns(info["window_start"])
+    disagree, disagree_triples = _disagreement_rows(run.disagreements, start_ns, top)
+    marking = _overall(run, gone_triples + disagree_triples)
     return {
         "title": settings.get("title", "ssafuse report"),
         "info": info, "release_to": release_to, "withheld": withheld,
@@ -359,6 +407,10 @@ def _context(run: _RunRecords, release_to: str | None, withheld: dict) -> dict:
         "objects": cat.num_rows,
         "excluded": run.excluded.num_rows if run.excluded is not None else 0,
         "excluded_rows": _excluded_rows(run.excluded, 50),
+        "excluded_by_reason": _excluded_by_reason(run.excluded),
+        "ages": _ages(cat, run.excluded, start_ns),
+        "disagree": disagree,
+        "disagree_count": run.disagreements.num_rows if run.disagreements is not None else 0,
         "events": conj.num_rows, "co_located": int(co.sum()),
         "bands": _band_rows(conj, bands, threshold),
         "by_pc": _rows(conj, sel["by_pc"], links, keys),
@@ -374,6 +426,82 @@ def _context(run: _RunRecords, release_to: str | None, withheld: dict) -> dict:
         "files": info.get("files") or {},
         "top": top,
     }
+
+
+def _age_days(epoch_ns, start_ns: int) -> float | None:
+    return None if epoch_ns is None else (start_ns - int(epoch_ns)) / NS_PER_DAY
+
+
+def _disagreement_rows(dis: pa.Table | None, start_ns: int, top: int) -> tuple[list, list]:
+    """The objects whose sources disagree, worst (largest distance) first, at most ``top``:
+    object, name, distance, the chosen source and its element set's age (days before the
+    window start), the other source and its age (when the catalogue says which epoch it
+    compared, ``disagreement_epoch``), and the combined marking of the object's element
+    sets; with those rows' marking triples for the banner."""
+    if dis is None or not dis.num_rows:
+        return [], []
+    km = np.array([np.nan if x is None else x for x in dis["max_disagreement_km"].to_pylist()],
+                  dtype=float)
+    ids = np.asarray(dis["object_id"].to_pylist(), dtype=np.int64)
+    order = np.lexsort((ids, -np.nan_to_num(km, nan=-np.inf)))[:top]
+    part = dis.take(pa.array(order, pa.int64()))
+    other = part["disagreement_epoch"].cast(pa.int64()).to_pylist() \
+        if "disagreement_epoch" in part.column_names else [None] * part.num_rows
+    rows = []
+    for r, epoch, other_epoch in zip(part.to_pylist(), part["epoch"].cast(pa.int64()).to_pylist(),
+                                     other):
+        rows.append({"id": r["object_id"], "name": r["object_name"],
+                     "km": r["max_disagreement_km"], "source": r["source"],
+                     "age_days": _age_days(epoch, start_ns),
+                     "other_source": r["disagreement_source"],
+                     "other_age_days": _age_days(other_epoch, start_ns),
+                     "marking": r["sources_marking"]})
+    triples = list(zip(part["sources_classification"].to_pylist(),
+                       part["sources_releasable_to"].to_pylist(),
+                       part["sources_marking"].to_pylist()))
+    return rows, triples
+
+
+def _ages(cat: pa.Table, excl: pa.Table | None, start_ns: int) -> dict:
+    """How many screened objects (the catalogue's, less those excluded from the window
+    start) have an element set older than each of :data:`AGE_DAYS` at the window start."""
+    out_from_start = set()
+    if excl is not None and excl.num_rows:
+        frm = excl["excluded_from"].cast(pa.int64()).to_pylist()
+        out_from_start = {i for i, f in zip(excl["object_id"].to_pylist(), frm)
+                          if f is not None and f <= start_ns}
+    age = np.array([(start_ns - e) / NS_PER_DAY for i, e in zip(
+        cat["object_id"].to_pylist(), cat["epoch"].cast(pa.int64()).to_pylist())
+        if i not in out_from_start and e is not None], dtype=float)
+    return {"screened": int(age.size),
+            "rows": [{"days": d, "count": int(np.sum(age > d))} for d in AGE_DAYS]}
+
+
+def _excluded_by_reason(excl: pa.Table | None) -> list[dict]:
+    """Excluded objects counted per error code, most first; each code's reason as the rows
+    state it, or, when they differ in details (an epoch, a gap in days), the words they
+    share with ``...`` for the rest."""
+    if excl is None or not excl.num_rows:
+        return []
+    groups: dict[int, list[str]] = {}
+    for code, reason in zip(excl["error_code"].to_pylist(), excl["reason"].to_pylist()):
+        groups.setdefault(int(code), []).append(reason or "")
+    rows = [{"code": code, "reason": _common_words(reasons), "count": len(reasons)}
+            for code, reasons in groups.items()]
+    return sorted(rows, key=lambda r: (-r["count"], r["code"]))
+
+
+def _common_words(texts: list[str]) -> str:
+    """The one text when all are equal; else the whole words they all start and end with,
+    ``...`` between."""
+    distinct = sorted(set(texts))
+    if len(distinct) == 1:
+        return distinct[0]
+    head = os.path.commonprefix(distinct)
+    tail = os.path.commonprefix([t[::-1] for t in distinct])[::-1]
+    head = head[:head.rfind(" ") + 1] if " " in head else ""
+    tail = tail[tail.find(" "):] if " " in tail else ""
+    return (head.strip() + " ... " + tail.strip()).strip()
 
 
 def _regimes(conj: pa.Table, cat: pa.Table) -> list[str]:
@@ -458,8 +586,17 @@ def _overall(run: _RunRecords, gone_triples: list) -> mk.Marking:
 def _render(ctx: dict) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("ssafuse", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             finalize=_finalize)
+    env.filters["visible"] = visible
     return env.get_template("report.html.j2").render(**ctx)
+
+
+def _finalize(value):
+    """Every value the template prints, before autoescaping: text with its control
+    characters made visible (:func:`ssafuse.writers.visible`); markup the template built
+    (a macro's output) as it is, its values having passed here already."""
+    return value if isinstance(value, markupsafe.Markup) else visible(value)
 
 
 def _excluded_rows(excl, limit):
@@ -485,6 +622,17 @@ def _text(ctx) -> str:
                    f"accepted {f['accepted']:>7}  rejected {f['rejected']:>6}")
     out.append(f"objects {ctx['objects']}, excluded {ctx['excluded']}; events {ctx['events']} "
                f"({ctx['co_located']} co-located pairs)")
+    ages = ctx["ages"]
+    out.append("element sets older than " + ", ".join(
+        f"{a['days']} d: {a['count']}" for a in ages["rows"])
+        + f" (of {ages['screened']} screened objects, at the window start)")
+    if ctx["excluded_by_reason"]:
+        out.append("excluded by reason: " + "; ".join(
+            f"{r['count']} {r['reason']}" for r in ctx["excluded_by_reason"]))
+    if ctx["disagree_count"]:
+        worst = ctx["disagree"][0]
+        out.append(f"sources disagree on {ctx['disagree_count']} objects (worst "
+                   f"{worst['id']}: {worst['km'] or 0:.1f} km)")
     out.append("events by miss distance: " + ", ".join(
         f"{b['label']}: {b['count']}" for b in ctx["bands"]))
     for r in ctx["by_miss"][:5]:
@@ -500,7 +648,7 @@ def _text(ctx) -> str:
                    f"({e['recomputed'].get('conjunctions', 0)} recomputed), "
                    f"{e['withheld'].get('conjunctions', 0)} withheld")
     out.append(ctx["marking"])
-    return "\n".join(out) + "\n"
+    return "\n".join(visible(line) for line in out) + "\n"
 
 
 def write_report(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,

@@ -62,13 +62,19 @@ def partner_views(elements: pa.Table, codes: Iterable[str], *, catalogue: pa.Tab
                   screened: pa.Table, excluded: pa.Table, start, days: float,
                   threshold_km: float, primaries: Sequence[int] = (),
                   precedence: Sequence[str] = (), disagree_km: float = 5.0,
-                  workers: int | None = None, dask=None) -> dict[str, PartnerView]:
+                  workers: int | None = None, dask=None,
+                  epoch_settings: dict | None = None) -> dict[str, PartnerView]:
     """Each partner's :class:`PartnerView` of a run.
 
     ``elements``: every element set the run's catalogue was built from; ``catalogue``,
     ``screened`` (conjunctions before assessment) and ``excluded``: the full run's; the
-    screening and catalogue settings are the run's. Partners with the same releasable
-    element sets get the same view object."""
+    screening and catalogue settings are the run's, ``epoch_settings`` included
+    (``max_epoch_gap_days`` for the screening, ``disagree_max_gap_days`` for the catalogue,
+    each passed only when given, so the view is built as the run was). Partners with the
+    same releasable element sets get the same view object."""
+    epoch = dict(epoch_settings or {})
+    screen_epoch = {k: epoch[k] for k in ("max_epoch_gap_days",) if k in epoch}
+    catalogue_epoch = {k: epoch[k] for k in ("disagree_max_gap_days",) if k in epoch}
     by_mask: dict[str, PartnerView] = {}
     out: dict[str, PartnerView] = {}
     for code in codes:
@@ -81,8 +87,9 @@ def partner_views(elements: pa.Table, codes: Iterable[str], *, catalogue: pa.Tab
             view = by_mask[key] = _view(
                 elements.filter(pa.array(mask, pa.bool_())), catalogue, screened, excluded,
                 dict(start=start, days=days, threshold_km=threshold_km,
-                     primaries=list(primaries) or None, workers=workers, dask=dask),
-                precedence, disagree_km)
+                     primaries=list(primaries) or None, workers=workers, dask=dask,
+                     **screen_epoch),
+                precedence, dict(disagree_km=disagree_km, **catalogue_epoch))
             view.counts["seconds"] = round(time.perf_counter() - t0, 3)
         view.codes = (*view.codes, code)
         out[code] = view
@@ -90,9 +97,9 @@ def partner_views(elements: pa.Table, codes: Iterable[str], *, catalogue: pa.Tab
 
 
 def _view(elements: pa.Table, full_cat: pa.Table, screened: pa.Table, excluded: pa.Table,
-          screen_args: dict, precedence, disagree_km) -> PartnerView:
+          screen_args: dict, precedence, catalogue_args: dict) -> PartnerView:
     """One view (see the module docstring)."""
-    cat = build_catalogue(elements, precedence=precedence, disagree_km=disagree_km)
+    cat = build_catalogue(elements, precedence=precedence, **catalogue_args)
     full_ids = full_cat["object_id"].to_pylist()
     full_set = dict(zip(full_ids, _identities(full_cat)))
     mine = dict(zip(cat["object_id"].to_pylist(), _identities(cat)))

@@ -19,12 +19,25 @@ CDM 2.0's ``CLASSIFICATION``), the CSV files in a first banner line (``# CLASSIF
 ...``, the marking over all their rows), the TLE file in its sidecar (a TLE line has no place
 for it). A record a format cannot hold (an object number above Alpha-5's 339999 as a TLE) is
 refused with its reason and counted, never truncated. Every file is written atomically.
+
+**Text fields** reach no file raw when they hold control characters (a hostile feed's
+``"EVIL\\nCOLLISION_PROBABILITY = 0.99"``): :func:`visible` writes each such character as a
+visible escape (``\\n``, ``\\x00``, ``\\u2028``) in the CSV files and the report; the strict
+OMM, TLE and CDM writers refuse the record instead, and count it.
+
+**What may be removed.** ssafuse writes into a folder a user names (``ssafuse export --out
+DIR``), so it removes only files it listed as written there before (the previous
+``export.json``'s ``written``, a CDM folder's :data:`CDM_LISTING`) and does not write now
+(:func:`remove_stale`): never a user's file, a subfolder, or a file it cannot show it wrote.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import os
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,7 +49,8 @@ from .formats.ccsds import omm_write
 from .timeutil import format_epoch, to_ns
 
 __all__ = ["EXPORT_FORMATS", "DEFAULT_EXPORT_FORMATS", "FILES", "DESCRIPTIONS", "check_formats",
-           "write_formats", "conjunctions_csv", "socrates_csv", "SOCRATES_COLUMNS"]
+           "write_formats", "conjunctions_csv", "socrates_csv", "SOCRATES_COLUMNS", "visible",
+           "files_of", "remove_stale", "CDM_LISTING", "read_listing"]
 
 #: What a partner may ask for, in the order they are written: ``format -> (file,
 #: description)`` (``ssafuse formats`` prints it).
@@ -86,6 +100,99 @@ def check_formats(formats) -> tuple[str, ...]:
     return tuple(f for f in EXPORT_FORMATS if f in asked or f == "parquet")
 
 
+def files_of(formats) -> list[str]:
+    """The files the formats of ``formats`` other than parquet and cdm write (with the TLE's
+    marking sidecar), in :data:`EXPORT_FORMATS` order."""
+    out = []
+    for fmt in check_formats(formats):
+        if fmt in FILES:
+            out.append(FILES[fmt])
+            if fmt == "tle":
+                out.append(FILES[fmt] + SIDECAR)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Text that reaches a file: control characters made visible
+# ---------------------------------------------------------------------------------------------
+
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+#: Every character of Unicode category Cc (C0, DEL, C1), the line and paragraph separators
+#: U+2028 / U+2029, the bidirectional overrides and isolates U+202A-U+202E / U+2066-U+2069
+#: (they reorder what a reader sees), and lone surrogates (not encodable as UTF-8).
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                        "\ud800-\udfff]")
+
+
+def _escape(m: re.Match) -> str:
+    c = m.group()
+    if c in _NAMED:
+        return _NAMED[c]
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def visible(value):
+    r"""``value`` with every control character written as a visible escape: ``\t``,
+    ``\n``, ``\r``, else ``\xNN`` (Unicode category Cc) or ``\uNNNN`` (U+2028, U+2029,
+    bidirectional controls, lone surrogates). Anything not a ``str`` is returned as it is
+    (so is text without such characters)."""
+    if not isinstance(value, str) or not _INVISIBLE.search(value):
+        return value
+    return _INVISIBLE.sub(_escape, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# What ssafuse may remove from a folder: only what it listed as written there
+# ---------------------------------------------------------------------------------------------
+
+#: The listing a CDM folder keeps of the files ssafuse wrote into it (hidden: a folder of
+#: CDMs given to ``ssafuse ingest`` skips it).
+CDM_LISTING = ".ssafuse-written.json"
+
+
+def read_listing(path: Path) -> list[str]:
+    """The file names a listing (JSON: ``{"written": [...]}``) or an ``export.json``
+    (its ``written``) holds; ``[]`` when it is absent or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []
+    names = data.get("written") if isinstance(data, dict) else None
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _inside(folder: Path, rel: str) -> Path | None:
+    """``folder / rel`` when ``rel`` is a plain relative path below ``folder`` (no ``..``,
+    not absolute), else ``None``."""
+    norm = os.path.normpath(rel)
+    if (not rel or os.path.isabs(rel) or norm.startswith("..") or norm == "."
+            or "\x00" in rel):
+        return None
+    path = folder / norm
+    try:
+        path.parent.resolve().relative_to(folder.resolve())
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def remove_stale(folder: Path, previous, kept) -> list[str]:
+    """Remove from ``folder`` each file of ``previous`` (paths relative to it, as a listing
+    holds them) that is not in ``kept``, and nothing else: a name outside the folder, a
+    folder, a link or anything not a plain file is left alone. Returns the names removed."""
+    keep = {os.path.normpath(k) for k in kept}
+    gone = []
+    for rel in sorted(set(previous)):
+        if not isinstance(rel, str) or os.path.normpath(rel) in keep:
+            continue
+        path = _inside(Path(folder), rel)
+        if path is None or path.is_symlink() or not path.is_file():
+            continue
+        path.unlink()
+        gone.append(rel)
+    return gone
+
+
 def _iso(value) -> str:
     return format_epoch(to_ns(value)) + "Z"
 
@@ -102,12 +209,13 @@ def _banner(table: pa.Table, floor: pa.Table | None = None) -> str:
 
 
 def _csv_text(header: list[str], rows, banner: str) -> str:
-    """A banner line ``# CLASSIFICATION: ...``, the header, the rows."""
+    """A banner line ``# CLASSIFICATION: ...``, the header, the rows (text fields through
+    :func:`visible`: a field holding a line break or a NUL stays one field of one line)."""
     buf = io.StringIO()
     buf.write(f"# {mk.marking_comment(banner)}\n")
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    w.writerows(rows)
+    w.writerows([visible(v) for v in row] for row in rows)  # one line per row, always
     return buf.getvalue()
 
 
@@ -157,16 +265,22 @@ def socrates_csv(conj: pa.Table, floor: pa.Table | None = None) -> str:
 
 
 def write_formats(out_dir: Path, formats, *, conjunctions: pa.Table, catalogue: pa.Table,
-                  creation_date, originator: str = "SSAFUSE") -> dict[str, dict]:
+                  creation_date, originator: str = "SSAFUSE", previous=()) -> dict[str, dict]:
     """Write the files of ``formats`` other than parquet and cdm (written by the export) into
     ``out_dir``. Returns, per file name, ``{"format", "written", "refused", "reasons"}``:
     records written, records the format cannot hold and why (reason -> count; each writer's
-    refusals are :class:`ssafuse.formats.ccsds.omm_write.Refused`)."""
+    refusals are :class:`ssafuse.formats.ccsds.omm_write.Refused`), and ``"sidecar"`` for
+    the TLE's marking file.
+
+    ``previous``: what an earlier call wrote into ``out_dir`` (its returned dict, or file
+    names): those of its files of formats no longer asked for are removed
+    (:func:`remove_stale`); nothing else in ``out_dir`` is touched."""
+    out_dir = Path(out_dir)
+    if isinstance(previous, dict):
+        previous = [n for name, f in previous.items()
+                    for n in (name, (f or {}).get("sidecar") if isinstance(f, dict) else None)
+                    if n]
     out: dict[str, dict] = {}
-    for fmt, name in FILES.items():   # a format no longer asked for leaves nothing behind
-        if fmt not in formats:
-            for stale in (out_dir / name, out_dir / (name + SIDECAR)):
-                stale.unlink(missing_ok=True)
     for fmt in formats:
         name = FILES.get(fmt)
         if name is None:
@@ -196,4 +310,6 @@ def write_formats(out_dir: Path, formats, *, conjunctions: pa.Table, catalogue: 
                      "reasons": reasons}
         if fmt == "tle":
             out[name]["sidecar"] = name + SIDECAR
+    ours = set(files_of(EXPORT_FORMATS))   # only format files: the caller's others are its own
+    remove_stale(out_dir, [n for n in previous if n in ours], files_of(formats))
     return out

@@ -372,9 +372,10 @@ def test_each_file_states_the_marking_over_its_rows_and_a_new_export_removes_old
     # each OMM states its own row's marking, read back whole by ssafuse's reader
     back = read_file(tmp_path / "catalogue.omm.xml", source="t").elements
     assert back["marking"].to_pylist() == cat["marking"].to_pylist()
-    # the next export asks for CSV only: nothing of the other formats stays behind
+    # the next export asks for CSV only: nothing of the other formats (the files the first
+    # one listed) stays behind
     write_formats(tmp_path, ["csv"], conjunctions=conj, catalogue=cat,
-                  creation_date="2026-03-10T00:00:00Z")
+                  creation_date="2026-03-10T00:00:00Z", previous=files)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conjunctions.csv"]
 
 

@@ -498,11 +498,17 @@ def _assess_stage(ctx: _Run, conj: pa.Table | None,
     cfg, links = ctx.cfg, {}
     with ctx.stage("assess") as st:
         try:
-            conj, links = assess_events(conj, catalogue, cfg.pc, ctx.run_dir / "cdm",
-                                  creation_date=ctx.created, cdms=ctx.store.table("cdms"),
-                                  primaries=cfg.report_primaries,
-                                  top=cfg.report.get("top", 20))
-            st.counts = {"assessed": conj.num_rows, "cdms": len(links)}
+            done = assess_events(conj, catalogue, cfg.pc, ctx.run_dir / "cdm",
+                                 creation_date=ctx.created, cdms=ctx.store.table("cdms"),
+                                 primaries=cfg.report_primaries, top=cfg.report.get("top", 20))
+            conj, links = done.conjunctions, done.links
+            st.counts = {"assessed": conj.num_rows, "cdms": len(links),
+                         "cdms_refused": len(done.refused)}
+            for key, why in done.refused.items():  # the event keeps its Pc; no CDM
+                ctx.result.warnings.append(f"assess: no CDM for event {key}: {why}")
+                _log(logging.WARNING, "assess", ctx.result.warnings[-1])
+            if done.refused:
+                st.status = "warnings"
         except Exception as e:
             ctx.fail(st, e)
         write_parquet(ctx.run_dir / "conjunctions.parquet", conj)
