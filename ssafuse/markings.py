@@ -37,6 +37,7 @@ import os
 import re
 import threading
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -69,6 +70,12 @@ _CODE = re.compile(r"^[A-Z]{3,4}$")
 _TRIGRAPH = re.compile(r"^[A-Z]{3}$")
 _TETRAGRAPH = re.compile(r"^[A-Z]{4}$")
 _REL_TO = re.compile(r"^REL(?:EASABLE)?\s+TO\s+(.+)$")
+#: ``REL TO`` with or without its list (an empty list is an error that says so).
+_REL_TO_ANY = re.compile(r"^REL(?:EASABLE)?\s+TO\b(.*)$")
+#: The longest marking text read; real banner lines are under 200 characters (a REL TO list
+#: of every NATO member is about 160).
+MARKING_MAX = 1000
+_REL_EXAMPLE = "'SECRET//REL TO USA, GBR'"
 _SPACES = re.compile(r"\s+")
 _COLON = re.compile(r"\s*:\s*")
 _HYPHEN = re.compile(r"\s*-\s*")
@@ -449,16 +456,31 @@ def _head(segment: str, eq: Equivalences, text: str) -> tuple[str, list[Handling
         rest = rest[:-len(caveat) - 1].rstrip()
 
 
+def _rel_to_codes(listed: str, text: str) -> tuple[str, ...]:
+    """The country codes of a ``REL TO`` list (``"USA, GBR"``), each checked."""
+    if not listed.strip(" ,"):
+        raise MarkingError(f"REL TO in marking {text!r} lists no country: it needs at least "
+                           f"one country code, e.g. {_REL_EXAMPLE}")
+    items = [c.strip() for c in listed.split(",")]
+    if "" in items:
+        where = ("before the first code" if not items[0] else "after the last code"
+                 if not items[-1] else "between two commas")
+        raise MarkingError(f"REL TO in marking {text!r} has an empty entry {where}; list "
+                           f"country codes separated by ', ', e.g. {_REL_EXAMPLE}")
+    codes = [c for item in items for c in item.split()]
+    bad = [c for c in codes if not _CODE.match(c)]
+    if bad:
+        raise MarkingError(f"REL TO in marking {text!r} must list country trigraphs or "
+                           f"tetragraphs (3 or 4 capital letters) such as 'USA, GBR'; "
+                           f"got {bad}")
+    return tuple(codes)
+
+
 def _token(token: str, eq: Equivalences, text: str, rels: list, controls: list) -> None:
     """One control of a later ``//`` segment, added to ``rels`` / ``controls``."""
-    m = _REL_TO.match(token)
+    m = _REL_TO_ANY.match(token)
     if m:
-        codes = [c.strip() for c in re.split(r"[,\s]+", m.group(1)) if c.strip()]
-        bad = [c for c in codes if not _CODE.match(c)]
-        if bad or not codes:
-            raise MarkingError(f"REL TO in marking {text!r} must list country trigraphs "
-                               f"or tetragraphs such as 'USA, GBR'; got {bad or codes}")
-        rels.append(tuple(codes))
+        rels.append(_rel_to_codes(m.group(1), text))
     elif token in ("NOFORN", "NF"):
         rels.append(())
         controls.append("NOFORN")
@@ -475,19 +497,52 @@ def _token(token: str, eq: Equivalences, text: str, rels: list, controls: list) 
                            + "".join(f", {c}" for c in eq.caveats))
 
 
+def _check_text(text) -> None:
+    """:class:`MarkingError` for text that cannot be a marking whatever the table says: not
+    text, empty, longer than :data:`MARKING_MAX`, or holding a control or format character
+    (NUL, ESC, a line break inside it, U+2028, a bidi override such as U+202E) that would
+    hide or reorder what a reader sees."""
+    if not isinstance(text, str):
+        raise MarkingError(f"a marking is text, got {type(text).__name__} {text!r:.80}")
+    if not text.strip():
+        raise MarkingError(f"empty marking {text!r}")
+    if len(text) > MARKING_MAX:
+        raise MarkingError(f"marking is {len(text)} characters long, more than the "
+                           f"{MARKING_MAX} a marking may be; it starts {text[:60]!r}")
+    inner = text.strip()
+    for i, ch in enumerate(inner):
+        if unicodedata.category(ch) in _CONTROL_CATEGORIES:
+            name = _CONTROL_NAMES.get(ch) or unicodedata.name(ch, "a control character")
+            raise MarkingError(f"marking {text!r} holds control character U+{ord(ch):04X} "
+                               f"({name}) at character {i + 1}; a marking is printable text")
+
+
+#: Unicode categories never in a marking: controls (Cc), format characters (Cf: bidi
+#: overrides, zero-width), line and paragraph separators (Zl, Zp), surrogates, private use
+#: and unassigned code points. Leading and trailing blanks and line ends are stripped first.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+_CONTROL_NAMES = {"\x00": "NUL", "\t": "TAB", "\n": "LINE FEED", "\r": "CARRIAGE RETURN",
+                  "\x1b": "ESC", "\x7f": "DEL"}
+
+
 def _parse(text: str, equivalences: Equivalences | None = None) -> tuple[Marking, bool, bool]:
     """Returns the marking and whether the text stated a level and a releasability (its
     own ``REL TO`` / ``NOFORN``, or one its scheme or caveats imply)."""
-    if not isinstance(text, str) or not text.strip():
-        raise MarkingError(f"empty marking {text!r}")
+    _check_text(text)
     eq = active_equivalences() if equivalences is None else equivalences
     segments = [s.strip() for s in _normalise(text).split("//")]
+    if not segments[0]:
+        raise MarkingError(f"marking {text!r} starts with '//': the classification comes "
+                           f"first, e.g. {_REL_EXAMPLE}; known: {eq.known()}")
     level, implied = _head(segments[0], eq, text)
     rels = [h.releasable_to for h in implied if h.releasable_to is not None]
     controls = [c for h in implied for c in h.controls]
-    for segment in segments[1:]:
+    for i, segment in enumerate(segments[1:], 1):
         if not segment:
-            raise MarkingError(f"empty segment in marking {text!r}")
+            where = ("ends with '//' and nothing after it" if i == len(segments) - 1
+                     else "has an empty segment between two '//'")
+            raise MarkingError(f"marking {text!r} {where}; after each '//' comes a control "
+                               f"such as NOFORN or REL TO ..., e.g. {_REL_EXAMPLE}")
         # Controls of one category are separated by single slashes, and REL TO is one of
         # them (CAPCO banner form "SECRET//ORCON/REL TO USA, GBR").
         for token in (t.strip() for t in segment.split("/")):

@@ -213,8 +213,9 @@ def test_read_file_end_to_end_puts_markings_in_classification_and_releasable_to(
     src[8]["classificationMarking"] = "C"
     path = tmp_path / "partner_udl.json"
     path.write_text(json.dumps(src), encoding="utf-8")
+    # ingested on the sample's day (2026-03-10): an element set cannot postdate its ingest
     result = read_file(path, source="udl", marking="UNCLASSIFIED//REL TO USA, GBR",
-                       ingested_at_ns=0)
+                       ingested_at_ns=1_773_100_800 * 10**9)
     assert result.format == "udl-elset"
     assert result.accepted + result.rejected == result.records_read == len(src)
     assert result.rejects.column("source_record").to_pylist() == [8]
@@ -438,7 +439,7 @@ MUTATION = st.tuples(st.integers(0, len(SAMPLE_SRC) - 1),
                                      + ["classificationMarking"] * 4)
                      | st.sampled_from(KEYS + ["extra"]), JSON_VALUES)
 BASELINE = {r["source_record"]: canonical(r) for r in read_json(udl_format(), SAMPLE_SRC)[0]}
-PROV = Provenance("udl", "udl-elset", "test.json", "0" * 64, 0,
+PROV = Provenance("udl", "udl-elset", "test.json", "0" * 64, 1_773_100_800 * 10**9,  # 2026-03-10
                   mk.parse("UNCLASSIFIED//REL TO USA, GBR"))
 
 

@@ -395,7 +395,8 @@ def test_an_export_made_later_reads_markings_with_the_runs_table(tmp_path):
         f'[[feeds]]\nsource = "partner"\npaths = ["{SAMPLES / "udl_elset_sample.json"}"]\n'
         f'format = "udl-elset"\nmarking = "UNCLASSIFIED//REL TO FVEY"\n'
         f'[screen]\nstart = "2026-03-10T00:00:00Z"\ndays = 0.25\nthreshold_km = 200.0\n'
-        f'workers = 1\n[exports]\nrelease_to = ["AUS"]\n')
+        f'workers = 1\nmax_epoch_gap_days = 365\n'  # (the sample's sets are of 2025-05)
+        f'[exports]\nrelease_to = ["AUS"]\n')
     done = run_cli(cfg)
     assert done.returncode == 0, done.stdout + done.stderr
     rd = run_dir(tmp_path / "store")

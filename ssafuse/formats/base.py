@@ -12,6 +12,8 @@ same element set read from TLE, OMM and CSV gives identical rows.
 
 from __future__ import annotations
 
+import codecs
+import json
 import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator
@@ -102,6 +104,135 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+# --------------------------------------------------------------------------------------------
+# Byte quirks of real feeds, undone in one place for every fixed-width reader (TLE, IOD, UK,
+# RDE): a UTF-8 BOM, CR LF and lone CR line ends, Latin-1 bytes in a UTF-8 file, and Unicode
+# space separators (a no-break space typed or pasted where a blank belongs).
+
+#: The Unicode space separators (general category Zs) other than the ASCII space: U+00A0
+#: NO-BREAK SPACE, U+1680, U+2000..U+200A, U+202F, U+205F and U+3000 (Unicode 15;
+#: ``tests/test_hostile_readers.py`` checks the list against :mod:`unicodedata`).
+SPACE_SEPARATORS = "\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + \
+    "\u202f\u205f\u3000"
+_TO_BLANK = str.maketrans(dict.fromkeys(SPACE_SEPARATORS, " "))
+
+
+def blanks(text: str) -> str:
+    """``text`` with each Unicode space separator (:data:`SPACE_SEPARATORS`) replaced by one
+    ASCII blank: in a fixed-width line columns are characters, so nothing shifts."""
+    return text if text.isascii() else text.translate(_TO_BLANK)
+
+
+def blanks_bytes(line: bytes) -> bytes:
+    """:func:`blanks` for one line of bytes (UTF-8, or Latin-1 when it is not UTF-8); the
+    result is UTF-8. An ASCII line is returned as it is."""
+    if line.isascii():
+        return line
+    return blanks(decode(line)).encode("utf-8")
+
+
+def unify_line_ends(data: bytes, more: bool = False) -> bytes:
+    """``data`` with CR LF and lone CR line ends turned into LF. ``more``: more data follows,
+    so a CR at the very end is left as it is (its LF may start the next block)."""
+    if data.count(b"\r") == data.count(b"\r\n"):
+        return data
+    tail = b""
+    if more and data.endswith(b"\r"):
+        data, tail = data[:-1], b"\r"
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+
+
+def split_lines(text: str) -> list[str]:
+    """``text`` split at LF, CR LF and lone CR, and nowhere else: unlike ``str.splitlines``,
+    a U+2028 LINE SEPARATOR, U+0085 or form feed inside a field (a comment, a name) does
+    not cut its record in two."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def text_lines(data: bytes) -> list[str]:
+    """The lines of a fixed-width feed file's bytes: a UTF-8 BOM removed; lines end at LF,
+    CR LF or a lone CR (nothing else: a Unicode line separator inside a line is not a line
+    end); each line decoded as UTF-8, or Latin-1 when it is not UTF-8 (a stray byte costs
+    nothing); Unicode space separators made blanks (:func:`blanks`). Line ``i`` of the list
+    is line ``i + 1`` of the file."""
+    data = unify_line_ends(data)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[3:]
+    try:
+        lines = data.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        lines = [decode(b) for b in data.split(b"\n")]
+    return [blanks(line) for line in lines]
+
+
+# --------------------------------------------------------------------------------------------
+# JSON, read one way by every JSON reader: nesting is bounded before the parser recurses
+
+#: How deep arrays and objects may nest in a JSON feed. Element-set and observation feeds
+#: nest 2 to 5 levels; Python's parser recurses once per level and fails near 1,000.
+JSON_MAX_DEPTH = 100
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+_NOT_BRACKET_BYTES = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _bracket_depth(brackets: bytes) -> int:
+    if not brackets:
+        return 0
+    codes = np.frombuffer(brackets, np.uint8)
+    return int(np.cumsum(np.where((codes == 91) | (codes == 123), 1, -1)).max())
+
+
+def json_depth(text: str) -> int:
+    """How deep arrays and objects nest in ``text`` (JSON, possibly truncated or invalid).
+    Above :data:`JSON_MAX_DEPTH` exact (brackets inside strings do not count); at or below it
+    an upper bound (they may). Linear time, no recursion."""
+    data = text.encode("utf-8", "surrogatepass")
+    depth = _bracket_depth(data.translate(None, _NOT_BRACKET_BYTES))
+    if depth <= JSON_MAX_DEPTH:
+        return depth  # brackets inside strings can only add depth: exact when none are
+    return _bracket_depth(_NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode("ascii"))
+
+
+def _check_depth(text: str, path, line) -> None:
+    """:class:`FormatError` when ``text`` nests deeper than :data:`JSON_MAX_DEPTH`."""
+    if text.count("[") + text.count("{") <= JSON_MAX_DEPTH:
+        return  # no more openers than the limit: cannot nest deeper (most small texts)
+    depth = json_depth(text)
+    if depth > JSON_MAX_DEPTH:
+        raise _too_deep(depth, path, line)
+
+
+def _too_deep(depth: int | None, path, line) -> FormatError:
+    depth_text = "" if depth is None else f" ({depth} levels)"
+    return FormatError(f"JSON nested deeper than {JSON_MAX_DEPTH} levels{depth_text}; "
+                       "no feed nests that deep", path=path, line=line,
+                       expected=f"arrays and objects nested at most {JSON_MAX_DEPTH} deep")
+
+
+def load_json(text: str, *, path: str | None = None, line: int | None = None):
+    """``json.loads(text)`` for every JSON reader, nesting bounded first: :class:`FormatError`
+    ("JSON nested deeper than N levels", :data:`JSON_MAX_DEPTH`) instead of a
+    ``RecursionError``; :class:`json.JSONDecodeError` (a ``ValueError``) for invalid JSON, as
+    ``json.loads`` raises it."""
+    _check_depth(text, path, line)
+    try:
+        return json.loads(text)
+    except RecursionError:  # pragma: no cover - _check_depth bounds the nesting first
+        raise _too_deep(None, path, line) from None
+
+
+def raw_decode_json(text: str, pos: int = 0):
+    """``json.JSONDecoder().raw_decode(text, pos)``, nesting bounded as :func:`load_json`."""
+    _check_depth(text[pos:], None, None)
+    try:
+        return json.JSONDecoder().raw_decode(text, pos)
+    except RecursionError:  # pragma: no cover - _check_depth bounds the nesting first
+        raise _too_deep(None, None, None) from None
 
 
 _NUMBER = re.compile(r"^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*$")

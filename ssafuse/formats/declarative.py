@@ -47,7 +47,8 @@ from typing import Any, BinaryIO, Iterator
 from .. import markings as mk
 from ..errors import FormatError, MarkingError
 from ..schema import ELEMENT_COLUMNS, ELEMENT_FIELDS, OBSERVATION_COLUMNS, OBSERVATION_FIELDS
-from .base import Batch, Format, Reject, decode, parse_float, parse_int, validate_elements
+from .base import (Batch, Format, Reject, decode, load_json, parse_float, parse_int,
+                   raw_decode_json, split_lines, validate_elements)
 from ..timeutil import parse_epoch
 
 __all__ = ["DescriptionError", "Description", "FieldSpec", "formats", "load", "parse_description",
@@ -484,7 +485,7 @@ def _first_record(desc: Description, text: str):
             return dict.fromkeys(c.strip() for c in line) if line else None
         if desc.container == "jsonl":
             line = text.split("\n", 1)[0]
-            return json.loads(line)
+            return load_json(line)
         if desc.records_key is not None:
             m = re.search(r'"%s"\s*:\s*\[' % re.escape(desc.records_key), text)
             if not text.startswith("{") or m is None:
@@ -496,8 +497,8 @@ def _first_record(desc: Description, text: str):
             return None
         while pos < len(text) and text[pos] in " \t\r\n":
             pos += 1
-        return json.JSONDecoder().raw_decode(text, pos)[0]
-    except (ValueError, RecursionError):
+        return raw_decode_json(text, pos)[0]
+    except ValueError:  # FormatError (nested too deep) is a ValueError too
         return None
 
 
@@ -531,7 +532,9 @@ def _records(desc: Description, stream: BinaryIO, uri: str):
     text = decode(stream.read())
     if desc.container == "json":
         try:
-            doc = json.loads(text)
+            doc = load_json(text, path=uri)  # FormatError when nested too deep to be a feed
+        except FormatError:
+            raise
         except json.JSONDecodeError as e:
             raise FormatError(f"file is not valid JSON: {e.msg}", path=uri, line=e.lineno,
                               expected="a JSON list of objects",
@@ -555,12 +558,15 @@ def _records(desc: Description, stream: BinaryIO, uri: str):
             else:
                 yield i, Reject(i, raw, "record is not a JSON object"), raw
     elif desc.container == "jsonl":
-        for i, line in enumerate(text.splitlines(), 1):
+        for i, line in enumerate(split_lines(text), 1):  # a U+2028 in a string is no end
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except (ValueError, RecursionError) as e:
+                obj = load_json(line)
+            except FormatError as e:  # nested too deep
+                yield i, Reject(i, line, e.message), line
+                continue
+            except ValueError as e:
                 yield i, Reject(i, line, f"line is not valid JSON: {e}"), line
                 continue
             if isinstance(obj, dict):

@@ -38,7 +38,7 @@ from typing import BinaryIO, Iterator
 from ..errors import FormatError
 from ..schema import OBSERVATION_COLUMNS
 from ..constants import NS_PER_DAY
-from .base import Batch, Format, Reject, decode
+from .base import Batch, Format, Reject, blanks, text_lines
 from ..timeutil import days_from_civil, fraction_ns
 
 __all__ = ["IOD_COLUMNS", "UK_COLUMNS", "RDE_COLUMNS", "RDE_HEADER_COLUMNS", "IOD_TEMPLATE",
@@ -353,11 +353,13 @@ def parse_iod_line(line: str, number: int = 1, lenient: bool = False) -> dict:
     ``lenient``: a line whose columns 1-64 (object, site, time, angles) are valid but whose
     optical block (columns 65-80: behaviour, magnitude, flash period) breaks the layout is
     accepted without the optical fields, as satfit and TruSat's own reader take it (site
-    6226 writes ``37 23`` there, for one), and a no-break space (raw, or quoted-printable
-    ``=A0``) reads as a blank. Strict by default, as TruSat's answers are."""
+    6226 writes ``37 23`` there, for one), and quoted-printable ``=A0`` reads as a blank.
+    Strict by default, as TruSat's answers are. Either way a no-break space or another
+    Unicode space separator is the blank it stands for (:func:`.base.blanks`): station 8336
+    writes the designator ``014A\u00a0 \u00a0``."""
     if lenient:
         return _parse_iod_lenient(line, number)
-    line = _iod_text(line)
+    line = _iod_text(blanks(line))
     skip = set()
     if not line[:16].strip():
         skip |= _IOD_OBJECT_FIELDS
@@ -373,11 +375,11 @@ def parse_iod_line(line: str, number: int = 1, lenient: bool = False) -> dict:
 
 
 def _parse_iod_lenient(line: str, number: int) -> dict:
-    """:func:`parse_iod_line` with ``lenient``: no-break spaces read as blanks, and a broken
-    optical block (columns 65-80) dropped when columns 1-64 are valid."""
-    # a no-break space (U+00A0), raw or as quoted-printable ``=A0`` from a mail
-    # gateway (satfit's 90085.txt), stands where a blank belongs
-    line = line.replace("=A0", " ").replace("\u00a0", " ")
+    """:func:`parse_iod_line` with ``lenient``: quoted-printable no-break spaces read as
+    blanks, and a broken optical block (columns 65-80) dropped when columns 1-64 are valid."""
+    # a no-break space as quoted-printable ``=A0`` from a mail gateway (satfit's
+    # 90085.txt) stands where a blank belongs (a raw one is a blank in every reader)
+    line = blanks(line.replace("=A0", " "))
     try:
         return parse_iod_line(line, number)
     except FormatError as e:
@@ -465,8 +467,9 @@ def _iod_optical(rec: dict, f: dict[str, str], line: str) -> None:
 
 
 def parse_uk_line(line: str, number: int = 1) -> dict:
-    """One UK-format line as an observation record; :class:`FormatError` naming the column."""
-    line = line.rstrip("\r\n").rstrip()
+    """One UK-format line as an observation record; :class:`FormatError` naming the column.
+    Unicode space separators are the blanks they stand for (:func:`.base.blanks`)."""
+    line = blanks(line).rstrip("\r\n").rstrip()
     if len(line) > _MAX_COLUMNS:
         raise FormatError(f"UK line is {len(line)} columns long; the layout has 80",
                           expected=UK_TEMPLATE, got=line)
@@ -524,11 +527,9 @@ def parse_uk_line(line: str, number: int = 1) -> dict:
 
 
 def _lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
-    text = decode(stream.read())
-    # lines end at LF (CR LF, CR): a stray Unicode separator inside a line is not a new line
-    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n")
-                                  .split("\n"), 1):
-        yield number, line
+    """``(line number, text)`` of each line, byte quirks undone (BOM, CR LF / CR line ends,
+    Latin-1 bytes, no-break and other Unicode spaces as blanks: :func:`.base.text_lines`)."""
+    return enumerate(text_lines(stream.read()), 1)
 
 
 def _is_record(line: str) -> bool:
@@ -663,7 +664,7 @@ def _rde_record(line: str, number: int, header: dict, day: int) -> dict:
 
 def _identify(parse, head: bytes) -> bool:
     good = 0
-    for line in decode(head).splitlines()[:400]:
+    for line in text_lines(head)[:400]:
         if _is_record(line):
             try:
                 parse(line)
@@ -687,7 +688,7 @@ def identify_uk(head: bytes) -> bool:
 
 def identify_rde(head: bytes) -> bool:
     """A file with an RDE header line followed by a day line."""
-    lines = [ln.rstrip() for ln in decode(head).splitlines() if ln.strip()]
+    lines = [ln.rstrip() for ln in text_lines(head) if ln.strip()]
     return any(_RDE_HEADER.match(a) and len(a) == 20 and _RDE_DAY.match(b)
                for a, b in zip(lines, lines[1:]))
 

@@ -47,7 +47,8 @@ from .. import markings as mk
 from ..errors import FormatError, MarkingError
 from ..constants import NS_PER_DAY
 from .ccsds.omm_write import Refused, row_marking, table_rows
-from .base import Batch, Format, Reject, decode, elements_within_limits, validate_elements
+from .base import (Batch, Format, Reject, blanks_bytes, decode, elements_within_limits,
+                   unify_line_ends, validate_elements)
 from ..timeutil import days_from_civil, epoch_from_year_day
 
 __all__ = ["FORMAT", "LINE1_TEMPLATE", "LINE2_TEMPLATE", "LINE2_WIDE_ECC_TEMPLATE",
@@ -611,23 +612,29 @@ def read(stream: BinaryIO, uri: str) -> Iterator[Batch]:
 
 
 def _line_blocks(stream: BinaryIO) -> Iterator[list[bytes]]:
-    """The lines of ``stream`` (split at ``\n``; a UTF-8 byte order mark removed), a list per
-    block of :data:`BLOCK_BYTES` read."""
+    """The lines of ``stream``, a list per block of :data:`BLOCK_BYTES` read, byte quirks
+    undone as every fixed-width reader undoes them (:mod:`.base`): split at LF, CR LF or a
+    lone CR; a UTF-8 byte order mark removed; in a line that is not ASCII, no-break and other
+    Unicode spaces made blanks (a name line's Latin-1 bytes read as Latin-1, as UTF-8)."""
     carry = b""
     start = True
     while True:
         block = stream.read(BLOCK_BYTES)
         if block:
-            lines = (carry + block).split(b"\n")
+            data = unify_line_ends(carry + block, more=True)
+            lines = data.split(b"\n")
             carry = lines.pop()
         elif carry:
-            lines, carry = [carry], b""
+            data = unify_line_ends(carry)
+            lines, carry = data.split(b"\n"), b""
         else:
             break
         if start and lines:
             if lines[0][:3] == b"\xef\xbb\xbf":
                 lines[0] = lines[0][3:]
             start = False
+        if not data.isascii():
+            lines = [line if line.isascii() else blanks_bytes(line) for line in lines]
         yield lines
 
 
@@ -715,8 +722,8 @@ def identify(head: bytes) -> bool:
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
     lines = []
-    for raw in head.split(b"\n")[:64]:
-        line = raw.rstrip()
+    for raw in unify_line_ends(head).split(b"\n")[:64]:
+        line = blanks_bytes(raw).rstrip()
         if line and line[0] != 35:
             lines.append(line)
         if len(lines) == 3:

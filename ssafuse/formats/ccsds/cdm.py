@@ -47,7 +47,7 @@ from ...errors import FormatError
 from ...files import atomic_write_bytes
 from ...markings import comment_marking
 from ...timeutil import format_epoch, parse_epoch
-from ..base import Batch, Format, Reject
+from ..base import Batch, Format, Reject, split_lines
 
 __all__ = ["Cdm", "KEYWORDS", "VERSIONS", "read", "loads", "read_all", "loads_all", "dumps_kvn",
            "dumps_xml", "write_kvn", "write_xml", "version_needed", "stated_marking",
@@ -299,7 +299,7 @@ def _looks_xml(text: str) -> bool:
 def identify_kvn(head: bytes) -> bool:
     """Whether a file's first bytes look like a KVN CDM (``CCSDS_CDM_VERS =`` first)."""
     text = _decode(head[:4096])
-    for line in text.splitlines():
+    for line in split_lines(text):
         s = line.strip()
         if s:
             return bool(re.match(r"CCSDS_CDM_VERS\s*=", s))
@@ -365,7 +365,7 @@ def _read_kvn(text: str, path: str | None) -> Cdm:
         return {_H: msg.header, _R: msg.relative}.get(sec) if sec != _O else msg.objects[obj_index]
 
     last_block = "header"
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(split_lines(text), start=1):
         s = raw.strip()
         if not s:
             continue

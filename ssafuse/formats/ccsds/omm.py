@@ -36,7 +36,8 @@ from sgp4.alpha5 import from_alpha5
 from ... import markings as mk
 from ...errors import FormatError, MarkingError
 from ...constants import NS_PER_DAY
-from ..base import Batch, Format, Reject, decode, parse_float, parse_int, validate_elements
+from ..base import (Batch, Format, Reject, decode, load_json, parse_float, parse_int,
+                    split_lines, validate_elements)
 from ..safexml import XML_ERRORS, StrictSaxErrors, safe_sax_parser, xml_format_error
 from ...timeutil import days_from_civil, parse_epoch
 
@@ -371,7 +372,7 @@ _KVN_VERS = re.compile(r"CCSDS_([A-Z]+)_VERS")
 
 
 def _identify_kvn(head: bytes) -> bool:
-    for line in decode(head).splitlines():
+    for line in split_lines(decode(head)):
         if not line.strip(_BLANK) or _KVN_COMMENT.match(line):
             continue
         m = _KVN_LINE.fullmatch(line)
@@ -732,9 +733,9 @@ def _read_json(stream: BinaryIO, uri: str) -> Iterator[Batch]:
     """Records of a GP/OMM JSON file: a list of objects (or one object), one per element set."""
     text = decode(stream.read())
     try:
-        doc = json.loads(text)
-    except RecursionError:
-        raise FormatError("JSON nested too deeply to be an element-set list", path=uri) from None
+        doc = load_json(text, path=uri)  # FormatError when nested too deep to be a feed
+    except FormatError:
+        raise
     except json.JSONDecodeError as e:
         raise FormatError(f"JSON does not parse: {e.msg} at line {e.lineno}, column {e.colno}",
                           path=uri, line=e.lineno) from None

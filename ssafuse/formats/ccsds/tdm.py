@@ -65,7 +65,7 @@ from skyfield.api import load
 
 from ...errors import FormatError
 from ...schema import OBSERVATION_COLUMNS
-from ..base import Batch, Format, Reject, decode
+from ..base import Batch, Format, Reject, decode, split_lines
 from ..safexml import XML_ERRORS, StrictSaxErrors, safe_sax_parser, xml_format_error
 from ...timeutil import parse_epoch
 
@@ -260,7 +260,7 @@ def _kvn_item(lineno: int, line: str) -> _Item:
 
 
 def _identify_kvn(head: bytes) -> bool:
-    for line in decode(head).splitlines():
+    for line in split_lines(decode(head)):
         if not line.strip(_BLANK) or _COMMENT.match(line):
             continue
         m = _KVN_LINE.fullmatch(line)
