@@ -52,7 +52,7 @@ from . import markings as mk
 from . import pc as pcmod
 from .constants import NS_PER_S
 from .errors import FormatError
-from .files import atomic_write_bytes, expand_inputs, write_parquet
+from .files import atomic_write_bytes, expand_inputs, open_input, write_parquet
 from .formats.ccsds import cdm as cdm_format
 from .propagate import satrecs, teme_to_gcrs
 from .records import read_file
@@ -699,7 +699,7 @@ def _elements_for_cdms(store, element_files) -> pa.Table:
 
 def _looks_like_cdm(path: str) -> bool:
     try:
-        with open(path, "rb") as fh:
+        with open_input(path) as fh:
             head = fh.read(4096)
     except OSError:
         return False

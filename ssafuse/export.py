@@ -60,7 +60,7 @@ from .files import write_json, write_parquet
 from .jobs import assess_events
 from .report import write_report
 from .runs import event_keys
-from .schema import CATALOGUE, CONJUNCTIONS, ELEMENTS, EXCLUDED
+from .schema import CATALOGUE, CONJUNCTIONS, ELEMENTS, EXCLUDED, conform
 from .store import Store
 from .tearline import PartnerView, partner_views
 from .timeutil import parse_iso
@@ -143,8 +143,10 @@ def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: 
         threshold_km=float(info["threshold_km"]), primaries=settings.get("screen_primaries", []),
         precedence=settings.get("precedence", []),
         disagree_km=float(settings.get("disagree_km", 5.0)), workers=workers, dask=dask,
-        epoch_settings={k: settings[k] for k in ("max_epoch_gap_days", "disagree_max_gap_days")
-                        if k in settings})
+        # a run made before the epoch policy had no limits: its exports keep none
+        epoch_settings={"max_epoch_gap_days": settings.get("max_epoch_gap_days"),
+                        "disagree_max_gap_days": settings.get("disagree_max_gap_days",
+                                                              float("inf"))})
     cdms = store.table("cdms")
     assessed = _read(run_dir, "conjunctions.parquet", CONJUNCTIONS)
     out = {}
@@ -188,7 +190,8 @@ def run_elements(store: Store, settings: dict) -> pa.Table:
 
 def _read(run_dir: Path, name: str, schema: pa.Schema) -> pa.Table:
     path = run_dir / name
-    return pq.read_table(path).cast(schema) if path.exists() else schema.empty_table()
+    # conform: a run written before a column was added still exports
+    return conform(pq.read_table(path), schema) if path.exists() else schema.empty_table()
 
 
 def _export_view(run_dir: Path, info: dict, view: PartnerView, code: str, out_dir: Path,

@@ -348,6 +348,8 @@ def _partner_exports(run_dir: Path) -> list[dict]:
             e = json.loads(p.read_text())
         except (OSError, ValueError):
             continue
+        if not e.get("release_to") or "exported" not in e:
+            continue  # an export that did not finish (its listing only): nothing to show
         out.append({"code": e.get("release_to"), "exported": e.get("exported") or {},
                     "recomputed": e.get("recomputed") or {}, "withheld": e.get("withheld") or {},
                     "marking": e.get("marking"), "files": e.get("files") or {}})

@@ -24,6 +24,7 @@ import re
 import pyarrow as pa
 
 from .errors import FormatError
+from .files import open_input
 from .formats.base import decode, parse_float
 from .schema import SENSORS
 
@@ -48,7 +49,7 @@ def _check_ranges(lat: float, lon: float, path: str, line: int, text: str) -> No
 def read_cospar_sites(path: str | os.PathLike, *, kind: str = "optical") -> pa.Table:
     """A COSPAR site list (``sites.txt``, ``STATIONS.IN``); elevation in metres."""
     path = os.fspath(path)
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         text = decode(fh.read())
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -70,7 +71,7 @@ def read_sensor_csv(path: str | os.PathLike) -> pa.Table:
     """A user's sensor CSV (header: sensor_id, latitude_deg, longitude_deg, altitude_km,
     optional name, kind, owner)."""
     path = os.fspath(path)
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         text = decode(fh.read())
     reader = csv.DictReader(io.StringIO(text))
     need = ("sensor_id", "latitude_deg", "longitude_deg", "altitude_km")
@@ -101,7 +102,7 @@ def read_sensor_csv(path: str | os.PathLike) -> pa.Table:
 
 def read_sensors(path: str | os.PathLike) -> pa.Table:
     """A sensor file of either kind, sniffed from its first line that is not a comment."""
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         head = decode(fh.read(4096))
     first = next((ln for ln in head.splitlines() if ln.strip()
                   and not ln.lstrip().startswith("#")), "")

@@ -329,11 +329,9 @@ def _correlate(raw: dict, resolve, path) -> dict | None:
     if not all(isinstance(p, str) and p for p in sensors):
         raise ConfigError(f"{path}: correlate.sensors takes a path or a list of paths, "
                           f"got {corr['sensors']!r}")
-    out = dict(corr, sensors=[resolve(p) for p in sensors])
-    for key, default, hi in (("gate_arcmin", 30.0, 10800.0), ("max_age_days", 30.0, None)):
-        if key in corr:
-            out[key] = _number(corr, key, default, "correlate", path, lo=0, lo_open=True, hi=hi)
-    return out
+    for key, hi in (("gate_arcmin", 10800.0), ("max_age_days", None)):
+        _number(corr, key, None, "correlate", path, lo=0, lo_open=True, hi=hi)  # (as written)
+    return dict(corr, sensors=[resolve(p) for p in sensors])
 
 
 def _export_formats(exp: dict, path) -> tuple[str, ...]:
@@ -355,8 +353,7 @@ def _pc(raw: dict, resolve, path) -> dict:
     if pc.get("cdm_version", "1.0") not in CDM_VERSIONS:
         raise ConfigError(f"{path}: pc.cdm_version must be '1.0' (CCSDS 508.0-B-1) or '2.0', "
                           f"got {pc['cdm_version']!r}")
-    if "hbr_m" in table:
-        pc["hbr_m"] = _number(table, "hbr_m", None, "pc", path, lo=0, hi=1000.0)
+    _number(table, "hbr_m", None, "pc", path, lo=0, hi=1000.0)  # (kept as written: hashed)
     if "covariance_model" in pc and not isinstance(pc["covariance_model"], dict):
         raise ConfigError(f"{path}: pc.covariance_model must be a table of object types, "
                           f"got {pc['covariance_model']!r}")
