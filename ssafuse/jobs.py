@@ -10,6 +10,7 @@ nothing here prints or reads the clock unless the caller leaves ``now`` out.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -245,7 +246,5 @@ def _replace_cdms(cdm_dir: Path, files: list[tuple[str, bytes]]) -> None:
         write_json(listing, {"written": names})
     elif listing.exists() or previous:
         listing.unlink(missing_ok=True)
-        try:
-            cdm_dir.rmdir()   # only when empty: someone else's files keep it
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # only when empty: someone else's files keep it
+            cdm_dir.rmdir()
