@@ -6,10 +6,12 @@
 ...               cdms=store.table("cdms"))                               # doctest: +SKIP
 >>> write_cdms(conj, catalogue, "out/", creation_date=now)              # doctest: +SKIP
 
-:func:`assess` fills, for every event, ``max_pc`` (Alfano's maximum Pc over the size of an
-isotropic covariance, as SOCRATES reports it: element sets carry no covariance, so this is a
-bound, never a Pc) with ``max_pc_sigma_km`` (the dilution threshold), and ``pc`` /
-``pc_method`` where a covariance is known:
+:func:`assess` fills, for every event, ``max_pc`` (Alfano's maximum Pc over the size and
+orientation of a covariance of SOCRATES's shape, as SOCRATES reports it: element sets carry no
+covariance, so this is a bound, never a Pc) with ``max_pc_sigma_km`` (the dilution threshold),
+``max_pc_isotropic`` (the same over an isotropic covariance, always the smaller), ``attached``
+for vehicles docked to a station (:mod:`ssafuse.attached`: no Pc or max Pc for them), and
+``pc`` / ``pc_method`` where a covariance is known:
 
 1. a CDM in the ``cdms`` table for the same pair (either order) with its TCA within
    ``tca_tolerance_s``: Foster's 2-D Pc from that CDM's states and covariances, exactly as
@@ -50,6 +52,7 @@ import pyarrow.parquet as pq
 
 from . import markings as mk
 from . import pc as pcmod
+from .attached import attached_groups
 from .constants import NS_PER_S
 from .errors import FormatError
 from .files import atomic_write_bytes, expand_inputs, open_input, write_parquet
@@ -241,7 +244,8 @@ def _assumed_cov_rtn_m2(sigmas_km) -> np.ndarray:
 
 def assess(conjunctions: pa.Table, *, hbr_m: float | None = DEFAULT_HBR_M,
            hbr_table=None, elements: pa.Table | None = None, cdms: pa.Table | None = None,
-           covariance_model: dict | None = None, tca_tolerance_s: float = 60.0) -> pa.Table:
+           covariance_model: dict | None = None, tca_tolerance_s: float = 60.0,
+           max_pc_method: str = "socrates", complexes: dict | None = None) -> pa.Table:
     """The conjunctions (schema ``conjunctions``) with ``max_pc``, ``max_pc_sigma_km``,
     ``hbr_m``, ``hbr_source`` for every event and ``pc`` / ``pc_method`` where a covariance is
     known (see the module docstring for the rules).
@@ -252,6 +256,13 @@ def assess(conjunctions: pa.Table, *, hbr_m: float | None = DEFAULT_HBR_M,
     the events were screened from (needed for ``covariance_model``: SGP4 states at TCA and the
     ``object_type`` of each object). ``cdms``: the store's ``cdms`` table. ``covariance_model``:
     ``{object_type: (sigma_r_km, sigma_t_km, sigma_n_km)}``, key ``'*'`` for any other type.
+    ``max_pc_method``: ``'socrates'`` (default: :func:`ssafuse.pc.max_pc_socrates` from both
+    objects' SGP4 states at TCA, which needs ``elements``; an event without them falls back
+    to the isotropic maximum and says so in ``max_pc_method``) or ``'isotropic'``
+    (:func:`ssafuse.pc.max_pc`); ``max_pc_isotropic`` is filled either way. ``complexes``:
+    ``{name: NORAD number}`` of stations whose docked vehicles are attached
+    (:func:`ssafuse.attached.attached_groups`; None: its defaults): attached pairs get
+    ``attached`` true, their group, and no Pc or max Pc.
     Markings: where a CDM's covariance or hard-body radius is used, the event's marking
     becomes the combination of its own and the CDM's (most restrictive level, intersected
     releasability).
@@ -262,22 +273,18 @@ def assess(conjunctions: pa.Table, *, hbr_m: float | None = DEFAULT_HBR_M,
         raise ValueError(f"hbr_m must be a finite radius >= 0 in metres, got {hbr_m!r}")
     match = _match_cdms(conj, cdms, tca_tolerance_s)
     hbr, source = _event_hbrs(conj, cdms, match, _hbr_table(hbr_table), default)
-    # maximum Pc: at TCA the relative position is normal to the relative velocity, so the
-    # miss vector lies in the encounter plane and its length is the encounter-plane miss.
-    miss_m = conj["miss_distance_km"].to_numpy() * 1e3
-    max_pc, sigma_m = pcmod.max_pc(miss_m, hbr)
+    attached, group = attached_groups(conj, complexes)
     pc, method, cdm_used = _pc_from_matched_cdms(cdms, match, hbr)
     if covariance_model:
         _pc_from_covariance_model(conj, elements, covariance_model, hbr, ~cdm_used, pc, method)
-    cols = {
-        "pc": pa.array(np.where(np.isfinite(pc), pc, np.nan), pa.float64(),
-                       mask=~np.isfinite(pc)),
-        "pc_method": pa.array(list(method), pa.string()),
-        "max_pc": pa.array(max_pc, pa.float64(), mask=~np.isfinite(max_pc)),
-        "max_pc_sigma_km": pa.array(sigma_m / 1e3, pa.float64(), mask=~np.isfinite(sigma_m)),
-        "hbr_m": pa.array(hbr, pa.float64()),
-        "hbr_source": pa.array(list(source), pa.string()),
-    }
+    pc[attached] = np.nan
+    method[attached] = None
+    cols = {"attached": pa.array(attached, pa.bool_()),
+            "attached_group": pa.array(group, pa.string()),
+            "pc": _floats(pc), "pc_method": pa.array(list(method), pa.string()),
+            **_max_pcs(conj, elements, hbr, max_pc_method, attached),
+            "hbr_m": pa.array(hbr, pa.float64()),
+            "hbr_source": pa.array(list(source), pa.string())}
     # an event whose covariance or hard-body radius came from a CDM carries its marking too
     from_cdm = cdm_used | np.array([s == "cdm" for s in source], dtype=bool)
     if from_cdm.any():
@@ -286,6 +293,46 @@ def assess(conjunctions: pa.Table, *, hbr_m: float | None = DEFAULT_HBR_M,
     for name, arr in cols.items():
         out = out.set_column(out.schema.get_field_index(name), CONJUNCTIONS.field(name), arr)
     return out
+
+
+def _floats(x: np.ndarray) -> pa.Array:
+    """float64 with NaN as null."""
+    return pa.array(np.where(np.isfinite(x), x, np.nan), pa.float64(), mask=~np.isfinite(x))
+
+
+MAX_PC_METHODS = ("socrates", "isotropic")
+
+
+def _max_pcs(conj: pa.Table, elements: pa.Table | None, hbr_m: np.ndarray, method: str,
+             attached: np.ndarray) -> dict:
+    """The max-Pc columns: the isotropic maximum for every event, and ``max_pc`` by
+    ``method`` (SOCRATES's from both SGP4 states at TCA where they are known)."""
+    if method not in MAX_PC_METHODS:
+        raise ValueError(f"max_pc_method must be one of {', '.join(MAX_PC_METHODS)}, "
+                         f"got {method!r}")
+    # at TCA the relative position is normal to the relative velocity, so the miss vector
+    # lies in the encounter plane and its length is the encounter-plane miss
+    miss_m = conj["miss_distance_km"].to_numpy() * 1e3
+    iso, iso_sigma_m = pcmod.max_pc(miss_m, hbr_m)
+    best, best_sigma_m = iso.copy(), iso_sigma_m.copy()
+    used = np.full(conj.num_rows, "isotropic", dtype=object)
+    if method == "socrates" and elements is not None and conj.num_rows:
+        todo = np.flatnonzero(~attached)
+        ok, r, v, _ = states_at_tca(conj.take(pa.array(todo, pa.int64())), elements)
+        sel = todo[ok]
+        if sel.size:
+            p, s = pcmod.max_pc_socrates(r[0, ok] * 1e3, v[0, ok] * 1e3, r[1, ok] * 1e3,
+                                         v[1, ok] * 1e3, hbr_m[sel])
+            good = np.isfinite(p)
+            best[sel[good]], best_sigma_m[sel[good]] = p[good], s[good]
+            used[sel[good]] = "socrates"
+    for a in (iso, iso_sigma_m, best, best_sigma_m):
+        a[attached] = np.nan
+    used[attached] = None
+    return {"max_pc": _floats(best), "max_pc_sigma_km": _floats(best_sigma_m / 1e3),
+            "max_pc_method": pa.array(list(used), pa.string()),
+            "max_pc_isotropic": _floats(iso),
+            "max_pc_isotropic_sigma_km": _floats(iso_sigma_m / 1e3)}
 
 
 def _event_hbrs(conj: pa.Table, cdms: pa.Table | None, match: np.ndarray,
@@ -514,8 +561,11 @@ def _cdm_relative(row: dict, version: str, tca_ns: int, r_teme, v_teme) -> tuple
         relative["COLLISION_PROBABILITY_METHOD"] = CDM_PC_METHOD
         comments.append(f"COLLISION_PROBABILITY from ssafuse {row['pc_method']}")
     if row.get("max_pc") is not None:
-        what = ("the largest Pc over the size of an isotropic covariance (Alfano 2005) "
-                "for this miss and HBR: a bound, not a Pc")
+        what = (("the largest Pc over the size and orientation of a covariance of "
+                 "SOCRATES's shape (RIC sigmas 100:300:100 m on each object)"
+                 if row.get("max_pc_method") == "socrates" else
+                 "the largest Pc over the size of an isotropic covariance")
+                + " (Alfano 2005) for this miss and HBR: a bound, not a Pc")
         if version == "2.0":
             relative["COLLISION_MAX_PROBABILITY"] = float(row["max_pc"])
             relative["COLLISION_MAX_PC_METHOD"] = CDM_MAX_PC_METHOD

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import gzip
 import hashlib
 import json
 import os
 import stat
 import uuid
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -21,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = ["atomic_write_bytes", "write_json", "write_parquet", "PartWriter", "expand_inputs",
-           "open_input", "sha256_file"]
+           "open_input", "open_feed", "sha256_file"]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -177,6 +179,54 @@ def open_input(path: str | os.PathLike):
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
+        raise
+
+
+#: The first bytes of a gzip file (RFC 1952).
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _as_os_error(method):
+    def read(self, *args):
+        try:
+            return method(self, *args)
+        except (EOFError, zlib.error) as e:  # truncated or corrupt: a read error, like any
+            raise OSError(errno.EIO, f"not a whole gzip stream ({e})", self.path) from None
+    return read
+
+
+class _Gunzipped(gzip.GzipFile):
+    """What a gzip file holds, read as the file; closing it closes the file too, and a
+    truncated or corrupt stream fails as an :class:`OSError` naming the file."""
+
+    def __init__(self, raw, path: str):
+        super().__init__(fileobj=raw, mode="rb")
+        self.raw_file, self.path = raw, path
+
+    def close(self):
+        try:
+            super().close()
+        finally:
+            self.raw_file.close()
+
+    read = _as_os_error(gzip.GzipFile.read)
+    read1 = _as_os_error(gzip.GzipFile.read1)
+    readinto = _as_os_error(gzip.GzipFile.readinto)
+    readline = _as_os_error(gzip.GzipFile.readline)
+    peek = _as_os_error(gzip.GzipFile.peek)
+
+
+def open_feed(path: str | os.PathLike):
+    """:func:`open_input`, and a gzip-compressed file (by its first bytes, whatever its
+    name: ``active.csv.gz``) read as the file it holds. Feeds read through this; hashes are
+    of the bytes on disk."""
+    fh = open_input(path)
+    try:
+        if fh.peek(2)[:2] != GZIP_MAGIC:
+            return fh
+        return _Gunzipped(fh, os.fspath(path))
+    except BaseException:
+        fh.close()
         raise
 
 

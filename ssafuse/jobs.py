@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .assessment import assess, cdm_files
 from .catalogue import build_catalogue
@@ -160,7 +161,8 @@ def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict
     """Fill ``pc`` / ``max_pc`` (:func:`ssafuse.assessment.assess`) and write CDMs, as the
     nightly run and each partner export do:
     ``pc.write_cdms`` ``"listed"`` (default: one per event the report lists,
-    :func:`ssafuse.report.listed`), ``"all"`` / ``true`` (one per conjunction) or ``"none"`` /
+    :func:`ssafuse.report.listed`), ``"all"`` / ``true`` (one per conjunction; attached
+    objects, :mod:`ssafuse.attached`, are none) or ``"none"`` /
     ``false``; each CDM in ``pc.cdm_format`` (``kvn``, ``xml``) and ``pc.cdm_version``
     (``"1.0"``, 508.0-B-1, default; ``"2.0"``). ``assessed``: rows already assessed with the
     same settings and CDMs, taken as they are for the events they hold (by
@@ -179,7 +181,8 @@ def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict
     which = pc_settings.get("write_cdms", "listed")
     subset = out.slice(0, 0)
     if which not in (False, "none") and out.num_rows:
-        subset = out
+        # attached objects (docked to a station) are no conjunction: no CDM, even with "all"
+        subset = out.filter(pc.invert(pc.fill_null(out["attached"], False)))
         if which == "listed":
             subset = out.take(pa.array(listed(out, primaries, int(top)), pa.int64()))
     files, why = cdm_files(subset, catalogue, creation_date=creation_date,
@@ -205,7 +208,9 @@ def _assess_rows(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict,
     todo = [q for q, h in enumerate(hits) if h is None]
     out = assess(conjunctions.take(pa.array(todo, pa.int64())) if have else conjunctions,
                  hbr_m=pc_settings.get("hbr_m"), hbr_table=pc_settings.get("hbr_table"),
-                 elements=catalogue, cdms=cdms, covariance_model=model)
+                 elements=catalogue, cdms=cdms, covariance_model=model,
+                 max_pc_method=pc_settings.get("max_pc_method", "socrates"),
+                 complexes=pc_settings.get("complexes"))
     if have:  # the reused rows and the assessed ones, back into the order given
         done = [q for q, h in enumerate(hits) if h is not None]
         both = pa.concat_tables([assessed.take(pa.array([hits[q] for q in done], pa.int64()))

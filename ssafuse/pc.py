@@ -46,7 +46,8 @@ except ImportError:  # pragma: no cover - exercised where numba is not installed
 
 __all__ = ["METHODS", "FLAG_NAMES", "PcResult", "pc_from_states", "pc_from_cdm", "pc_circle",
            "pc_encounter_plane", "pc_chan", "pc_alfano2005", "pc_rectangle", "max_pc",
-           "max_pc_from_miss", "encounter_plane", "flag_names", "rtn_to_inertial",
+           "max_pc_from_miss", "max_pc_ellipse", "max_pc_socrates", "socrates_aspect_ratio",
+           "SOCRATES_RIC_SIGMAS_KM", "encounter_plane", "flag_names", "rtn_to_inertial",
            "load_cara_hbr", "combined_hbr", "INERTIAL_FRAMES"]
 
 METHODS = ("foster", "foster-square", "foster-square-equal-area", "chan", "alfano2005")
@@ -606,6 +607,86 @@ def max_pc(miss, hbr):
         sigma[sel] = s
         pc[sel] = pc_circle(d[sel], 0.0, s, s, R[sel])
     return pc.reshape(shape), sigma.reshape(shape)
+
+
+#: SOCRATES's covariance shape for its maximum probability (CelesTrak, SOCRATES "Max
+#: Probability"): radial, in-track, cross-track standard deviations of 100, 300, 100 m on each
+#: object, in km. Only the shape matters: the ellipse they project to is then scaled.
+SOCRATES_RIC_SIGMAS_KM = (0.1, 0.3, 0.1)
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def socrates_aspect_ratio(r1, v1, r2, v2, sigmas_ric=SOCRATES_RIC_SIGMAS_KM) -> np.ndarray:
+    """Major-to-minor axis ratio of the encounter-plane ellipse that a diagonal covariance
+    with ``sigmas_ric`` (radial, in-track, cross-track) on each object projects to: each
+    object's covariance in its own RIC frame (CARA's RIC2ECI axes), rotated to the inertial
+    frame of ``r``, ``v`` (``(n, 3)``, any consistent unit), summed, projected onto the plane
+    normal to the relative velocity. NaN where there is no encounter plane."""
+    cov = np.diag(np.r_[np.square(np.asarray(sigmas_ric, dtype=float)), 0.0, 0.0, 0.0])
+    c1 = rtn_to_inertial(r1, v1, cov)
+    c2 = rtn_to_inertial(r2, v2, cov)
+    _, (a, b, c), flags = encounter_plane(r1, v1, c1, r2, v2, c2, 0.0)
+    l1, l2, _, _ = _eig2x2(a, b, c)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.sqrt(l1 / l2)
+    return np.where((flags & ZERO_RELATIVE_VELOCITY) == 0, ratio, np.nan)
+
+
+def max_pc_ellipse(miss, hbr, aspect):
+    """The largest Pc over the size and orientation of an encounter-plane covariance
+    ellipse whose major-to-minor axis ratio is ``aspect`` (Alfano 2005): the worst
+    orientation puts the miss along the major axis, and the size is the one that maximises
+    the Pc (a golden-section search on the log of the minor sigma, each Pc integrated by
+    :func:`pc_circle`). ``aspect`` 1 is :func:`max_pc`.
+
+    Returns ``(max_pc, sigma)``: ``sigma`` the minor-axis standard deviation at the maximum
+    (SOCRATES's dilution threshold), in the unit of ``miss``; for ``hbr >= miss`` the
+    supremum 1 with sigma NaN, as SOCRATES reports it."""
+    d, R, ar = (a.ravel() for a in np.broadcast_arrays(
+        *(np.asarray(x, dtype=float) for x in (miss, hbr, aspect))))
+    shape = np.broadcast_shapes(np.shape(miss), np.shape(hbr), np.shape(aspect))
+    pc = np.full(d.size, np.nan)
+    sigma = np.full(d.size, np.nan)
+    valid = np.isfinite(d) & np.isfinite(R) & np.isfinite(ar) & (d >= 0) & (R >= 0) & (ar >= 1)
+    pc[valid & (R >= d) & (R > 0)] = 1.0
+    pc[valid & (R == 0)] = 0.0
+    sel = np.flatnonzero(valid & (R < d) & (R > 0))
+    if sel.size:
+        d, R, ar = d[sel], R[sel], ar[sel]
+
+        def f(log_k):
+            k = np.exp(log_k)
+            return pc_circle(d, 0.0, k * ar, k, R)
+
+        # the maximum lies between these minor sigmas: the major sigma at most twice the miss,
+        # and at least 1/1000 of the gap between the circle's edge and the mean
+        a, b = np.log(1e-3 * (d - R) / ar), np.log(2.0 * d / ar)
+        x1, x2 = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
+        f1, f2 = f(x1), f(x2)
+        for _ in range(200):
+            if np.all(b - a <= 1e-12 * np.maximum(1.0, np.abs(b))):
+                break
+            left = f1 >= f2           # the maximum is in [a, x2]
+            a, b = np.where(left, a, x1), np.where(left, x2, b)
+            x1_new = np.where(left, b - _GOLDEN * (b - a), x2)
+            x2_new = np.where(left, x1, a + _GOLDEN * (b - a))
+            fn = f(np.where(left, x1_new, x2_new))   # one new point per event and step
+            f1, f2 = np.where(left, fn, f2), np.where(left, f1, fn)
+            x1, x2 = x1_new, x2_new
+        best = np.where(f1 >= f2, x1, x2)
+        sigma[sel] = np.exp(best)
+        pc[sel] = np.maximum(f1, f2)
+    return pc.reshape(shape), sigma.reshape(shape)
+
+
+def max_pc_socrates(r1, v1, r2, v2, hbr, sigmas_ric=SOCRATES_RIC_SIGMAS_KM):
+    """SOCRATES's maximum probability of two states at TCA (``(n, 3)``, one inertial frame,
+    any length unit; ``hbr`` in that unit): :func:`max_pc_ellipse` for the encounter-plane
+    miss and the axis ratio of :func:`socrates_aspect_ratio`. Returns ``(max_pc, sigma)``,
+    ``sigma`` the minor-axis standard deviation at the maximum (the dilution threshold)."""
+    r1, v1, r2, v2 = (np.atleast_2d(np.asarray(a, dtype=float)) for a in (r1, v1, r2, v2))
+    miss, _, _ = encounter_plane(r1, v1, np.zeros((3, 3)), r2, v2, np.zeros((3, 3)), 0.0)
+    return max_pc_ellipse(miss, hbr, socrates_aspect_ratio(r1, v1, r2, v2, sigmas_ric))
 
 
 def max_pc_from_miss(miss_vector, relative_velocity, hbr):

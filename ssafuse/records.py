@@ -25,7 +25,7 @@ import pyarrow as pa
 from . import markings as mk
 from .epochs import future_mask, future_reason
 from .errors import FormatError, MarkingError
-from .files import open_input, sha256_file
+from .files import open_feed, sha256_file
 from .formats.base import Batch, Format, Reject
 from .formats.registry import HEAD_BYTES, detect, get_format
 from .schema import ELEMENT_COLUMNS, SCHEMAS
@@ -93,7 +93,7 @@ def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None
     """
     default = mk.parse(marking)
     uri = os.fspath(path)
-    with open_input(uri) as fh:
+    with open_feed(uri) as fh:
         head = fh.read(HEAD_BYTES)
     fmt = (get_format(format, formats_dirs) if format
            else detect(head, path=uri, formats_dirs=formats_dirs))
@@ -102,7 +102,7 @@ def iter_file(path: str | os.PathLike, *, source: str, format: str | None = None
                       _now_ns() if ingested_at_ns is None else ingested_at_ns, default)
 
     def batches():
-        with open_input(uri) as fh:
+        with open_feed(uri) as fh:
             for batch in fmt.read(fh, uri):
                 yield to_tables(batch, prov, tally)
 

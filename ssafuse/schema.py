@@ -148,17 +148,30 @@ CONJUNCTIONS = pa.schema([
        unit="day", nullable=False),
     _f("co_located", pa.bool_(), "the pair stayed closer than the threshold over the whole "
        "window: one row per window, at its minimum range", nullable=False),
+    _f("attached", pa.bool_(), "the two objects are one physical complex (vehicles docked to "
+       "a station, ssafuse.attached): never given a Pc or max Pc, listed once per group in the "
+       "report; null in runs made before this column"),
+    _f("attached_group", pa.string(), "the complex both objects belong to (a configured name "
+       "such as 'ISS', else 'attached to <lowest NORAD number>'); null when not attached"),
     _f("pc", pa.float64(), "probability of collision, where assessed", unit="1"),
     _f("pc_method", pa.string(), "how pc was computed: 'foster-2d:cdm:<MESSAGE_ID>' (Foster 2-D "
        "from the covariances of that CDM in the store) or 'foster-2d:assumed-covariance' (from "
        "SGP4 states and a user-supplied covariance per object type: an assumption, not an "
        "orbit determination); null when no covariance is known (ssafuse.assess)"),
-    _f("max_pc", pa.float64(), "maximum Pc without covariance (Alfano 2005, as SOCRATES): the "
-       "largest Foster Pc over the size of an isotropic encounter-plane covariance, for the "
-       "miss at TCA and hbr_m; 1 when the miss is within hbr_m; a bound, never a Pc "
-       "(ssafuse.assess)", unit="1"),
+    _f("max_pc", pa.float64(), "maximum Pc without covariance, by max_pc_method (default "
+       "'socrates': CelesTrak SOCRATES's, an encounter-plane ellipse of the shape that radial, "
+       "in-track, cross-track sigmas of 100, 300, 100 m on each object project to, sized and "
+       "oriented for the largest Pc, Alfano 2005); 1 when the miss is within hbr_m; null for "
+       "attached objects; a bound, never a Pc (ssafuse.assess)", unit="1"),
     _f("max_pc_sigma_km", pa.float64(), "the standard deviation at which max_pc occurs "
-       "(SOCRATES's dilution threshold); null when max_pc is 1", unit="km"),
+       "(SOCRATES's dilution threshold: the ellipse's minor-axis sigma); null when max_pc is "
+       "1", unit="km"),
+    _f("max_pc_method", pa.string(), "how max_pc was computed: 'socrates' or 'isotropic'"),
+    _f("max_pc_isotropic", pa.float64(), "the largest Foster Pc over the size of an isotropic "
+       "(circular) encounter-plane covariance (Alfano 2005): always at most the SOCRATES "
+       "value for the same miss and hbr_m", unit="1"),
+    _f("max_pc_isotropic_sigma_km", pa.float64(), "the standard deviation at which "
+       "max_pc_isotropic occurs; null when it is 1", unit="km"),
     _f("hbr_m", pa.float64(), "combined hard-body radius used for pc and max_pc", unit="m"),
     _f("hbr_source", pa.string(), "where hbr_m came from: 'cdm' (the matched CDM states it), "
        "'cara-table' (sum of both objects' CARA HBRs), 'hbr_m' (the caller's combined value)"),

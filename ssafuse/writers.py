@@ -41,6 +41,7 @@ import re
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import markings as mk
 from .files import atomic_write_bytes
@@ -84,9 +85,11 @@ SOCRATES_COLUMNS = ("NORAD_CAT_ID_1", "OBJECT_NAME_1", "DSE_1", "NORAD_CAT_ID_2"
 CSV_COLUMNS = (
     "object_id_1", "object_name_1", "object_id_2", "object_name_2", "tca",
     "miss_distance_km", "relative_speed_km_s", "radial_km", "in_track_km", "cross_track_km",
-    "dse_1_days", "dse_2_days", "co_located", "pc", "pc_method", "max_pc", "max_pc_sigma_km",
-    "hbr_m", "hbr_source", "threshold_km", "window_start", "window_end", "source_1", "epoch_1",
-    "source_2", "epoch_2", "classification", "releasable_to", "marking")
+    "dse_1_days", "dse_2_days", "co_located", "attached", "attached_group", "pc", "pc_method",
+    "max_pc", "max_pc_sigma_km", "max_pc_method", "max_pc_isotropic",
+    "max_pc_isotropic_sigma_km", "hbr_m", "hbr_source", "threshold_km", "window_start",
+    "window_end", "source_1", "epoch_1", "source_2", "epoch_2", "classification",
+    "releasable_to", "marking")
 
 
 def check_formats(formats) -> tuple[str, ...]:
@@ -223,8 +226,10 @@ def conjunctions_csv(conj: pa.Table, floor: pa.Table | None = None) -> str:
     """Every event of ``conj`` (schema ``conjunctions``) as CSV: a banner line with the
     marking over all rows (``floor``'s when there are none, see :func:`_banner`), a header,
     one row per event (full precision, empty for null)."""
-    cols = {c: conj[c].to_pylist() for c in CSV_COLUMNS}
     times = {"tca", "window_start", "window_end", "epoch_1", "epoch_2"}
+    # times as int ns: formatting them is then pure Python, not an Arrow cast per value
+    cols = {c: (conj[c].cast(pa.int64()) if c in times else conj[c]).to_pylist()
+            for c in CSV_COLUMNS}
     rows = []
     for i in range(conj.num_rows):
         row = []
@@ -248,12 +253,17 @@ def socrates_csv(conj: pa.Table, floor: pa.Table | None = None) -> str:
     """``conj`` in SOCRATES's CSV layout (:data:`SOCRATES_COLUMNS`): TCA as
     ``YYYY-MM-DD hh:mm:ss.sss`` UTC, range and dilution in km, speed in km/s, days since epoch
     to 3 decimals, MAX_PROB to 4 significant digits; DILUTION empty where max Pc is 1 (no
-    dilution), MAX_PROB empty where not assessed. After a banner line with the marking."""
+    dilution), MAX_PROB empty where not assessed. After a banner line with the marking.
+    Attached objects (docked to a station, ``attached``) are no conjunction: left out."""
     rows = []
-    for r in conj.select(["object_id_1", "object_name_1", "dse_1_days", "object_id_2",
-                          "object_name_2", "dse_2_days", "tca", "miss_distance_km",
-                          "relative_speed_km_s", "max_pc", "max_pc_sigma_km"]).to_pylist():
-        tca = format_epoch(to_ns(r["tca"]))
+    if "attached" in conj.column_names:
+        conj = conj.filter(pc.invert(pc.fill_null(conj["attached"], False)))
+    sel = conj.select(["object_id_1", "object_name_1", "dse_1_days", "object_id_2",
+                       "object_name_2", "dse_2_days", "tca", "miss_distance_km",
+                       "relative_speed_km_s", "max_pc", "max_pc_sigma_km"])
+    sel = sel.set_column(6, "tca", sel["tca"].cast(pa.int64()))
+    for r in sel.to_pylist():
+        tca = format_epoch(r["tca"])
         rows.append([
             r["object_id_1"], r["object_name_1"] or "", f"{r['dse_1_days']:.3f}",
             r["object_id_2"], r["object_name_2"] or "", f"{r['dse_2_days']:.3f}",

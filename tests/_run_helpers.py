@@ -11,6 +11,9 @@ from pathlib import Path
 from conftest import SAMPLES
 
 NOW = "2026-03-10T02:00:00Z"
+#: The three real objects that pass within 5 km of the ISS on 2026-03-10 (sample_tles/ORIGIN.md):
+#: with them a sample night has real close approaches, not only vehicles docked to a station.
+ISS_NEIGHBOURS = SAMPLES / "celestrak_active_gp_2026-03-10_iss_neighbours.csv"
 
 
 def toml_value(v) -> str:
@@ -43,7 +46,8 @@ def sample_config(tmp: Path, store: Path | None = None, **screen) -> Path:
         tmp / "nightly.toml", store=store or tmp / "store", screen=screen, exports=["GBR", "JPN"],
         feeds=[{"source": "celestrak",
                 "paths": [str(SAMPLES / "celestrak_active_2025-04-23_first300.tle"),
-                          str(SAMPLES / "celestrak_stations_gp_2026-03-10.json")],
+                          str(SAMPLES / "celestrak_stations_gp_2026-03-10.json"),
+                          str(ISS_NEIGHBOURS)],
                 "marking": "UNCLASSIFIED"},
                {"source": "partner-udl", "paths": [str(SAMPLES / "udl_elset_sample.json")],
                 "format": "udl-elset", "marking": "UNCLASSIFIED//REL TO USA, GBR, AUS"}])

@@ -18,7 +18,8 @@ SOCRATES = "socrates_2026-03-09"
 
 def socrates_top20() -> tuple[list[dict], pa.Table]:
     """``(SOCRATES's published events, ssafuse's assessed event for each, in that order)``:
-    each pair screened over 30 minutes from 15 minutes before SOCRATES's TCA."""
+    each pair screened over 30 minutes from 15 minutes before SOCRATES's TCA, assessed with
+    the default hard-body radius and both element sets (so ``max_pc`` is SOCRATES-style)."""
     base = shared(SOCRATES)
     top20 = json.loads((base / "socrates_top20_maxProb.json").read_text())["conjunctions"]
     rows = []
@@ -27,5 +28,5 @@ def socrates_top20() -> tuple[list[dict], pa.Table]:
                        source="celestrak").elements
         tca = dt.datetime.fromisoformat(ev["tca"].replace("Z", "+00:00"))
         res = screen(el, tca - dt.timedelta(minutes=15), days=1 / 48, workers=1)
-        rows.append(A.assess(res.conjunctions).slice(0, 1))
+        rows.append(A.assess(res.conjunctions, elements=el).slice(0, 1))
     return top20, pa.concat_tables(rows)

@@ -209,10 +209,13 @@ def test_covariance_labelled_assumed_and_zero_placeholder_refused(pair):
     assert out["pc"][0].as_py() is None and out["max_pc"][0].as_py() is not None
 
 
-def test_max_pc_against_socrates_top20():
+def test_isotropic_max_pc_against_socrates_top20():
+    """The isotropic maximum (``max_pc_isotropic``) on SOCRATES's events: a different model
+    from SOCRATES's (tests/test_socrates_max_pc.py checks that one), so only bounds."""
     top20, got = socrates_top20()
     want = np.array([ev["max_prob"] for ev in top20])
-    ours = got["max_pc"].to_numpy()
+    ours = got["max_pc_isotropic"].to_numpy()
+    assert (got["max_pc"].to_numpy()[1:] > ours[1:]).all()  # SOCRATES's shape: always more
     miss_m = got["miss_distance_km"].to_numpy() * 1e3
     # 1. The closest event (9.5 m) lies inside any plausible combined radius: 1, as SOCRATES.
     assert want[0] == 1.0 and ours[0] == 1.0
@@ -249,8 +252,11 @@ def test_cli_screen_fills_max_pc_and_cdm_writes_one_message_per_event(tmp_path):
     assert result.exit_code == EXIT_OK, result.output
     run = Store(store).table("conjunctions")
     assert run.num_rows == 1 and run["hbr_m"][0].as_py() == 12.0
-    assert run["max_pc"][0].as_py() == pytest.approx(
+    assert run["max_pc_isotropic"][0].as_py() == pytest.approx(
         pc.max_pc(run["miss_distance_km"][0].as_py() * 1e3, 12.0)[0], rel=1e-12)
+    # SOCRATES's shape is the default (tests/test_socrates_max_pc.py checks its values)
+    assert run["max_pc_method"][0].as_py() == "socrates"
+    assert run["max_pc"][0].as_py() > run["max_pc_isotropic"][0].as_py()
     out = tmp_path / "cdms"
     # the run screened files outside the store: without --elements the event is skipped
     result = runner.invoke(main, ["cdm", "--store", str(store), "--out", str(out)])

@@ -208,7 +208,8 @@ def sample_runs(tmp_path_factory):
         screen={"start": "2026-03-10T00:00:00Z", "days": 1.0, "threshold_km": 5.0, **primaries},
         feeds=[{"source": "celestrak",
                 "paths": [str(SAMPLES / "celestrak_active_2025-04-23_first300.tle"),
-                          str(SAMPLES / "celestrak_stations_gp_2026-03-10.json")],
+                          str(SAMPLES / "celestrak_stations_gp_2026-03-10.json"),
+                          str(SAMPLES / "celestrak_active_gp_2026-03-10_iss_neighbours.csv")],
                 "marking": "UNCLASSIFIED"}])
     assert run_cli(cfg).returncode == 0
     return run_dir(tmp / "store"), run_dir(public / "store")

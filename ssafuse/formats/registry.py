@@ -177,9 +177,10 @@ def _with_user_formats(files: tuple[tuple[str, int, int], ...]) -> tuple[Format,
 
 def known_extension(formats_dirs: FormatsDirs = None):
     """A predicate: whether a path ends with an extension some format reads (``.tle``,
-    ``.json``, ``.xml``, ... as ``ssafuse formats`` lists); for
+    ``.json``, ``.xml``, ... as ``ssafuse formats`` lists), or with one and ``.gz``; for
     :func:`ssafuse.files.expand_inputs` over folders."""
-    known = tuple({ext.lower() for f in formats(formats_dirs) for ext in f.extensions})
+    known = tuple(sorted({ext.lower() + gz for f in formats(formats_dirs)
+                          for ext in f.extensions for gz in ("", ".gz")}))
 
     def accept(path: str) -> bool:
         return path.lower().endswith(known)

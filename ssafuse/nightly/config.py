@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MarkingError, SsafuseError, UnknownFormatError
+from ..assessment import MAX_PC_METHODS
 from ..catalogue import DISAGREE_KM
 from ..epochs import DISAGREE_MAX_GAP_DAYS, MAX_EPOCH_GAP_DAYS
 from ..store import check_source
@@ -150,7 +151,8 @@ _KEYS = {
     "catalogue": {"disagree_km", "disagree_max_gap_days"},
     "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers", "dask",
                "max_epoch_gap_days"},
-    "pc": set(PC_DEFAULTS) | {"hbr_table", "covariance_model", "cdm_version"},
+    "pc": set(PC_DEFAULTS) | {"hbr_table", "covariance_model", "cdm_version", "max_pc_method",
+                              "complexes"},
     "report": set(REPORT_DEFAULTS),
     "exports": {"release_to", "formats"},
     "correlate": {"sensors", "gate_arcmin", "max_age_days"},
@@ -354,6 +356,15 @@ def _pc(raw: dict, resolve, path) -> dict:
         raise ConfigError(f"{path}: pc.cdm_version must be '1.0' (CCSDS 508.0-B-1) or '2.0', "
                           f"got {pc['cdm_version']!r}")
     _number(table, "hbr_m", None, "pc", path, lo=0, hi=1000.0)  # (kept as written: hashed)
+    _choice(pc, "max_pc_method", "socrates", MAX_PC_METHODS, "pc", path)
+    if "complexes" in pc:
+        cx = pc["complexes"]
+        if not isinstance(cx, dict):
+            raise ConfigError(f"{path}: pc.complexes takes a table of station names and NORAD "
+                              f"numbers such as {{ ISS = 25544 }}, got {cx!r}")
+        for name, number in cx.items():
+            _number({name: number}, name, None, "pc.complexes", path, lo=1,
+                    hi=999_999_999, integer=True)
     if "covariance_model" in pc and not isinstance(pc["covariance_model"], dict):
         raise ConfigError(f"{path}: pc.covariance_model must be a table of object types, "
                           f"got {pc['covariance_model']!r}")

@@ -356,6 +356,8 @@ def _conjunctions_table(elements: pa.Table, events: _Events, params: ScreenParam
         "releasable_to": pa.array(rels, pa.list_(pa.string())),
         "marking": pa.array(texts, pa.string()),
     }
+    for f in CONJUNCTIONS:  # what assessment fills (attached, max_pc_method, ...): null here
+        cols.setdefault(f.name, pa.nulls(n, f.type))
     arrays = [pa.array(cols[f.name], f.type) if not isinstance(cols[f.name], (pa.Array,
               pa.ChunkedArray)) else cols[f.name].cast(f.type) for f in CONJUNCTIONS]
     return pa.Table.from_arrays(arrays, schema=CONJUNCTIONS)
