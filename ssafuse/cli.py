@@ -38,6 +38,7 @@ from .formats.registry import ENV_FORMATS_DIR, formats, get_format
 from .ingestion import ingest as ingest_files
 from .jobs import NothingToScreen, screen_inputs, update_catalogue
 from .nightly.config import MAX_DAYS
+from .progress import Progress, for_stderr, numba_compile_hint, reading
 from .runs import find_run
 from .store import Store, check_source
 from .timeutil import parse_iso, whole_seconds_ns
@@ -95,14 +96,9 @@ def _existing_store(store_dir: str) -> Store:
     return store
 
 
-def _slice_progress():
-    """A progress line on a terminal only (never in cron mail or logs)."""
-    if not sys.stderr.isatty():
-        return None
-
-    def progress(done, total):
-        click.echo(f"\rscreening: {done}/{total} time slices", nl=done == total, err=True)
-    return progress
+def _compile_hint(progress: Progress):
+    """The one-line hint on stderr while numba compiles the kernels (a cold cache only)."""
+    return numba_compile_hint(lambda text: progress.write(f"ssafuse: {text}", err=True))
 
 
 class _Commands(click.Group):
@@ -185,12 +181,14 @@ def ingest(inputs, store_dir, source, format_name, marking, formats_dirs, dask_a
     Prints accepted / rejected per file. Re-ingesting a file already in the store (same
     content, same source) changes nothing.
     """
+    progress = for_stderr()  # bars on a terminal only
+
     def show(rep):
         counts = f"{rep.accepted:>8} accepted {rep.rejected:>6} rejected"
         what = {"ingested": counts, "re-marked": counts,
                 "already-ingested": "    already ingested, unchanged",
                 "refused": "    REFUSED"}[rep.status]
-        click.echo(f"{what}  {rep.uri}  [{rep.format or '-'}]"
+        progress.write(f"{what}  {rep.uri}  [{rep.format or '-'}]"
                    + (f"  {rep.message}" if rep.status == "refused" or rep.status == "re-marked"
                       or rep.marking_conflicts else ""))
 
@@ -201,9 +199,15 @@ def ingest(inputs, store_dir, source, format_name, marking, formats_dirs, dask_a
         formats(formats_dirs)
     except (MarkingError, FormatError) as e:
         raise click.UsageError(str(e)) from None
-    report = ingest_files(Store(store_dir), inputs, source=source, format=format_name,
-                          marking=marking, progress=show, dask=dask_address,
-                          formats_dirs=formats_dirs)
+    with progress.showing():
+        tick = progress.stage("ingest", "file")
+        try:
+            report = ingest_files(Store(store_dir), inputs, source=source, format=format_name,
+                                  marking=marking, progress=show, dask=dask_address,
+                                  formats_dirs=formats_dirs, file_progress=tick,
+                                  record_progress=reading(tick))
+        finally:
+            tick.close()
     click.echo(f"total: {report.accepted} accepted, {report.rejected} rejected, "
                f"{len(report.files)} files ({len(report.refused_files)} refused); "
                f"manifest {report.manifest}")
@@ -365,22 +369,29 @@ def screen(inputs, store_dir, start, days, threshold_km, max_epoch_gap_days, pri
     try:
         primaries = [int(x) for x in primary.split(",") if x.strip()]
     except ValueError:
-        raise click.UsageError(f"--primary takes NORAD numbers separated by commas, got {primary!r}") from None
+        raise click.UsageError("--primary takes NORAD numbers separated by commas, "
+                               f"got {primary!r}") from None
     now = dt.datetime.now(dt.timezone.utc)
     try:
         start_at = parse_iso(start) if start else now
     except ValueError:
-        raise click.UsageError(f"--start must be ISO-8601 (2026-03-09T18:00:00Z), got {start!r}") from None
+        raise click.UsageError("--start must be ISO-8601 (2026-03-09T18:00:00Z), "
+                               f"got {start!r}") from None
+    progress = for_stderr()  # bars on a terminal only
+    tick = progress.stage("screen", "slice")
     try:
-        run = screen_inputs(
-            inputs, Store(store_dir) if store_dir else None, start=start_at, days=days,
-            threshold_km=threshold_km, primaries=primaries, workers=workers,
-            dask=dask_address, hbr_m=screen_hbr_m, hbr_table=screen_hbr_table, out=out,
-            now=now, progress=_slice_progress(),
-            on_refused=lambda uri, why: click.echo(f"REFUSED {uri}: {why}", err=True),
-            formats_dirs=formats_dirs, max_epoch_gap_days=max_epoch_gap_days)
+        with progress.showing(), _compile_hint(progress):
+            run = screen_inputs(
+                inputs, Store(store_dir) if store_dir else None, start=start_at, days=days,
+                threshold_km=threshold_km, primaries=primaries, workers=workers,
+                dask=dask_address, hbr_m=screen_hbr_m, hbr_table=screen_hbr_table, out=out,
+                now=now, progress=tick,
+                on_refused=lambda uri, why: progress.write(f"REFUSED {uri}: {why}", err=True),
+                formats_dirs=formats_dirs, max_epoch_gap_days=max_epoch_gap_days)
     except NothingToScreen as e:
         raise click.UsageError(str(e)) from None
+    finally:
+        tick.close()
     st = run.result.stats
     click.echo(f"{st['conjunctions']} close approaches under {threshold_km:g} km "
                f"({st['co_located']} co-located pairs) among {st['objects_screened']} objects, "
@@ -421,7 +432,8 @@ def _parse_now(now: str | None) -> dt.datetime:
     try:
         return parse_iso(now)
     except ValueError:
-        raise click.UsageError(f"--now must be ISO-8601 (2026-03-10T02:00:00Z), got {now!r}") from None
+        raise click.UsageError("--now must be ISO-8601 (2026-03-10T02:00:00Z), "
+                               f"got {now!r}") from None
 
 
 @main.command("run")
@@ -440,8 +452,9 @@ def run_command(config_file, now, log_json, formats_dirs):
 
     Logs to stderr; prints a plain-text summary (for cron mail) to stdout. Output goes to
     STORE/runs/<run id>/. Feed descriptions in --formats-dir (or $SSAFUSE_FORMATS_DIR) are
-    used besides the config's formats_dir. Re-running the same night (same window, same settings) changes
-    nothing already done.
+    used besides the config's formats_dir. Re-running the same night (same window, same
+    settings) changes nothing already done. On a terminal, each long stage shows a progress
+    bar on stderr (none in cron, in a pipe or with --log-json).
 
     \b
     Exit codes: 0 success; 1 success with warnings (a feed failed or some files were
@@ -454,8 +467,13 @@ def run_command(config_file, now, log_json, formats_dirs):
     except nightly.ConfigError as e:
         click.echo(f"ssafuse run: configuration error: {e}", err=True)
         sys.exit(nightly.EXIT_FAILED)
+    # progress bars on a terminal only, never with --log-json (stderr is JSON lines then)
+    progress = for_stderr(quiet=log_json)
+    logger = logging.getLogger("ssafuse.run")
     try:
-        result = nightly.run(cfg, now=_parse_now(now), progress=_slice_progress())
+        with progress.showing(loggers=[logger]), numba_compile_hint(
+                lambda text: logger.info(text, extra={"stage": "numba"})):
+            result = nightly.run(cfg, now=_parse_now(now), progress=progress)
     except nightly.AlreadyRunning as e:
         click.echo(f"ssafuse run: {e}", err=True)
         sys.exit(nightly.EXIT_ALREADY_RUNNING)
@@ -493,7 +511,8 @@ def export_command(code, run_ref, store_dir, out_dir, formats):
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from None
     try:
-        res = export_run(run_dir, code, out_dir, formats=formats or None)
+        with _compile_hint(Progress()):
+            res = export_run(run_dir, code, out_dir, formats=formats or None)
     except SsafuseError as e:
         raise click.UsageError(str(e)) from None
     click.echo(f"export for {code} -> {out_dir} [{res.marking}]")

@@ -18,7 +18,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from .errors import FormatError, UnknownFormatError
 from .files import expand_inputs, sha256_file
@@ -73,7 +73,8 @@ class IngestReport:
 def ingest(store: Store | str | os.PathLike, inputs: Iterable[str | os.PathLike], *,
            source: str, format: str | None = None, marking: str = "UNCLASSIFIED",
            now: dt.datetime | None = None, progress=None, dask=None,
-           formats_dirs=None) -> IngestReport:
+           formats_dirs=None, file_progress: Callable[[int, int], None] | None = None,
+           record_progress: Callable[[str, int], None] | None = None) -> IngestReport:
     """Ingest files, folders and globs (``inputs``) from one feed into ``store`` (a
     :class:`~ssafuse.store.Store`, a folder or an fsspec URL).
 
@@ -93,6 +94,12 @@ def ingest(store: Store | str | os.PathLike, inputs: Iterable[str | os.PathLike]
     ``s3://`` URL); the reports, the rejects and the manifest are the same as a local
     run's (see :func:`ingest_on_dask`). ``formats_dirs``: folders of the caller's own feed
     descriptions (see :mod:`ssafuse.formats.registry`).
+
+    Progress, for whoever shows it (nothing is printed here): ``progress(report)`` hears of
+    each file's :class:`FileReport` in order; ``file_progress(done, total)`` is called once
+    with ``done`` 0 and after each file (``total`` files in all); ``record_progress(uri,
+    read)`` as a file is read, after each batch of its records (``read`` so far; local runs
+    only: a Dask worker reports nothing until its file is done).
     """
     store = store if isinstance(store, Store) else Store(store)
     check_source(source)
@@ -107,14 +114,28 @@ def ingest(store: Store | str | os.PathLike, inputs: Iterable[str | os.PathLike]
     uris = expand_inputs(inputs, accept=known_extension(formats_dirs))
     options = dict(source=source, format=format, marking=marking, now_ns=now_ns, day=day,
                    formats_dirs=formats_dirs)
+    if file_progress is not None:
+        file_progress(0, len(uris))
+
+    def done(rep: FileReport, k: int) -> None:  # the k-th file (from 1) is done
+        if progress is not None:
+            progress(rep)
+        if file_progress is not None:
+            file_progress(k, len(uris))
+
     if dask is not None:
-        report.files = ingest_on_dask(dask, store, uris, progress=progress, **options)
+        seen: list[FileReport] = []
+
+        def on_report(rep: FileReport) -> None:  # in the order given
+            seen.append(rep)
+            done(rep, len(seen))
+
+        report.files = ingest_on_dask(dask, store, uris, progress=on_report, **options)
     else:
-        for uri in uris:
-            rep = ingest_file(store, uri, **options)
-            report.files.append(rep)
-            if progress is not None:
-                progress(rep)
+        for k, uri in enumerate(uris, 1):
+            report.files.append(ingest_file(store, uri, record_progress=record_progress,
+                                            **options))
+            done(report.files[-1], k)
     report.manifest = str(store.write_manifest("ingest", now, started, {
         "source": source, "format": format, "marking": marking,
     }, [asdict(f) for f in report.files]))
@@ -136,13 +157,15 @@ def _re_mark(prior: dict | None, feed_marking: str, table: str) -> str | None:
 
 
 def ingest_file(store: Store, uri: str, *, source: str, format: str | None, marking: str,
-                now_ns: int, day: str, sha: str | None = None, formats_dirs=None) -> FileReport:
+                now_ns: int, day: str, sha: str | None = None, formats_dirs=None,
+                record_progress: Callable[[str, int], None] | None = None) -> FileReport:
     """Ingest one file into ``store`` (``sha``: its SHA-256 when the caller already has it):
     its rows and rejects as one part each, then its ledger entry. A file already in the
     ledger is left alone; a killed earlier attempt's parts are replaced, never doubled; two
     ingests of one file at once do it once (:meth:`~ssafuse.store.Store.file_lock`). Only
     regular files are read (:func:`ssafuse.files.open_input`). Raises :class:`OSError` when
-    the store cannot be written; a file that cannot be read is refused in the report."""
+    the store cannot be written; a file that cannot be read is refused in the report.
+    ``record_progress(uri, read)``: called as the file is read (records read so far)."""
     t0 = time.perf_counter()
     try:
         sha = sha or sha256_file(uri)
@@ -151,13 +174,15 @@ def ingest_file(store: Store, uri: str, *, source: str, format: str | None, mark
                           message=f"cannot read file: {e.strerror or e}")
     with store.file_lock(source, sha):
         rep = _ingest_locked(store, uri, source=source, format=format, marking=marking,
-                             now_ns=now_ns, day=day, sha=sha, formats_dirs=formats_dirs)
+                             now_ns=now_ns, day=day, sha=sha, formats_dirs=formats_dirs,
+                             record_progress=record_progress)
     rep.seconds = round(time.perf_counter() - t0, 6)
     return rep
 
 
 def _ingest_locked(store: Store, uri: str, *, source: str, format: str | None, marking: str,
-                   now_ns: int, day: str, sha: str, formats_dirs) -> FileReport:
+                   now_ns: int, day: str, sha: str, formats_dirs,
+                   record_progress=None) -> FileReport:
     feed_marking = str(parse_marking(marking))
     table = active_equivalences().digest  # how the records' own markings are read
     prior = store.ledger_entry(source, sha)
@@ -179,7 +204,7 @@ def _ingest_locked(store: Store, uri: str, *, source: str, format: str | None, m
     tally: Counter = Counter()
     _write_parts(store, rep, day, Provenance(source, format or "unknown", uri, sha, now_ns,
                                              parse_marking(marking)),
-                 formats_dirs=formats_dirs, tally=tally)
+                 formats_dirs=formats_dirs, tally=tally, record_progress=record_progress)
     rep.read = rep.accepted + rep.rejected
     rep.marking_conflicts = tally["marking_conflicts"]
     if rep.marking_conflicts:
@@ -197,7 +222,7 @@ def _ingest_locked(store: Store, uri: str, *, source: str, format: str | None, m
 
 
 def _write_parts(store: Store, rep: FileReport, day: str, prov: Provenance, *, formats_dirs,
-                 tally: Counter) -> None:
+                 tally: Counter, record_progress=None) -> None:
     """Read the file into its parts (rows, rejects) and commit them; counts into ``rep``.
 
     A file whose reading fails as a whole keeps what was read before, plus one reject (record
@@ -223,6 +248,8 @@ def _write_parts(store: Store, rep: FileReport, day: str, prov: Provenance, *, f
                 writers["rejects"].write(rejects)
                 rep.accepted += elements.num_rows
                 rep.rejected += rejects.num_rows
+                if record_progress is not None:
+                    record_progress(rep.uri, rep.accepted + rep.rejected)
         except _ReadFailed as failed:
             e = failed.error
             # The file as a whole cannot be read: one reject for it, keep what was read.

@@ -32,6 +32,7 @@ from ..formats.registry import known_extension
 from ..ingestion import ingest
 from ..jobs import assess_events
 from ..markings import active_equivalences, use_equivalences
+from ..progress import Progress, StageProgress, as_progress, reading
 from ..report import write_report
 from ..runs import previous_run, run_folder
 from ..schema import CONJUNCTIONS, EXCLUDED
@@ -80,9 +81,16 @@ class RunResult:
 
 
 def run(cfg: RunConfig, *, now: dt.datetime,
-        progress: Callable[[int, int], None] | None = None) -> RunResult:
+        progress: Progress | Callable[[int, int], None] | None = None) -> RunResult:
     """Run the nightly job once. ``now`` is the caller's clock (timezone-aware UTC): the
     ingest time, and the window start when the config sets none.
+
+    ``progress``: where the long stages report how far along they are, a
+    :class:`~ssafuse.progress.Progress` (``progress.stage(name, unit)`` gives each stage's
+    ``tick(done, total)``: ingest in files, correlate in observations, screen in time slices,
+    assess and report in events, exports in partners); the CLI's shows bars on a terminal
+    (:func:`ssafuse.progress.for_stderr`). A plain ``callback(done, total)`` hears of the
+    screening's time slices only, as before; ``None`` (default) reports nowhere.
 
     Raises :class:`~ssafuse.nightly.lock.AlreadyRunning` when another run holds the lock
     (nothing is done); every other problem is recorded in the result (``warnings``: a feed
@@ -94,16 +102,16 @@ def run(cfg: RunConfig, *, now: dt.datetime,
         # the config's marking equivalence table holds for the run, and only for it
         previous = use_equivalences(cfg.equivalences) if cfg.equivalences is not None else None
         try:
-            return _run_locked(cfg, now, progress)
+            return _run_locked(cfg, now, as_progress(progress))
         finally:
             if cfg.equivalences is not None:
                 use_equivalences(previous)
 
 
-def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
+def _run_locked(cfg: RunConfig, now: dt.datetime, progress: Progress) -> RunResult:
     t_run = time.perf_counter()
     try:
-        ctx = _start(cfg, now)
+        ctx = _start(cfg, now, progress)
     except OSError as e:  # the store cannot hold the run: nothing else can go on
         rid = run_id(cfg, window_start(cfg, now))
         result = RunResult(rid, run_folder(cfg.store, rid), [], [], [f"run: {_os_error(e)}"])
@@ -111,7 +119,7 @@ def _run_locked(cfg: RunConfig, now: dt.datetime, progress) -> RunResult:
         _log(logging.ERROR, "run", result.errors[0])
         return result
     try:
-        return _stages(ctx, progress, t_run)
+        return _stages(ctx, t_run)
     except Exception as e:  # a write outside a stage failed (disk full, permissions)
         ctx.result.errors.append(f"run: {_os_error(e)}")
         _log(logging.ERROR, "run", ctx.result.errors[-1])
@@ -125,13 +133,13 @@ def _os_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-def _stages(ctx: _Run, progress, t_run: float) -> RunResult:
+def _stages(ctx: _Run, t_run: float) -> RunResult:
     cfg = ctx.cfg
     feeds = _ingest_stage(ctx)
     fingerprint = _table_fingerprint(ctx.store.ledger_entries())
     catalogue = _catalogue_stage(ctx)
     correlation = _correlate_stage(ctx, catalogue)
-    conj = _screen_stage(ctx, catalogue, fingerprint, progress)
+    conj = _screen_stage(ctx, catalogue, fingerprint)
     conj, links = _assess_stage(ctx, conj, catalogue)
     prev = previous_run(Path(cfg.store), ctx.run_id, ctx.start)
     _write_run_info(ctx, feeds, links, correlation, prev)
@@ -158,6 +166,10 @@ class _Run:
     result: RunResult
     #: the newest ``ingested_at`` of the element sets the catalogue was built from (ISO)
     elements_through: str | None = None
+    #: where the stages report how far along they are
+    progress: Progress = field(default_factory=Progress)
+    #: the progress of the stage under way (:meth:`stage`), ``tick(done, total)``
+    tick: StageProgress = field(default_factory=StageProgress)
 
     @property
     def run_id(self) -> str:
@@ -167,11 +179,12 @@ class _Run:
     def run_dir(self) -> Path:
         return self.result.run_dir
 
-    def stage(self, name: str) -> _Timer:
-        """A new stage of the run, timed while the ``with`` block lasts."""
+    def stage(self, name: str, unit: str | None = None) -> _Timer:
+        """A new stage of the run, timed while the ``with`` block lasts; with a ``unit``
+        (``"file"``), its progress is :attr:`tick` meanwhile."""
         st = Stage(name)
         self.result.stages.append(st)
-        return _Timer(st)
+        return _Timer(st, self, unit)
 
     def fail(self, st: Stage, e: BaseException | str) -> None:
         text = e if isinstance(e, str) else _os_error(e)
@@ -186,15 +199,19 @@ def _log(level: int, stage: str, msg: str, **fields) -> None:
 
 
 class _Timer:
-    def __init__(self, stage: Stage):
-        self.stage = stage
+    def __init__(self, stage: Stage, ctx: _Run, unit: str | None):
+        self.stage, self.ctx, self.unit = stage, ctx, unit
 
     def __enter__(self):
         self.t0 = time.perf_counter()
         _log(logging.INFO, self.stage.name, "started")
+        if self.unit:
+            self.ctx.tick = self.ctx.progress.stage(self.stage.name, self.unit)
         return self.stage
 
     def __exit__(self, *exc):
+        self.ctx.tick.close()
+        self.ctx.tick = StageProgress()
         self.stage.seconds = round(time.perf_counter() - self.t0, 3)
         if self.stage.status == "skipped":
             self.stage.status = "ok"
@@ -203,7 +220,7 @@ class _Timer:
         return False
 
 
-def _start(cfg: RunConfig, now: dt.datetime) -> _Run:
+def _start(cfg: RunConfig, now: dt.datetime, progress: Progress) -> _Run:
     """The run's window, id and folder (created), and its creation time; logs the start."""
     store = Store(cfg.store)
     start = window_start(cfg, now)
@@ -211,7 +228,8 @@ def _start(cfg: RunConfig, now: dt.datetime) -> _Run:
     run_dir = run_folder(cfg.store, rid)
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = _Run(cfg, store, now, start, start + dt.timedelta(days=cfg.days),
-               _creation_time(run_dir, now), RunResult(rid, run_dir, [], [], []))
+               _creation_time(run_dir, now), RunResult(rid, run_dir, [], [], []),
+               progress=progress)
     _log(logging.INFO, "run", f"run {rid}: window {start.isoformat()} + {cfg.days:g} d, "
          f"{len(cfg.feeds)} feeds, store {cfg.store}", run_id=rid)
     return ctx
@@ -235,16 +253,22 @@ def _creation_time(run_dir: Path, now: dt.datetime) -> dt.datetime:
 def _ingest_stage(ctx: _Run) -> list[dict]:
     """Ingest every feed (one's failure never stops the others); returns their summaries."""
     feeds: list[dict] = []
-    with ctx.stage("ingest") as st:
-        for feed in ctx.cfg.feeds:
+    with ctx.stage("ingest", "file") as st:
+        found = [_listed_files(feed, ctx.cfg.formats_dirs) for feed in ctx.cfg.feeds]
+        total = sum(len(f[0]) for f in found if f is not None)
+        ctx.tick(0, total)
+        before = 0  # files of the earlier feeds
+        for feed, listed in zip(ctx.cfg.feeds, found):
             try:
-                info = _ingest_feed(ctx.store, feed, ctx.now, ctx.cfg.formats_dirs)
+                info = _ingest_feed(ctx.store, feed, ctx.now, ctx.cfg.formats_dirs, listed,
+                                    _FeedTicks(ctx.tick, before, total))
             except OSError as e:  # the store cannot be written (an input is refused inside)
                 ctx.fail(st, e)
                 info = _failed_feed(feed, e)
             except Exception as e:  # a feed's failure never stops the others
                 info = _failed_feed(feed, e)
             feeds.append(info)
+            before += len(listed[0]) if listed else 0
             _log_feed(feed, info)
             for p in info["problems"]:
                 ctx.result.warnings.append(f"feed {feed.source}: {p}")
@@ -293,9 +317,32 @@ def _feed_files(feed: Feed, formats_dirs=()) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(files)), empty
 
 
-def _ingest_feed(store: Store, feed: Feed, now: dt.datetime, formats_dirs=()) -> dict:
-    """Ingest one feed; returns its summary (never raises for a feed's own failure)."""
-    files, empty = _feed_files(feed, formats_dirs)
+def _listed_files(feed: Feed, formats_dirs=()) -> tuple[list[str], list[str]] | None:
+    """:func:`_feed_files`, or ``None`` when listing them fails (the feed's ingest lists
+    them again, and fails as the feed's own failure)."""
+    try:
+        return _feed_files(feed, formats_dirs)
+    except Exception:  # counted for the progress only: the ingest reports the failure
+        return None
+
+
+class _FeedTicks:
+    """One feed's file progress as part of the ingest stage's: ``before`` files of the
+    earlier feeds, ``total`` in all."""
+
+    def __init__(self, tick: StageProgress, before: int, total: int):
+        self.tick, self.before, self.total = tick, before, total
+
+    def files(self, done: int, total: int) -> None:
+        self.tick(self.before + done, max(self.total, self.before + total))
+
+
+def _ingest_feed(store: Store, feed: Feed, now: dt.datetime, formats_dirs=(),
+                 found: tuple[list[str], list[str]] | None = None,
+                 ticks: _FeedTicks | None = None) -> dict:
+    """Ingest one feed (``found``: its files and empty patterns, :func:`_feed_files`, when
+    listed already); returns its summary (never raises for a feed's own failure)."""
+    files, empty = found or _feed_files(feed, formats_dirs)
     out = {"source": feed.source, "marking": feed.marking, "format": feed.format,
            "paths": list(feed.paths), "files": [], "read": 0, "accepted": 0, "rejected": 0,
            "marking_conflicts": 0, "refused_files": 0, "status": "ok", "problems": []}
@@ -303,7 +350,9 @@ def _ingest_feed(store: Store, feed: Feed, now: dt.datetime, formats_dirs=()) ->
         out["problems"].append(f"{p}: matched no file")
     if files:
         report = ingest(store, files, source=feed.source, format=feed.format,
-                        marking=feed.marking, now=now, formats_dirs=formats_dirs)
+                        marking=feed.marking, now=now, formats_dirs=formats_dirs,
+                        file_progress=ticks.files if ticks else None,
+                        record_progress=reading(ticks.tick) if ticks else None)
         for f in report.files:
             rec = _file_record(store, feed, f)
             if rec["status"] == "refused":
@@ -398,10 +447,11 @@ def _correlate_stage(ctx: _Run, catalogue: pa.Table | None) -> dict | None:
     if ctx.cfg.correlate is None or catalogue is None:
         return None
     counts = None
-    with ctx.stage("correlate") as st:
+    with ctx.stage("correlate", "obs") as st:
         try:
             counts = _correlate(ctx.cfg, ctx.store, ctx.run_dir, ctx.now)
             st.counts = counts
+            ctx.tick(counts["observations"], counts["observations"])
         except Exception as e:
             ctx.fail(st, e)
     return counts
@@ -420,16 +470,15 @@ def _correlate(cfg: RunConfig, store: Store, run_dir: Path, now: dt.datetime) ->
             "uct": status.count("uct"), "unknown_sensor": rejects.num_rows}
 
 
-def _screen_stage(ctx: _Run, catalogue: pa.Table | None, fingerprint: str,
-                  progress) -> pa.Table | None:
+def _screen_stage(ctx: _Run, catalogue: pa.Table | None, fingerprint: str) -> pa.Table | None:
     """The screening's conjunctions; ``None`` without a catalogue or when it failed."""
     if catalogue is None:
         return None
     conj = None
-    with ctx.stage("screen") as st:
+    with ctx.stage("screen", "slice") as st:
         try:
             conj, excluded, reused = _screen(ctx.cfg, catalogue, ctx.start, ctx.run_dir,
-                                             fingerprint, progress)
+                                             fingerprint, ctx.tick)
             st.status = "reused" if reused else "ok"
             st.counts = {"conjunctions": conj.num_rows, "excluded": excluded.num_rows,
                          "objects": catalogue.num_rows}
@@ -496,7 +545,8 @@ def _assess_stage(ctx: _Run, conj: pa.Table | None,
     if conj is None:
         return None, {}
     cfg, links = ctx.cfg, {}
-    with ctx.stage("assess") as st:
+    with ctx.stage("assess", "event") as st:
+        ctx.tick(0, conj.num_rows)  # no progress within: assess_events takes no callback
         try:
             done = assess_events(conj, catalogue, cfg.pc, ctx.run_dir / "cdm",
                                  creation_date=ctx.created, cdms=ctx.store.table("cdms"),
@@ -504,6 +554,7 @@ def _assess_stage(ctx: _Run, conj: pa.Table | None,
             conj, links = done.conjunctions, done.links
             st.counts = {"assessed": conj.num_rows, "cdms": len(links),
                          "cdms_refused": len(done.refused)}
+            ctx.tick(conj.num_rows, conj.num_rows)
             for key, why in done.refused.items():  # the event keeps its Pc; no CDM
                 ctx.result.warnings.append(f"assess: no CDM for event {key}: {why}")
                 _log(logging.WARNING, "assess", ctx.result.warnings[-1])
@@ -551,11 +602,13 @@ def _report_stage(ctx: _Run, conj: pa.Table | None) -> str:
     if conj is None:
         return ""
     summary = ""
-    with ctx.stage("report") as st:
+    with ctx.stage("report", "event") as st:
+        ctx.tick(0, conj.num_rows)  # no progress within: write_report takes no callback
         try:
             rep = write_report(ctx.run_dir, ctx.run_dir)
             summary = rep.text
             st.counts = {"events": rep.counts["events"], "listed": rep.counts["listed"]}
+            ctx.tick(conj.num_rows, conj.num_rows)
             st.message = f"marking {rep.marking}"
         except Exception as e:
             ctx.fail(st, e)
@@ -569,7 +622,8 @@ def _exports_stage(ctx: _Run, conj: pa.Table | None) -> dict:
     exports: dict = {}
     if conj is None or not ctx.cfg.exports:
         return exports
-    with ctx.stage("exports") as st:
+    with ctx.stage("exports", "partner") as st:
+        ctx.tick(0, len(ctx.cfg.exports))  # no progress within: one call for every partner
         try:
             done = export_partners(ctx.run_dir, {code: ctx.run_dir / "exports" / code
                                                  for code in ctx.cfg.exports},
@@ -583,6 +637,7 @@ def _exports_stage(ctx: _Run, conj: pa.Table | None) -> dict:
                              "shared_view_with": ex.shared_view_with}
             _log(logging.INFO, "exports", f"{code}: exported {ex.exported}, recomputed "
                  f"{ex.recomputed}, withheld {ex.withheld}", release_to=code)
+        ctx.tick(len(exports), len(ctx.cfg.exports))
         st.counts = {"partners": len(exports),
                      "recomputed": sum(e["recomputed"]["conjunctions"] for e in exports.values())}
     return exports

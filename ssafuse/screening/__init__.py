@@ -124,7 +124,8 @@ def screen(elements: pa.Table, start, days: float = 1.0, threshold_km: float = 5
     ``days``: window length; ``threshold_km``: report pairs closer than this; ``primaries``:
     NORAD numbers to screen against everything (default: all-vs-all); ``workers``: processes
     (default: every local core; 1 runs in this process); ``progress(done, total)`` is called
-    after each time slice. One element set per object is expected (a catalogue); with several
+    once with ``done`` 0 before the first time slice (``total`` slices in all), then after
+    each. One element set per object is expected (a catalogue); with several
     rows for an object, each is screened as its own object. ``dask`` runs the time slices on a
     Dask cluster instead of local processes: a scheduler address (``"tcp://host:8786"``),
     ``"local"`` / ``"local:N"`` for a ``LocalCluster`` of N worker processes, or a
@@ -210,6 +211,8 @@ def _run_slices(elements: pa.Table, inputs: _Inputs, params: ScreenParams, worke
     """Every time slice, on a Dask cluster when ``dask`` is given, else on local processes.
     Returns the slices in slice order, the number of workers and what the Dask run reports
     (``{}`` for a local run)."""
+    if progress:
+        progress(0, params.n_slices)
     if dask is not None:
         work = slice_work(elements, params, **inputs.shared())
         slices, dask_info = run_slices(dask, work, params.n_slices, progress)
