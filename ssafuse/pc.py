@@ -216,63 +216,71 @@ def _circle_finish(integral, idx, xm, zm, sx, sz, R):
 BACKEND = {"name": "numba" if _numba is not None else "numpy"}
 
 
-def _make_numba_kernel():
-    nb = _numba
-    cos_tab = np.cos(np.arange(_NMAX + 1) * (np.pi / _NMAX))
-    sin_tab = np.sin(np.arange(_NMAX + 1) * (np.pi / _NMAX))
-
-    @nb.njit(cache=True, inline="always")
-    def term(xm, zm, dx, dz, R, c, s):
-        x = (xm + R * c) / dx
-        hd = R * s / dz
-        zd = zm / dz
-        d1 = zd + hd
-        d2 = zd - hd
-        if d2 > 0.5:
-            e = math.erfc(d2) - math.erfc(d1)
-        else:
-            e = math.erf(d1) - math.erf(d2)
-        return math.exp(-x * x) * e * s
-
-    @nb.njit(parallel=True, cache=True)
-    def kernel(xm, zm, dx, dz, R, rtol, cos_tab, sin_tab, out, conv):
-        nmax = cos_tab.size - 1
-        for i in nb.prange(xm.size):
-            a, b, c, d, r = xm[i], zm[i], dx[i], dz[i], R[i]
-            N = 8
-            stride = nmax // N
-            S = 0.0
-            for k in range(1, N):
-                S += term(a, b, c, d, r, cos_tab[k * stride], sin_tab[k * stride])
-            prev = S * math.pi / N
-            cur = prev
-            ok = False
-            while N < nmax:
-                stride = nmax // (2 * N)
-                for j in range(N):
-                    k = (2 * j + 1) * stride
-                    S += term(a, b, c, d, r, cos_tab[k], sin_tab[k])
-                N *= 2
-                cur = S * math.pi / N
-                if abs(cur - prev) <= rtol * abs(cur):
-                    ok = True
-                    break
-                prev = cur
-            out[i] = cur
-            conv[i] = ok
-
-    def run(xm, zm, sx, sz, R, rtol):
-        out = np.empty(xm.size)
-        conv = np.empty(xm.size, dtype=np.bool_)
-        kernel(np.ascontiguousarray(xm), np.ascontiguousarray(zm),
-               np.ascontiguousarray(_SQRT2 * sx), np.ascontiguousarray(_SQRT2 * sz),
-               np.ascontiguousarray(R), float(rtol), cos_tab, sin_tab, out, conv)
-        return out, conv
-
-    return run
+# The numba kernel is defined at module level, not in a closure: numba's on-disk cache keys a
+# closure on its captured values, which differ per process, so a closure was compiled again
+# (about 1.5 s) by every process and left one more cache file each time.
+_COS_TAB = np.cos(np.arange(_NMAX + 1) * (np.pi / _NMAX))
+_SIN_TAB = np.sin(np.arange(_NMAX + 1) * (np.pi / _NMAX))
 
 
-_circle_numba = _make_numba_kernel() if _numba is not None else None
+def _term(xm, zm, dx, dz, R, c, s):
+    x = (xm + R * c) / dx
+    hd = R * s / dz
+    zd = zm / dz
+    d1 = zd + hd
+    d2 = zd - hd
+    if d2 > 0.5:
+        e = math.erfc(d2) - math.erfc(d1)
+    else:
+        e = math.erf(d1) - math.erf(d2)
+    return math.exp(-x * x) * e * s
+
+
+if _numba is not None:
+    _term = _numba.njit(cache=True, inline="always")(_term)
+    _prange = _numba.prange
+else:  # pragma: no cover - the numpy path is used instead
+    _prange = range
+
+
+def _kernel(xm, zm, dx, dz, R, rtol, cos_tab, sin_tab, out, conv):
+    nmax = cos_tab.size - 1
+    for i in _prange(xm.size):
+        a, b, c, d, r = xm[i], zm[i], dx[i], dz[i], R[i]
+        N = 8
+        stride = nmax // N
+        S = 0.0
+        for k in range(1, N):
+            S += _term(a, b, c, d, r, cos_tab[k * stride], sin_tab[k * stride])
+        prev = S * math.pi / N
+        cur = prev
+        ok = False
+        while N < nmax:
+            stride = nmax // (2 * N)
+            for j in range(N):
+                k = (2 * j + 1) * stride
+                S += _term(a, b, c, d, r, cos_tab[k], sin_tab[k])
+            N *= 2
+            cur = S * math.pi / N
+            if abs(cur - prev) <= rtol * abs(cur):
+                ok = True
+                break
+            prev = cur
+        out[i] = cur
+        conv[i] = ok
+
+
+if _numba is not None:
+    _kernel = _numba.njit(parallel=True, cache=True)(_kernel)
+
+
+def _circle_numba(xm, zm, sx, sz, R, rtol):
+    out = np.empty(xm.size)
+    conv = np.empty(xm.size, dtype=np.bool_)
+    _kernel(np.ascontiguousarray(xm), np.ascontiguousarray(zm),
+            np.ascontiguousarray(_SQRT2 * sx), np.ascontiguousarray(_SQRT2 * sz),
+            np.ascontiguousarray(R), float(rtol), _COS_TAB, _SIN_TAB, out, conv)
+    return out, conv
 
 
 def _circle_quad(xm, zm, sx, sz, R) -> float:
