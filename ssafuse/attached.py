@@ -18,6 +18,10 @@ pair is **attached** when
 
 The attached pairs join into groups (connected components); a group holding an anchor takes
 the complex's name, any other is named ``attached to <lowest NORAD number>``.
+
+An outside object passing a complex is found once per member that carries the complex's
+element set: the same TCA and the same miss, a dozen times at the ISS. :func:`repeats` marks
+all but one of them (the lowest-numbered member's), so the report lists the pass once.
 :func:`ssafuse.assessment.assess` gives attached pairs no Pc and no max Pc; the report lists
 them once per group.
 """
@@ -27,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["KNOWN_COMPLEXES", "MAX_RANGE_KM", "MAX_SPEED_M_S", "attached_groups"]
+__all__ = ["KNOWN_COMPLEXES", "MAX_RANGE_KM", "MAX_SPEED_M_S", "attached_groups", "repeats"]
 
 #: Stations whose visiting vehicles dock: name -> NORAD number of the core module.
 KNOWN_COMPLEXES = {"ISS": 25544, "CSS (Tiangong)": 48274}
@@ -93,3 +97,37 @@ def attached_groups(conj: pa.Table, complexes: dict[str, int] | None = None, *,
         attached[i] = True
         group[i] = names[root(a[i])]
     return attached, group
+
+
+def repeats(conj: pa.Table) -> np.ndarray:
+    """``(n,)`` bool: the events that repeat another event of the same complex: the same
+    object (or complex) on the other side, the same TCA to the nanosecond and the same miss
+    distance (members sharing one element set); every such event but the one with the
+    lowest NORAD numbers is marked. Attached events themselves are never marked."""
+    n = conj.num_rows
+    out = np.zeros(n, dtype=bool)
+    attached = np.array(_column(conj, "attached", False), dtype=bool)
+    if not attached.any():
+        return out
+    groups = _column(conj, "attached_group", None)
+    a = _column(conj, "object_id_1", -1)
+    b = _column(conj, "object_id_2", -1)
+    member = {}
+    for i in np.flatnonzero(attached):
+        member[a[i]] = member[b[i]] = groups[i]
+    tca = conj["tca"].cast(pa.int64()).to_pylist()
+    miss = _column(conj, "miss_distance_km", None)
+    first: dict = {}
+    for i in np.flatnonzero(~attached):
+        if a[i] not in member and b[i] not in member:
+            continue
+        sides = sorted((f"g:{member[x]}" if x in member else f"o:{x}") for x in (a[i], b[i]))
+        key = (*sides, tca[i], miss[i])
+        j = first.get(key)
+        if j is None:
+            first[key] = i
+        elif (a[i], b[i]) < (a[j], b[j]):
+            out[j], first[key] = True, i
+        else:
+            out[i] = True
+    return out

@@ -3,6 +3,8 @@ withheld record counted (property-based over random markings and recipients)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pyarrow.parquet as pq
@@ -10,7 +12,7 @@ from click.testing import CliRunner
 
 from ssafuse.cli import main
 
-from _run_helpers import run_cli, run_dir, sample_config
+from _run_helpers import ISS_NEIGHBOURS, run_cli, run_dir, sample_config
 from conftest import SAMPLES
 
 CODES = ["USA", "GBR", "AUS", "CAN", "NZL", "JPN", "FRA", "DEU"]
@@ -32,6 +34,8 @@ def test_export_command_writes_a_partner_export_with_its_own_report(tmp_path):
               .read_text().splitlines() if line.startswith("1 ")}
     public |= {r["NORAD_CAT_ID"] for r in json.loads(
         (SAMPLES / "celestrak_stations_gp_2026-03-10.json").read_text())}
+    public |= {int(r["NORAD_CAT_ID"]) for r in csv.DictReader(io.StringIO(
+        ISS_NEIGHBOURS.read_text()))}
     cat = pq.read_table(rd / "catalogue.parquet")
     assert cat.num_rows == len(udl | public)
     assert ex["withheld"]["catalogue"] == len(udl - public) > 0

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -33,6 +34,28 @@ def sample_run(tmp_path_factory):
     done = run_cli(cfg)
     assert done.returncode == 0, done.stderr[-2000:]
     return run_dir(tmp / "store")
+
+
+def repeat_mask(df) -> np.ndarray:
+    """Events that repeat a pass by a docked complex, with pandas: the rows (not attached)
+    with the same two sides (a member of an attached group stands for its group), TCA and
+    miss as an earlier row in (object 1, object 2) order; the first of each is kept."""
+    att = df.attached.fillna(False).astype(bool)
+    group = {}
+    for a, b, g in df.loc[att, ["object_id_1", "object_id_2", "attached_group"]].itertuples(
+            index=False):
+        group[a] = group[b] = g
+    side = [tuple(sorted(("g", group[x]) if x in group else ("o", str(x)) for x in (a, b)))
+            for a, b in zip(df.object_id_1, df.object_id_2)]
+    near = [a in group or b in group for a, b in zip(df.object_id_1, df.object_id_2)]
+    key = pd.DataFrame({"side": side, "tca": df.tca_ns, "miss": df.miss_distance_km,
+                        "a": df.object_id_1, "b": df.object_id_2,
+                        "use": ~att.to_numpy() & np.array(near, dtype=bool)})
+    order = key.sort_values(["a", "b"], kind="stable")
+    dup = order[order.use].duplicated(["side", "tca", "miss"], keep="first")
+    out = np.zeros(len(df), dtype=bool)
+    out[df.index.get_indexer(dup[dup].index)] = True
+    return out
 
 
 def _chromium():
@@ -71,23 +94,36 @@ def test_report_in_headless_chromium_shows_banners_and_event_rows(sample_run, tm
     # the banner is at least as restrictive as every event listed
     assert mk.combine([mk.parse(banners[0][1]), mk.parse(marking)]) == mk.parse(banners[0][1])
 
-    # expected rows, computed here from the Parquet: closest approaches (not co-located)
+    # expected rows, computed here from the Parquet: closest approaches (not co-located, not
+    # attached: a null `attached` is False)
     df = conj.to_pandas()
     df["key"] = [f"{a}-{b}-{t}" for a, b, t in zip(
         df.object_id_1, df.object_id_2, conj["tca"].cast(pa.int64()).to_pylist())]
-    close = df[~df.co_located].sort_values(["miss_distance_km"]).head(20)
+    df["att"] = df.attached.fillna(False).astype(bool)
+    df["tca_ns"] = conj["tca"].cast(pa.int64()).to_pylist()
+    df["rep"] = repeat_mask(df)
+    assert df.rep.sum() >= 5       # HAWK-5A, HAWK-5C, SONATE-2 pass each ISS module at once
+    # by miss, then TCA; a pass by a docked complex (one event per member) once
+    close = df[~df.co_located & ~df.att & ~df.rep].sort_values(
+        ["miss_distance_km", "tca_ns"]).head(20)
     assert len(close) >= 1
     rows = re.findall(r'<tr class="event" id="by-miss-([0-9-]+)"', dom)
     assert rows == list(close.key)
-    co = df[df.co_located]
+    co = df[df.co_located & ~df.att & ~df.rep]
     assert set(re.findall(r'id="co-located-([0-9-]+)"', dom)) == set(co.key.head(20))
-    iss = df[(df.object_id_1 == 25544) | (df.object_id_2 == 25544)]
+    iss = df[((df.object_id_1 == 25544) | (df.object_id_2 == 25544)) & ~df.att]
     assert len(re.findall(r'id="primary-25544-events-', dom)) == len(iss)
-    # links resolve to files of the run: its CDMs, and each partner's export files
+    # links resolve to files of the run: its CDMs, event pages, the SOCRATES CSV, each
+    # partner's export files, and the attached-objects section
     hrefs = re.findall(r'href="([^"]+)"', dom)
     assert any(h.startswith("cdm/") for h in hrefs)
+    assert any(h.startswith("events/") for h in hrefs)
     for href in hrefs:
-        assert href.startswith(("cdm/", "exports/")) and (sample_run / href).is_file(), href
+        if href == "#attached":
+            assert 'id="attached"' in dom
+            continue
+        assert href.startswith(("cdm/", "exports/", "events/", "conjunctions-socrates.csv")) \
+            and (sample_run / href).is_file(), href
 
 
 def test_report_is_self_contained(sample_run):

@@ -18,6 +18,8 @@ Everything a run produces lives in one folder of the store, ``STORE/runs/<run id
                          reuses the screening instead of repeating it
     cdm/                 one CDM per conjunction (when the assess stage writes them)
     report.html          the operator's report (self-contained), summary.txt for cron mail
+    events/              a page per event the report lists (encounter plane, history)
+    conjunctions-socrates.csv  the run's events in SOCRATES's CSV columns
     exports/<CODE>/      each partner's export (``ssafuse.export``)
 
 The **run id** is ``<window start>-<hash of the settings>``: the same night with the same
