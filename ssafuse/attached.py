@@ -7,8 +7,11 @@ for it would be false, and an analyst who sees one stops trusting the report. A 
 pair is **attached** when
 
 1. one of the two is a known complex's anchor (:data:`KNOWN_COMPLEXES`, the ``[pc]
-   complexes`` of the nightly config: ``{name: NORAD number}``), or already attached to it:
-   nothing else stays within the threshold of a station for a whole window; or
+   complexes`` of the nightly config: ``{name: NORAD number}``), or already attached to it,
+   and the pair is within :data:`COMPLEX_MAX_RANGE_KM` (a station's size) at under
+   :data:`COMPLEX_MAX_SPEED_M_S`: a docked vehicle whose own element set is not quite the
+   station's. Debris or a cubesat drifting near a station (hundreds of metres, tenths of a
+   metre per second) is never attached: it keeps its Pc; or
 2. it holds still: its range at the closest approach is at most :data:`MAX_RANGE_KM` and its
    relative speed at most :data:`MAX_SPEED_M_S`, as two copies of one element set do.
    Formation flyers are co-located but not attached: in the bundled catalogue of
@@ -31,10 +34,15 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["KNOWN_COMPLEXES", "MAX_RANGE_KM", "MAX_SPEED_M_S", "attached_groups", "repeats"]
+__all__ = ["KNOWN_COMPLEXES", "COMPLEX_MAX_RANGE_KM", "COMPLEX_MAX_SPEED_M_S", "MAX_RANGE_KM",
+           "MAX_SPEED_M_S", "attached_groups", "repeats"]
 
 #: Stations whose visiting vehicles dock: name -> NORAD number of the core module.
 KNOWN_COMPLEXES = {"ISS": 25544, "CSS (Tiangong)": 48274}
+#: Rule 1: a pair with a known complex this close at its closest approach ...
+COMPLEX_MAX_RANGE_KM = 0.2
+#: ... with a relative speed this small there is attached.
+COMPLEX_MAX_SPEED_M_S = 0.1
 #: The automatic rule: a co-located pair this close at its closest approach ...
 MAX_RANGE_KM = 0.01
 #: ... with a relative speed this small there is attached.
@@ -62,6 +70,7 @@ def attached_groups(conj: pa.Table, complexes: dict[str, int] | None = None, *,
     miss = np.array(_column(conj, "miss_distance_km", np.inf), dtype=float)
     speed = np.array(_column(conj, "relative_speed_km_s", np.inf), dtype=float) * 1e3
     still = co & (miss <= max_range_km) & (speed <= max_speed_m_s)
+    docked = co & (miss <= COMPLEX_MAX_RANGE_KM) & (speed <= COMPLEX_MAX_SPEED_M_S)
     parent: dict[int, int] = {}
 
     def root(x: int) -> int:
@@ -73,13 +82,13 @@ def attached_groups(conj: pa.Table, complexes: dict[str, int] | None = None, *,
     for i in np.flatnonzero(still):
         parent[root(a[i])] = root(b[i])
     anchors = {int(v): str(k) for k, v in complexes.items()}
-    # rule 1, to a fixed point: a co-located pair with one object in an anchor's group
+    # rule 1, to a fixed point: a docked pair with one object in an anchor's group
     linked = set(np.flatnonzero(still).tolist())
     grew = True
     while grew:
         grew = False
         held = {root(x) for x in anchors}
-        for i in np.flatnonzero(co):
+        for i in np.flatnonzero(docked):
             if i not in linked and (root(a[i]) in held or root(b[i]) in held):
                 parent[root(a[i])] = root(b[i])
                 linked.add(int(i))

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .assessment import assess, cdm_files
+from .attached import repeats
 from .catalogue import build_catalogue
 from .epochs import DISAGREE_MAX_GAP_DAYS, MAX_EPOCH_GAP_DAYS
 from .errors import SsafuseError, UnknownFormatError
@@ -182,9 +183,11 @@ def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict
     subset = out.slice(0, 0)
     if which not in (False, "none") and out.num_rows:
         # attached objects (docked to a station) are no conjunction: no CDM, even with "all"
-        subset = out.filter(pc.invert(pc.fill_null(out["attached"], False)))
+        # and a pass by a complex once (its members share one element set)
+        keep = ~np.asarray(pc.fill_null(out["attached"], False)) & ~repeats(out)
+        subset = out.filter(pa.array(keep))
         if which == "listed":
-            subset = out.take(pa.array(listed(out, primaries, int(top)), pa.int64()))
+            subset = subset.take(pa.array(listed(subset, primaries, int(top)), pa.int64()))
     files, why = cdm_files(subset, catalogue, creation_date=creation_date,
                            fmt=pc_settings.get("cdm_format", "kvn"), covariance_model=model,
                            version=pc_settings.get("cdm_version", "1.0")) \
@@ -201,8 +204,13 @@ def _assess_rows(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict,
                  assessed: pa.Table | None, model) -> pa.Table:
     """:func:`ssafuse.assessment.assess` of the rows ``assessed`` does not already hold,
     with those it holds, in the order given."""
+    # rows of a run made before attached objects and SOCRATES's max Pc (null there) are
+    # assessed again, so that one export never mixes two max-Pc models
+    if assessed is not None and "attached" in assessed.column_names:
+        assessed = assessed.filter(pc.is_valid(assessed["attached"]))
     have = dict(zip(event_keys(assessed), range(assessed.num_rows))) \
-        if assessed is not None and assessed.num_rows else {}
+        if assessed is not None and assessed.num_rows and \
+        "attached" in assessed.column_names else {}
     hits = [have.get(k) for k in event_keys(conjunctions)] if have else \
         [None] * conjunctions.num_rows
     todo = [q for q, h in enumerate(hits) if h is None]

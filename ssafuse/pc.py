@@ -667,8 +667,11 @@ def max_pc_ellipse(miss, hbr, aspect):
             return pc_circle(d, 0.0, k * ar, k, R)
 
         # the maximum lies between these minor sigmas: the major sigma at most twice the miss,
-        # and at least 1/1000 of the gap between the circle's edge and the mean
-        a, b = np.log(1e-3 * (d - R) / ar), np.log(2.0 * d / ar)
+        # and at least 1/1000 of the gap between the circle's edge and the mean, or of the
+        # radius when the miss is a hair outside it (below that, pc_circle's nodes miss the
+        # sliver of Gaussian inside the circle: the supremum there is about 1/2, not 0)
+        a = np.log(np.maximum(1e-3 * (d - R), 1e-3 * R) / ar)
+        b = np.log(2.0 * d / ar)
         x1, x2 = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
         f1, f2 = f(x1), f(x2)
         for _ in range(200):

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import markings as mk
+from .attached import repeats
 from .files import atomic_write_bytes
 from .formats import tle
 from .formats.ccsds import omm_write
@@ -254,10 +255,12 @@ def socrates_csv(conj: pa.Table, floor: pa.Table | None = None) -> str:
     ``YYYY-MM-DD hh:mm:ss.sss`` UTC, range and dilution in km, speed in km/s, days since epoch
     to 3 decimals, MAX_PROB to 4 significant digits; DILUTION empty where max Pc is 1 (no
     dilution), MAX_PROB empty where not assessed. After a banner line with the marking.
-    Attached objects (docked to a station, ``attached``) are no conjunction: left out."""
+    Attached objects (docked to a station, ``attached``) are no conjunction: left out; a
+    pass by a complex is listed once (:func:`ssafuse.attached.repeats`)."""
     rows = []
     if "attached" in conj.column_names:
-        conj = conj.filter(pc.invert(pc.fill_null(conj["attached"], False)))
+        conj = conj.filter(pc.and_(pc.invert(pc.fill_null(conj["attached"], False)),
+                                   pa.array(~repeats(conj))))
     sel = conj.select(["object_id_1", "object_name_1", "dse_1_days", "object_id_2",
                        "object_name_2", "dse_2_days", "tca", "miss_distance_km",
                        "relative_speed_km_s", "max_pc", "max_pc_sigma_km"])

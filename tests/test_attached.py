@@ -11,6 +11,7 @@ Expected values and where they come from:
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 
@@ -75,18 +76,15 @@ def test_docked_vehicles_of_both_stations_are_attached_and_get_no_pc():
     el = read_file(STATIONS, source="celestrak").elements
     out = _assessed(el)
     ranges = _ranges(el)
-    co_located = {p for p, (far, _) in ranges.items() if far < 5.0}
+    # physically one body: within a station's size (200 m) of each other all day, sampled
+    # every 30 s by python-sgp4; named after the station among them
     anchors = {25544: "ISS", 48274: "CSS (Tiangong)"}
-    # a co-located pair is attached when it is linked to a station through co-located pairs
+    one_body = {p for p, (far, _) in ranges.items() if far < 0.2}
     want = {}
     for anchor, name in anchors.items():
-        group, grew = {anchor}, True
-        while grew:
-            new = {x for p in co_located for x in p if set(p) & group} - group
-            group |= new
-            grew = bool(new)
-        want.update({p: name for p in co_located if set(p) <= group})
-    assert len(want) >= 20                    # the ISS's and CSS's modules and visitors
+        group = {anchor} | {x for p in one_body if anchor in p for x in p}
+        want.update({p: name for p in one_body if set(p) <= group})
+    assert len(want) >= 20 and set(want) == one_body   # the modules and visitors of both
     got = {tuple(sorted((r["object_id_1"], r["object_id_2"]))): r
            for r in out.to_pylist()}
     attached = {p: r["attached_group"] for p, r in got.items() if r["attached"]}
@@ -131,6 +129,7 @@ def test_formation_flyers_are_co_located_not_attached_and_a_copy_is(tmp_path, no
         ("COPY", _variant(noaa15, 90002)),                                # the same elements
         ("TRAIL", _variant(noaa15, 90003, mo=noaa15.mo + 1.0 / 7200)),   # ~1 km behind
         ("HELIX", _variant(noaa15, 90004, inclo=noaa15.inclo + 1e-4)),   # cross-track swing
+        ("DOCKED", _variant(noaa15, 90005, mo=noaa15.mo + 0.05 / 7200)),  # ~50 m behind
     ])
     ranges = _ranges(el)
     res = _assessed(el, complexes={})
@@ -145,11 +144,16 @@ def test_formation_flyers_are_co_located_not_attached_and_a_copy_is(tmp_path, no
         rows[(90001, 90002)]["attached_group"] == "attached to 90001"
     assert not rows[(90001, 90003)]["attached"] and rows[(90001, 90003)]["max_pc"] is not None
     assert not rows[(90001, 90004)]["attached"] and rows[(90001, 90004)]["max_pc"] is not None
-    # naming BASE a complex attaches whatever stays within the threshold of it all day
+    # naming BASE a complex attaches what sits on it (DOCKED, 50 m behind, still), never
+    # what drifts near it (TRAIL, HELIX): those keep their max Pc
     named = _assessed(el, complexes={"BASE STATION": 90001})
-    got = {tuple(sorted((r["object_id_1"], r["object_id_2"]))): r["attached_group"]
-           for r in named.to_pylist() if r["attached"]}
-    assert got[(90001, 90003)] == got[(90001, 90004)] == "BASE STATION"
+    got = {tuple(sorted((r["object_id_1"], r["object_id_2"]))): r
+           for r in named.to_pylist()}
+    assert ranges[(90001, 90005)][0] < 0.2
+    assert got[(90001, 90005)]["attached_group"] == "BASE STATION"
+    assert got[(90001, 90002)]["attached_group"] == "BASE STATION"
+    for other in (90003, 90004):
+        assert not got[(90001, other)]["attached"] and got[(90001, other)]["max_pc"] is not None
 
 
 @pytest.mark.parametrize("pc_table, message", [
@@ -163,3 +167,25 @@ def test_config_refuses_bad_complexes_and_methods(tmp_path, pc_table, message):
                    f'paths = ["{STATIONS}"]\n[pc]\n{pc_table}\n')
     with pytest.raises(ConfigError, match=message):
         load_config(cfg)
+
+
+def test_an_export_of_a_run_made_before_attached_objects_is_assessed_again(tmp_path):
+    """Rows of an older run (no attached / max_pc_method columns: null) are not reused as
+    they are: every event is assessed with today's model, none keeps the isotropic value."""
+    from ssafuse.jobs import assess_events
+    from ssafuse.schema import CONJUNCTIONS
+
+    el = read_file(STATIONS, source="celestrak").elements
+    res = screen(el, START, days=1.0, threshold_km=5.0, workers=1, max_epoch_gap_days=365)
+    old = A.assess(res.conjunctions, elements=el, max_pc_method="isotropic")
+    for name in ("attached", "attached_group", "max_pc_method"):
+        old = old.set_column(old.schema.get_field_index(name), CONJUNCTIONS.field(name),
+                             pa.nulls(old.num_rows, CONJUNCTIONS.field(name).type))
+    done = assess_events(res.conjunctions, el, {"write_cdms": "none"}, tmp_path / "cdm",
+                         creation_date=dt.datetime(2026, 3, 10, tzinfo=dt.timezone.utc),
+                         assessed=old)
+    fresh = A.assess(res.conjunctions, elements=el)
+    assert done.conjunctions["attached"].to_pylist() == fresh["attached"].to_pylist()
+    assert done.conjunctions["max_pc_method"].to_pylist() == \
+        fresh["max_pc_method"].to_pylist()
+    assert any(done.conjunctions["attached"].to_pylist())

@@ -29,6 +29,7 @@ from sgp4.conveniences import jday_datetime
 
 from _run_helpers import run_cli, run_dir
 from conftest import ROOT
+from ssafuse.runs import event_keys
 from test_report import CHROMIUM_FLAGS, _chromium
 
 BUNDLE = ROOT / "examples" / "catalogue_2026-03-10"
@@ -85,6 +86,10 @@ def test_first_run_finds_real_close_approaches_and_lists_docked_vehicles_as_grou
                for x in (r["object_id_1"], r["object_id_2"])}
         assert got == want, core
     assert all(r["pc"] is None and r["max_pc"] is None for r in att)
+    # CDMs only for conjunctions: none for a docked pair, one per event the report lists
+    links = json.loads((first_run / "run.json").read_text())["cdm_links"]
+    assert len(links) >= 20 and not set(links) & set(event_keys(conj.filter(conj["attached"])))
+    assert len(list((first_run / "cdm").glob("*.cdm"))) == len(links)
     assert real["max_pc"].null_count == 0
     assert set(real["max_pc_method"].to_pylist()) == {"socrates"}
 

@@ -74,3 +74,24 @@ def test_a_truncated_or_corrupt_gzip_feed_is_refused_and_the_rest_ingested(tmp_p
         rep = by_name[bad]
         assert rep.accepted == 0 and rep.status == "refused", rep
         assert "gzip" in rep.message or "CRC" in rep.message or "JSON" in rep.message, rep
+
+
+def test_a_gzip_bomb_is_refused_before_it_takes_the_memory(tmp_path):
+    """1 MB of gzip holding 1 GiB of spaces (JSON whitespace): refused, the file named, the
+    good file beside it ingested."""
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    first = json.loads(gzip.decompress((BUNDLE / "celestrak_stations_gp.json.gz")
+                                       .read_bytes()))[0]
+    with gzip.open(feed / "a_bomb.json.gz", "wb") as fh:
+        fh.write(b"[" + json.dumps(first).encode() + b",")   # an OMM record, then spaces
+        for _ in range(1024):
+            fh.write(b" " * (1 << 20))
+        fh.write(b"]")
+    assert (feed / "a_bomb.json.gz").stat().st_size < 2 << 20
+    (feed / "b_good.json.gz").write_bytes((BUNDLE / "celestrak_iridium-33-debris_gp.json.gz")
+                                          .read_bytes())
+    report = ingest(Store(tmp_path / "store"), [feed], source="celestrak")
+    bomb, good = sorted(report.files, key=lambda f: f.uri)
+    assert bomb.status == "refused" and "gzip bomb" in bomb.message and bomb.accepted == 0
+    assert good.accepted == 106
