@@ -233,3 +233,17 @@ def test_mutated_input_raises_only_format_error(data):
         return
     # whatever was accepted must be writable and read back identically
     assert cdm.loads(cdm.dumps_kvn(msg)).header == msg.header
+
+
+def test_an_enumerated_value_the_standard_does_not_list_is_refused_naming_it():
+    """Found by test_mutated_input_raises_only_format_error (a TAB over the C of CALCULATED):
+    the reader took COVARIANCE_METHOD = ALCULATED, which the strict writer then refused.
+    508.0-B-1 lists CALCULATED and DEFAULT only."""
+    text = shared("ccsds/orekit/cdm/CDMExample1.txt").read_text()
+    assert "COVARIANCE_METHOD             = CALCULATED" in text
+    bad = text.replace("COVARIANCE_METHOD             = CALCULATED",
+                       "COVARIANCE_METHOD                  = \tALCULATED", 1)
+    with pytest.raises(FormatError) as e:
+        cdm.loads(bad)
+    assert e.value.field == "COVARIANCE_METHOD" and "ALCULATED" in str(e.value)
+    assert cdm.loads(text).objects[0]["COVARIANCE_METHOD"] == "CALCULATED"

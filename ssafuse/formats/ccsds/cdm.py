@@ -14,7 +14,8 @@ and empty elements for optional values; XML parsed with defusedxml. Anything tha
 unambiguously raises :class:`~ssafuse.errors.FormatError` naming the line (KVN) and keyword:
 an unknown keyword, a keyword out of its section, a duplicate, a value that does not parse
 (``CDMExample1InvalidTca``'s April 31st), a missing mandatory keyword (CCSDS 508.0-B-1 section
-3), a missing or partial covariance.
+3), a missing or partial covariance, a 1.0 message's enumerated keyword (``COVARIANCE_METHOD``,
+``OBJECT_TYPE``, ``REF_FRAME`` ...) holding a value the standard does not list.
 
 **Strict when writing**: every mandatory keyword, only the keywords the message's version
 defines (``keywords/cdm.csv``: a 1.0 message has no ``CLASSIFICATION``, ``OD_EPOCH`` or
@@ -595,6 +596,13 @@ def _validate(msg: Cdm, path: str | None) -> None:
     for d in (msg.header, msg.relative, *msg.objects):
         for k in [k for k, v in d.items() if v is None]:
             del d[k]
+        # a 1.0 message's enumerated keywords hold one of the standard's values, as the
+        # writer requires: what is read can be written back
+        for k, v in d.items():
+            if version.startswith("1.") and k in _VALUES_1 and v not in _VALUES_1[k]:
+                raise FormatError(f"{k} = {v!r} is not one of CDM 1.0's values", path=path,
+                                  field=k, expected=f"{k} = {' | '.join(_VALUES_1[k])}",
+                                  got=str(v))
 
 
 # --- writing ------------------------------------------------------------------------------
