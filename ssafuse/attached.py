@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 
 __all__ = ["KNOWN_COMPLEXES", "COMPLEX_MAX_RANGE_KM", "COMPLEX_MAX_SPEED_M_S", "MAX_RANGE_KM",
-           "MAX_SPEED_M_S", "attached_groups", "repeats"]
+           "MAX_SPEED_M_S", "attached_groups", "attached_mask", "repeats"]
 
 #: Stations whose visiting vehicles dock: name -> NORAD number of the core module.
 KNOWN_COMPLEXES = {"ISS": 25544, "CSS (Tiangong)": 48274}
@@ -115,7 +115,7 @@ def repeats(conj: pa.Table) -> np.ndarray:
     lowest NORAD numbers is marked. Attached events themselves are never marked."""
     n = conj.num_rows
     out = np.zeros(n, dtype=bool)
-    attached = np.array(_column(conj, "attached", False), dtype=bool)
+    attached = attached_mask(conj)
     if not attached.any():
         return out
     groups = _column(conj, "attached_group", None)
@@ -140,3 +140,11 @@ def repeats(conj: pa.Table) -> np.ndarray:
         else:
             out[i] = True
     return out
+
+
+def attached_mask(conj: pa.Table) -> np.ndarray:
+    """``(n,)`` bool: the events whose two objects are one physical complex (``attached``;
+    null, or no such column in a run made before it, is False)."""
+    if "attached" not in conj.column_names:
+        return np.zeros(conj.num_rows, dtype=bool)
+    return np.array([bool(x) for x in conj["attached"].to_pylist()], dtype=bool)

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .assessment import assess, cdm_files
-from .attached import repeats
+from .attached import attached_mask, repeats
 from .catalogue import build_catalogue
 from .epochs import DISAGREE_MAX_GAP_DAYS, MAX_EPOCH_GAP_DAYS
 from .errors import SsafuseError, UnknownFormatError
@@ -184,7 +184,7 @@ def assess_events(conjunctions: pa.Table, catalogue: pa.Table, pc_settings: dict
     if which not in (False, "none") and out.num_rows:
         # attached objects (docked to a station) are no conjunction: no CDM, even with "all"
         # and a pass by a complex once (its members share one element set)
-        keep = ~np.asarray(pc.fill_null(out["attached"], False)) & ~repeats(out)
+        keep = ~attached_mask(out) & ~repeats(out)
         subset = out.filter(pa.array(keep))
         if which == "listed":
             subset = subset.take(pa.array(listed(subset, primaries, int(top)), pa.int64()))

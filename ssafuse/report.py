@@ -89,7 +89,7 @@ import pyarrow.parquet as pq
 from . import markings as mk
 from . import pc as pcmod
 from .assessment import PC_METHOD_ASSUMED, PC_METHOD_CDM, states_at_tca
-from .attached import repeats
+from .attached import attached_mask, repeats
 from .constants import EARTH_RADIUS_KM, MU_KM3_S2, NS_PER_DAY, NS_PER_S, SECONDS_PER_DAY
 from .files import atomic_write_bytes
 from .runs import event_keys
@@ -261,14 +261,6 @@ def _draw_regimes(ax, regimes: list[str]) -> None:
 
 def _fmt_pc(x) -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2e}"
-
-
-def attached_mask(conj: pa.Table) -> np.ndarray:
-    """``(n,)`` bool: the events whose two objects are one physical complex (``attached``;
-    null, or no such column in a run made before it, is False)."""
-    if "attached" not in conj.column_names:
-        return np.zeros(conj.num_rows, dtype=bool)
-    return np.array([bool(x) for x in conj["attached"].to_pylist()], dtype=bool)
 
 
 def event_page(key: str) -> str:

@@ -41,10 +41,9 @@ import re
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import markings as mk
-from .attached import repeats
+from .attached import attached_mask, repeats
 from .files import atomic_write_bytes
 from .formats import tle
 from .formats.ccsds import omm_write
@@ -258,9 +257,7 @@ def socrates_csv(conj: pa.Table, floor: pa.Table | None = None) -> str:
     Attached objects (docked to a station, ``attached``) are no conjunction: left out; a
     pass by a complex is listed once (:func:`ssafuse.attached.repeats`)."""
     rows = []
-    if "attached" in conj.column_names:
-        conj = conj.filter(pc.and_(pc.invert(pc.fill_null(conj["attached"], False)),
-                                   pa.array(~repeats(conj))))
+    conj = conj.filter(pa.array(~attached_mask(conj) & ~repeats(conj)))
     sel = conj.select(["object_id_1", "object_name_1", "dse_1_days", "object_id_2",
                        "object_name_2", "dse_2_days", "tca", "miss_distance_km",
                        "relative_speed_km_s", "max_pc", "max_pc_sigma_km"])
