@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED_DATA, shared
+from conftest import SHARED_DATA, examples, shared
 from ssafuse.formats.ccsds import cdm
 from ssafuse.errors import FormatError
 
@@ -202,7 +202,8 @@ def _message(draw) -> cdm.Cdm:
     return base
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_round_trip_property(data):
     m = _message(data.draw)
@@ -210,7 +211,7 @@ def test_round_trip_property(data):
     assert cdm.loads(cdm.dumps_xml(m)) == m
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_mutated_input_raises_only_format_error(data):
     name = data.draw(st.sampled_from(["CDMExample1.txt", "CDMExample1.xml",

@@ -443,8 +443,7 @@ PROV = Provenance("udl", "udl-elset", "test.json", "0" * 64, 1_773_100_800 * 10*
                   mk.parse("UNCLASSIFIED//REL TO USA, GBR"))
 
 
-@settings(deadline=None, derandomize=True, max_examples=150,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(MUTATION, min_size=1, max_size=4))
 def test_mutated_records_never_break_the_reader(mutations):
     src = copy.deepcopy(SAMPLE_SRC)
@@ -480,7 +479,7 @@ def test_mutated_records_never_break_the_reader(mutations):
         assert n in {r["source_record"] for r in records}
 
 
-@settings(deadline=None, derandomize=True, max_examples=150)
+@settings(deadline=None)
 @given(st.integers(0, SAMPLE.stat().st_size - 1), st.binary(min_size=0, max_size=6),
        st.integers(0, 6))
 def test_corrupted_bytes_raise_only_format_error(pos, insert, drop):
@@ -505,7 +504,7 @@ MARKING_TEXTS = st.sampled_from([
     "", "  "]) | st.text(max_size=12)
 
 
-@settings(deadline=None, derandomize=True, max_examples=150)
+@settings(deadline=None)
 @given(st.dictionaries(st.integers(0, len(SAMPLE_SRC) - 1), MARKING_TEXTS, min_size=1,
                        max_size=5))
 def test_marking_text_is_parsed_by_the_ingest_layer_never_guessed(changes):

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import shared
+from conftest import examples, shared
 from ssafuse import markings
 from ssafuse.errors import FormatError, MarkingError, UnknownFormatError
 from ssafuse.formats import base, registry
@@ -313,7 +313,7 @@ def test_degenerate_markings_say_what_is_wrong(text, says):
     assert len(str(e.value)) < 2000   # a 10,000-character marking is not echoed whole
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=60) | st.lists(st.sampled_from(
     ["SECRET", "//", "/", "REL TO", " ", ",", "USA", "GBR", "NOFORN", "\x00", "\u202e",
      "NATO", "UK EYES ONLY", "OFFICIAL", ":", "-", "\n"]), max_size=12).map("".join))
@@ -373,7 +373,7 @@ MUTATORS = {
 
 
 @pytest.mark.parametrize("fmt", sorted(MUTATORS))
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(60), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(text=NASTY)

@@ -19,11 +19,12 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sgp4 import omm as sgp4_omm
 from sgp4.api import WGS72, Satrec
 
+from conftest import mutations_of
 from ssafuse import markings as mk
 from ssafuse.errors import FormatError
 from ssafuse.formats.ccsds import omm
@@ -39,9 +40,8 @@ EGEMEN = DATA / "ccsds" / "ccsds_ndm_egemenimre"
 SOCRATES = DATA / "socrates_2026-03-09" / "top20_pair_gp"
 
 FORMATS = {f.name: f for f in omm.FORMATS}
-PROPERTY = settings(deadline=None, max_examples=150, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.data_too_large])
+PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                        HealthCheck.data_too_large])
 PROV = Provenance("test", "omm", "memory", "0" * 64, 0, mk.parse("UNCLASSIFIED"))
 #: Every canonical field but provenance and marking (compared across formats).
 VALUE_FIELDS = tuple(c for c in ELEMENT_COLUMNS)
@@ -759,6 +759,22 @@ def base(name: str) -> bytes:
     return _xml_ndm([s for s in segments if "<metadata>" in s][:3]).encode()
 
 
+@cache
+def seeds(name: str) -> tuple[bytes, ...]:
+    """Real files of format ``name`` that the mutation tests start from: :func:`base` and small
+    real messages from Orekit, the CCSDS examples (egemenimre) and CelesTrak/SOCRATES."""
+    kvn = [OREKIT_OMM / f"OMMExample{n}.txt" for n in ("1", "2", "3", "3_utc", "4", "5")]
+    files = {"omm-kvn": kvn + [EGEMEN / "kvn/omm1_ct.kvn", EGEMEN / "kvn/omm1_st.kvn"],
+             "omm-xml": [OREKIT_OMM / "OMMExample2.xml", OREKIT_OMM / "OMMExample4.xml",
+                         OREKIT_OMM / "OMM-with-units.xml", EGEMEN / "kvn/omm1_st.xml",
+                         EGEMEN / "xml/omm_single_ndm.xml", EGEMEN / "xml/ndmxml-1.0-omm-2.0.xml",
+                         EGEMEN / "omm_celestrak.xml"],
+             "omm-json": [EGEMEN / "json/omm1_ct.json", EGEMEN / "json/omm1_st.json",
+                          SOCRATES / "gp_24920,27422.json", SOCRATES / "gp_25560,54779.json"],
+             "omm-csv": [SOCRATES / "gp_46054,61781.csv", SOCRATES / "gp_47935,49179.csv"]}
+    return (base(name),) + tuple(path.read_bytes() for path in files[name])
+
+
 def outcome(fmt: str, data: bytes):
     """Read ``data``; only FormatError may escape, and what was read must convert to Arrow."""
     try:
@@ -795,22 +811,21 @@ def test_control_character_line_is_not_taken_for_blank(fmt):
 
 
 _FORMAT_NAMES = [f.name for f in omm.FORMATS]
-_BYTES_EDIT = st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.binary(max_size=4),
-                                 st.integers(0, 4)), min_size=1, max_size=6)
-
-
-def _apply(data: bytes, edits) -> bytes:
-    for where, insert, delete in edits:
-        i = int(where * len(data))
-        data = data[:i] + insert + data[i + delete:]
-    return data
 
 
 @needs_data
 @PROPERTY
-@given(st.sampled_from(_FORMAT_NAMES), _BYTES_EDIT)
-def test_byte_corruption_raises_only_format_error(fmt, edits):
-    outcome(fmt, _apply(base(fmt), edits))
+@given(st.data())
+def test_mutated_real_messages_raise_only_format_error(data):
+    # real messages with values swapped between them or bytes edited (conftest.mutations_of).
+    # Over 1,000 examples a format, 55-98% were read to records or rejects and 55-63% reached
+    # the record builder (_build); of arbitrary bytes (the test below) none did, of the byte
+    # edits of base() this test had before 5% (XML) and 10% (JSON) did. How deep this run's
+    # examples got: pytest --hypothesis-show-statistics
+    fmt = data.draw(st.sampled_from(_FORMAT_NAMES))
+    result = outcome(fmt, data.draw(mutations_of(seeds(fmt))))
+    event(f"{fmt}: " + ("file refused" if result is None else "read to records or rejects"))
+    assert result is None or all(r.record >= 0 and r.reason for r in result[1])
 
 
 @PROPERTY
@@ -836,7 +851,7 @@ _LINE_TEXT = st.text(st.characters(blacklist_characters="\r\n", blacklist_catego
 @given(st.data(), _LINE_TEXT)
 def test_kvn_corrupted_line_costs_only_its_message(data, text):
     lines = base("omm-kvn").split(b"\n")
-    starts = [i for i, l in enumerate(lines) if l.startswith(b"CCSDS_OMM_VERS")]
+    starts = [i for i, line in enumerate(lines) if line.startswith(b"CCSDS_OMM_VERS")]
     i = data.draw(st.integers(starts[1] + 1, starts[2] - 1))
     key = lines[i].split(b"=")[0] + b"= " if b"=" in lines[i] else b""
     new = data.draw(st.sampled_from([key + text.encode(), text.encode()]))

@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sgp4.api import Satrec
 
+from conftest import examples
 from ssafuse.errors import FormatError
 from ssafuse.formats import tle
 from ssafuse.formats.base import blanks, blanks_bytes, decode, unify_line_ends
@@ -697,7 +698,7 @@ def test_identify_on_the_shared_files():
 
 # ------------------------------------------------------------------ property tests
 
-PROPERTY = settings(deadline=None, max_examples=200, derandomize=True, database=None,
+PROPERTY = settings(deadline=None, max_examples=examples(200),
                     suppress_health_check=[HealthCheck.too_slow])
 
 
