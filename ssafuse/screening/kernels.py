@@ -377,11 +377,14 @@ def pair_ranges(coef, valid, pi, pj, n_sub):
 def hermite_and_posteriori(r, v, knot_s, mu):
     """Power-basis Hermite coefficients (n, k, 4, 3) from knots ``r`` km, ``v`` km/s of shape
     (n, k + 1, 3) (NaN knots read as 0), and the a-posteriori error estimate (n, k) in km:
-    ``h**2 / 32 * |p'' - g|`` at the worse end (see ``slices.posteriori_error_km``)."""
+    ``h**2 / 32 * |p'' - g|`` at the worse end, or half a jump of the positions when larger
+    (see ``slices.posteriori_error_km``)."""
     n, nk1, _ = r.shape
     nk = nk1 - 1
     coef = np.empty((n, nk, 4, 3))
     est = np.empty((n, nk))
+    anti = np.empty((n, nk, 3))
+    ok = np.empty((n, nk), np.bool_)
     h2 = knot_s * knot_s
     for i in range(n):
         for k in range(nk):
@@ -394,11 +397,13 @@ def hermite_and_posteriori(r, v, knot_s, mu):
                 rr1 += r[i, k + 1, x] ** 2 if np.isfinite(r[i, k + 1, x]) else 0.0
             n0 = rr0 ** 1.5 if rr0 > 0 else 1.0
             n1 = rr1 ** 1.5 if rr1 > 0 else 1.0
+            fin = True
             for x in range(3):
                 a = r[i, k, x]
                 b = r[i, k + 1, x]
                 va = v[i, k, x] * knot_s
                 vb = v[i, k + 1, x] * knot_s
+                fin = fin and np.isfinite(a) and np.isfinite(b)
                 if not np.isfinite(a):
                     a = 0.0
                 if not np.isfinite(b):
@@ -417,5 +422,35 @@ def hermite_and_posteriori(r, v, knot_s, mu):
                 e1 = (2.0 * c2 + 6.0 * c3) / h2 + mu * b / n1
                 d0 += e0 * e0
                 d1 += e1 * e1
+                anti[i, k, x] = e1 - e0
             est[i, k] = h2 / 32.0 * np.sqrt(max(d0, d1))
+            ok[i, k] = fin
+    _add_jumps(anti, ok, est, h2)
     return coef, est
+
+
+@njit(cache=True)
+def _add_jumps(anti, ok, est, h2):
+    """Raise ``est[i, k]`` to half the jump of the positions that interval ``k`` shows:
+    ``h**2 / 24`` times how far its end-to-end change of ``p'' - g`` (``anti``) stands out
+    from that of its neighbours (or from 0 when it has no neighbour with finite knots); see
+    ``slices.posteriori_error_km``. ``ok[i, k]``: both knots finite."""
+    n, nk, _ = anti.shape
+    for i in range(n):
+        for k in range(nk):
+            if not ok[i, k]:
+                continue
+            left = k > 0 and ok[i, k - 1]
+            right = k + 1 < nk and ok[i, k + 1]
+            s = 0.0
+            for x in range(3):
+                ref = 0.0
+                if left and right:
+                    ref = 0.5 * (anti[i, k - 1, x] + anti[i, k + 1, x])
+                elif left:
+                    ref = anti[i, k - 1, x]
+                elif right:
+                    ref = anti[i, k + 1, x]
+                w = anti[i, k, x] - ref
+                s += w * w
+            est[i, k] = max(est[i, k], h2 / 24.0 * np.sqrt(s))

@@ -17,8 +17,8 @@ from ..propagate import check_states, first_errors, propagate_chunked
 from ..timeutil import jd_from_ns
 from .kernels import hermite_and_posteriori, interpolant_minima, pair_ranges
 
-#: Multiplier on the analytic interpolation-error estimate. Checked by hand, not yet by a test:
-#: on the full 2023 catalogue the worst object's error is 0.40 of its padded bound.
+#: Multiplier on the analytic interpolation-error estimate. On the full 2023 catalogue the
+#: worst object's error is 0.40 of its padded bound (tests/test_screen_oracle.py).
 PAD_SAFETY = 2.0
 #: Floor of the interpolation-error bound, km (SGP4's velocities are not exactly the time
 #: derivative of its positions; this covers that mismatch over a knot interval).
@@ -143,7 +143,20 @@ def posteriori_error_km(coef: np.ndarray, r: np.ndarray, knot_s: float) -> np.nd
     interpolant the second derivative at the ends is off by about h**2/12 times the fourth
     derivative of the motion, and the error is h**4/384 times it, so the error is about
     h**2/32 |p2 - g|. It catches what the two-body bound cannot: SDP4's velocity terms, drag,
-    a decaying element set turning wild."""
+    a decaying element set turning wild.
+
+    A jump ``J`` of SGP4's positions inside an interval (SDP4 switching how it applies its
+    lunar-solar periodics as the inclination crosses 0.2 rad: 13 km for object 45466 on
+    2023-10-10) adds ``-+6 J / h**2`` to the deviations at the two ends; the interpolant then
+    errs by ``|J| / 2`` (jump mid-interval) to ``|J|`` (next to a knot). A velocity offset
+    (SDP4) adds the same pattern but smoothly in time, so the jump is how far the interval's
+    ``dev_1 - dev_0`` stands out from its neighbours' (``|.| = 12 |J| / h**2``), and the
+    estimate is at least ``|J| / 2`` and the bound (``POSTERIORI_MARGIN``) at least ``|J|``,
+    the worst case (twice that would exclude 45466 from screening, over ``PAD_MAX_KM``).
+    ``r`` (n, k + 1, 3) may hold NaN knots; an interval without a neighbour with finite knots is compared
+    with 0 (the screener computes one knot beyond each end of a slice, so only the window's
+    own ends lack one). Checked against SGP4 over a full catalogue by
+    ``tests/test_screen_oracle.py``."""
     h2 = knot_s * knot_s
     r0 = np.nan_to_num(r[:, :-1])
     r1 = np.nan_to_num(r[:, 1:])
@@ -155,9 +168,20 @@ def posteriori_error_km(coef: np.ndarray, r: np.ndarray, knot_s: float) -> np.nd
 
     a0 = 2.0 * coef[:, :, 2] / h2
     a1 = (2.0 * coef[:, :, 2] + 6.0 * coef[:, :, 3]) / h2
-    dev = np.maximum(np.sqrt(((a0 - grav(r0)) ** 2).sum(axis=-1)),
-                     np.sqrt(((a1 - grav(r1)) ** 2).sum(axis=-1)))
-    return h2 / 32.0 * dev
+    dev0, dev1 = a0 - grav(r0), a1 - grav(r1)
+    dev = np.maximum(np.sqrt((dev0 ** 2).sum(axis=-1)), np.sqrt((dev1 ** 2).sum(axis=-1)))
+    fin = np.isfinite(r).all(axis=-1)
+    ok = fin[:, :-1] & fin[:, 1:]
+    anti = dev1 - dev0
+    side = np.zeros((2,) + anti.shape)       # the left and right neighbours' anti, where ok
+    side_ok = np.zeros((2,) + ok.shape, bool)
+    side[0, :, 1:], side_ok[0, :, 1:] = anti[:, :-1], ok[:, :-1]
+    side[1, :, :-1], side_ok[1, :, :-1] = anti[:, 1:], ok[:, 1:]
+    n_side = side_ok.sum(axis=0)
+    ref = (np.where(side_ok[..., None], side, 0.0).sum(axis=0)
+           / np.maximum(n_side, 1)[..., None])
+    jump = np.where(ok, np.sqrt(((anti - ref) ** 2).sum(axis=-1)), 0.0)
+    return np.maximum(h2 / 32.0 * dev, h2 / 24.0 * jump)
 
 
 def hermite_coefficients(r: np.ndarray, v: np.ndarray, knot_s: float) -> np.ndarray:
@@ -260,13 +284,16 @@ def _interpolants(sats, p: ScreenParams, k0: int, k1: int, pad: np.ndarray,
     :data:`PAD_MAX_KM` on), the coefficients, which intervals are interpolated, and the error
     bound of each (0 where not interpolated)."""
     knot_ns = int(round(p.knot_s * NS_PER_S))
-    times = p.start_ns + np.arange(k0, k1 + 1, dtype=np.int64) * knot_ns
+    # one knot beyond each end: the jump test of the a-posteriori estimate compares every
+    # interval with both neighbours, so a bound never depends on how the window is sliced
+    times = p.start_ns + np.arange(k0 - 1, k1 + 2, dtype=np.int64) * knot_ns
     err, r, v = propagate_chunked(sats, times)
     err = check_states(err, r, v)
+    coef, est = hermite_and_posteriori(r, v, p.knot_s, MU_KM3_S2)
+    err, coef, est = err[:, 1:-1], coef[:, 1:-1], est[:, 1:-1]
     err[~usable] = 255
     ok = err == 0
     valid = ok[:, :-1] & ok[:, 1:]
-    coef, est = hermite_and_posteriori(r, v, p.knot_s, MU_KM3_S2)
     pad_k = np.maximum(pad[:, None], POSTERIORI_MARGIN * est)
     rough = valid & ~(pad_k <= PAD_MAX_KM)
     if rough.any():  # from the first rough interval on, the object is out
