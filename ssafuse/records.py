@@ -28,6 +28,7 @@ from .errors import FormatError, MarkingError
 from .files import open_feed, sha256_file
 from .formats.base import Batch, Format, Reject
 from .formats.registry import HEAD_BYTES, detect, get_format
+from .plausibility import implausible_rows
 from .schema import ELEMENT_COLUMNS, SCHEMAS
 from .timeutil import ns_from_datetime
 
@@ -200,8 +201,9 @@ def control_character(text: str) -> str | None:
 def _invalid_rows(columns: dict[str, list], own: tuple[str, ...], table: str,
                   prov: Provenance) -> dict[int, tuple[str, str]]:
     """The one validation every adapter's records pass, whatever the format: ``{row: (field,
-    reason)}`` for text holding a control character, and for an element set or observation
-    later than the ingest time (beyond :data:`ssafuse.epochs.FUTURE_TOLERANCE_DAYS`)."""
+    reason)}`` for text holding a control character, for an element set or observation
+    later than the ingest time (beyond :data:`ssafuse.epochs.FUTURE_TOLERANCE_DAYS`), and for
+    an observation outside the physical bounds of :mod:`ssafuse.plausibility`."""
     bad: dict[int, tuple[str, str]] = {}
     schema = SCHEMAS[table]
     for name in own:
@@ -221,6 +223,9 @@ def _invalid_rows(columns: dict[str, list], own: tuple[str, ...], table: str,
                           for t in columns[when]], dtype=np.int64)
         for i in np.flatnonzero(future_mask(times, prov.ingested_at_ns)):
             bad.setdefault(int(i), (when, future_reason(int(times[i]), prov.ingested_at_ns)))
+    if table == "observations":
+        for i, hit in implausible_rows(columns).items():
+            bad.setdefault(i, hit)
     return bad
 
 

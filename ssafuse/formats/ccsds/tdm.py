@@ -10,7 +10,9 @@ type, range units, ...) and data lines, each ``KEYWORD = time value``. The quant
   ``frame`` OF-DATE). Both angles at the same time tag make one direction. ``XEYN`` / ``XSYE``
   (antenna mount angles) are not converted.
 * ``RANGE`` with ``RANGE_UNITS`` km, or s (seconds of light time, times c exactly); RU
-  (range units, which need the transmitted frequencies) is not converted. The TDM range
+  (range units, which need the transmitted frequencies) is not converted. A range with a
+  ``RANGE_MODULUS`` other than 0 is ambiguous (the true range is the value plus an unknown
+  whole number of moduli) and is refused, never read as a distance. The TDM range
   observable runs along the whole signal ``PATH``: a one-way path (``2,1``) gives the range as
   stated, a round trip (``1,2,1``) half of it (``range_km`` is one-way); other paths (3-way,
   relays) are not a sensor-to-object range and are refused.
@@ -546,10 +548,27 @@ def _quantity_problem(key: str, ctx: _Context, meta) -> str | None:
             return (f"{key} along PATH {ctx.path_text} is not a range between the sensor and "
                     "one object (one-way or round-trip paths are read)")
         if key == "RANGE":
-            units = meta.get("RANGE_UNITS", ("km", 0))
-            if units[0] not in ("km", "s"):
-                return (f"RANGE: RANGE_UNITS {units[0]} (line {units[1]}) is not converted "
-                        "(km and s are read; RU needs the transmitted frequencies)")
+            return _range_problem(meta)
+    return None
+
+
+def _range_problem(meta) -> str | None:
+    """Why a segment's RANGE values are not read as distances, or None: units other than
+    km and s, or a range modulus. CCSDS 503.0-B-2 table 3-3: with ``RANGE_MODULUS`` M, "the
+    actual (unambiguous) range is an integer k times the modulus, plus the observable value",
+    and M is 0 ("an essentially infinite modulus", the default) for a range that is not
+    ambiguous. k is not in the message (resolving it needs an orbit), so a range with M > 0
+    is a residue, not a distance, whatever ``RANGE_MODE`` says."""
+    units = meta.get("RANGE_UNITS", ("km", 0))
+    if units[0] not in ("km", "s"):
+        return (f"RANGE: RANGE_UNITS {units[0]} (line {units[1]}) is not converted "
+                "(km and s are read; RU needs the transmitted frequencies)")
+    modulus = meta.get("RANGE_MODULUS", ("0", 0))
+    if float(modulus[0]) != 0.0:
+        return (f"RANGE: RANGE_MODULUS = {modulus[0]} {units[0]} (line {modulus[1]}) makes "
+                "each value ambiguous, the true range being the value plus an unknown whole "
+                "number of moduli (CCSDS 503.0-B-2 table 3-3; 0 marks an unambiguous range), "
+                "so it is not read as a distance")
     return None
 
 
@@ -683,7 +702,7 @@ def _row(t: int, group: dict[str, _Item], values: dict[int, float], ctx: _Contex
             first = min(group.values(), key=lambda i: i.line)
             rec["source_record"] = first.line
         else:
-            v1 %= 360.0
+            v1 = v1 % 360.0 % 360.0  # twice: -1e-20 % 360 is 360.0 in floating point
             if meta["ANGLE_TYPE"][0].upper() == "AZEL":
                 rec["az_deg"], rec["el_deg"], rec["frame"] = v1, v2, "AZEL"
             else:
