@@ -3,6 +3,7 @@ time, SIGKILL and re-run), idempotent re-runs, exit codes and logs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -151,21 +152,47 @@ def test_rerun_of_the_same_night_changes_nothing(tmp_path):
 
 
 def test_two_runs_at_once_one_is_refused_with_exit_3(tmp_path):
-    cfg = sample_config(tmp_path, days=4.0)  # long enough to still hold the lock
+    # the first run is this process, holding the lock with the job's own run_lock: the
+    # second is refused whatever the machine's speed (no race with a run that may finish)
+    store = tmp_path / "store"
+    cfg = write_config(tmp_path / "nightly.toml", store=store,  # a short night: one feed
+                       feeds=[{"source": "celestrak",
+                               "paths": [str(SAMPLES / "celestrak_stations_gp_2026-03-10.json")]}],
+                       screen={"start": "2026-03-10T00:00:00Z", "days": 0.25,
+                               "primaries": [25544], "workers": 1})
+    with run_lock(store / "_run.lock", now=dt.datetime(2026, 3, 10, 2, tzinfo=dt.timezone.utc)):
+        t0 = time.monotonic()
+        second = run_cli(cfg, timeout=60)
+        assert second.returncode == EXIT_ALREADY_RUNNING, second.stderr[-2000:]
+        assert "another ssafuse run is active" in second.stderr
+        assert f"pid {os.getpid()} since 2026-03-10T02:00:00+00:00" in second.stderr
+        assert second.stdout == ""
+        assert time.monotonic() - t0 < 30  # refused at once
+        # nothing was done, and the holder's lock file is as it wrote it
+        assert sorted(p.name for p in store.iterdir()) == ["_run.lock"]
+        assert (store / "_run.lock").read_text().startswith(f"pid {os.getpid()} since ")
+    first = run_cli(cfg)  # the lock released, the night runs
+    assert first.returncode == EXIT_OK, first.stderr[-2000:]
+    assert len(list((store / "_manifests").glob("run-*.json"))) == 1
+
+
+def test_a_running_night_holds_the_lock_until_it_ends(tmp_path):
+    """The real job takes the lock before its first stage and keeps it: stopped (SIGSTOP)
+    once its ingest has started, it refuses a second run with exit 3 naming its pid, and
+    once continued it completes. No timing: the first run cannot finish while stopped."""
+    cfg = sample_config(tmp_path)
     first = subprocess.Popen(command(cfg), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=env())
     try:
         for line in first.stderr:  # the lock is held from before the first stage starts
             if "[ingest] started" in line:
                 break
-        t0 = time.monotonic()
+        os.kill(first.pid, signal.SIGSTOP)
         second = run_cli(cfg, timeout=60)
-        assert second.returncode == EXIT_ALREADY_RUNNING
-        assert "another ssafuse run is active" in second.stderr
-        assert f"pid {first.pid}" in second.stderr
-        assert second.stdout == ""
-        assert first.poll() is None and time.monotonic() - t0 < 30  # refused at once
+        assert second.returncode == EXIT_ALREADY_RUNNING, second.stderr[-2000:]
+        assert f"pid {first.pid}" in second.stderr and second.stdout == ""
     finally:
+        os.kill(first.pid, signal.SIGCONT)
         rest = first.communicate(timeout=240)
     assert first.returncode == EXIT_OK, rest[1][-2000:]
     assert len(list((tmp_path / "store" / "_manifests").glob("run-*.json"))) == 1
