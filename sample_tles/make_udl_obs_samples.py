@@ -11,9 +11,11 @@ Inputs (all under ``../shared/data``):
   ``observations/sites/scottcampbell-satfit_STATIONS.IN`` (senlat / senlon / senalt).
 * Radar: real Eutelsat W3B ground-station measurements (Orekit, Apache-2.0, "real flight data",
   Telespazio 2011), ``observations/orekit/orbit-determination/W3B/W3B.aer``: its first
-  ``--radar-count`` RANGE (km) and AZ_EL (deg) lines in file order; station coordinates and
-  sigmas from ``od_test_W3.in`` beside it. The file names no catalogue number: ``satNo`` is
-  37206, the catalogue entry ``EUTE W3B`` (1 37206U 10056A) in
+  ``--radar-count`` RANGE (km) and AZ_EL (deg) lines in file order; sigmas from
+  ``od_test_W3.in`` beside it. No sensor position: the UDL RadarObservation has no
+  senlat / senlon / senalt (only senx / seny / senz in senReferenceFrame; see
+  ``tests/data/udl/``), and the site comes from the sensors table. The file names no
+  catalogue number: ``satNo`` is 37206, the catalogue entry ``EUTE W3B`` (1 37206U 10056A) in
   ``catalogues/spacetrack_3le_2023-10-09_cdm_on_chain.txt``.
 
 Values are copied unchanged (Python's shortest float repr, so ``float`` reads back the very
@@ -99,10 +101,7 @@ def w3b_stations(data: Path) -> dict[str, dict]:
     out = {}
     for (key, i), name in values.items():
         if key == "name":
-            out[name] = {"senlat": float(values[("latitude", i)]),
-                         "senlon": float(values[("longitude", i)]),
-                         "senalt": float(values[("altitude", i)]) / 1000.0,
-                         "range_sigma_km": float(values[("range.sigma", i)]) / 1000.0,
+            out[name] = {"range_sigma_km": float(values[("range.sigma", i)]) / 1000.0,
                          "az_sigma_deg": float(values[("azimuth.sigma", i)]),
                          "el_sigma_deg": float(values[("elevation.sigma", i)])}
     return out
@@ -120,8 +119,7 @@ def radar_records(data: Path, count: int) -> list[dict]:
         time, kind, station = parts[:3]
         st = stations[station]
         item = {"id": f"w3b-L{number}", "classificationMarking": "U", "obTime": time + "Z",
-                "idSensor": station, "satNo": W3B_NORAD, "uct": False,
-                "senlat": st["senlat"], "senlon": st["senlon"], "senalt": st["senalt"]}
+                "idSensor": station, "satNo": W3B_NORAD, "uct": False}
         if kind == "RANGE":
             item.update(range=float(parts[3]), rangeUnc=st["range_sigma_km"])
         elif kind == "AZ_EL":

@@ -668,7 +668,7 @@ def validate_observation(rec: dict) -> None:
         v = rec[name]
         if v is None:
             continue
-        above = v > low if name in ("range_km", "object_id") else v >= low
+        above = v > low if name == "range_km" else v >= low
         if not (above and (v <= high if high_inclusive else v < high)):
             raise FormatError(f"{name} out of range", field=name, expected=expected,
                               got=repr(v))
