@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CATALOGUE = ROOT.parent / "shared" / "data" / "catalogues" / "spacetrack_3le_2023-10-09_cdm_on_chain.txt"
+CATALOGUE = (ROOT.parent / "shared" / "data" / "catalogues"
+             / "spacetrack_3le_2023-10-09_cdm_on_chain.txt")
 
 
 def main() -> None:

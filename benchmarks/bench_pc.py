@@ -11,7 +11,8 @@ encounter-plane projection, eigen-decomposition, CARA remediation and the circle
 the circle integral alone (``pc_circle``). The baseline integrates each event's encounter-plane
 Gaussian over the circle with ``scipy.integrate.dblquad`` (epsrel 1e-10), one event at a time,
 on a random subset of ``--baseline-n`` events; its rate is extrapolated to n (it is linear in
-the number of events). The largest difference between the two is taken over that subset.
+the number of events). The largest difference between the two is taken over that subset, and
+the script exits nonzero if any event there differs by more than ``BASELINE_RTOL``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import numpy as np
 from scipy import integrate
 
 from ssafuse import pc
+
+#: How far the baseline's Pc may be from ours on the timed subset (relative).
+BASELINE_RTOL = 1e-9
 
 
 def synthetic(n: int, seed: int = 20260601):
@@ -103,11 +107,22 @@ def main(argv=None):
     print(f"  baseline scipy.integrate.dblquad per event    : {base_rate:>12,.0f} Pc/s"
           f"  (measured on {len(sub)} events, {t_base:.2f} s; extrapolated to {args.n:,}: "
           f"{args.n / base_rate:.0f} s)")
-    print(f"  speed-up (pc_from_states vs baseline)        : {args.n / best_states / base_rate:>12,.0f}x")
+    print(f"  speed-up (pc_from_states vs baseline)        : "
+          f"{args.n / best_states / base_rate:>12,.0f}x")
     print(f"  largest difference on those {len(sub)} events: absolute {absdiff.max():.3e}, "
           f"relative {reldiff[big].max():.3e} (Pc range {base.min():.2e} .. {base.max():.2e})")
     flagged = int(np.count_nonzero(res.flags))
-    print(f"  events flagged: {flagged} ({', '.join(sorted({n for f in np.unique(res.flags) for n in pc.flag_names(f)})) or 'none'})")
+    names = sorted({n for f in np.unique(res.flags) for n in pc.flag_names(f)})
+    print(f"  events flagged: {flagged} ({', '.join(names) or 'none'})")
+    # the baseline must give our answers on the timed subset, or the speed-up means nothing:
+    # dblquad's epsrel is 1e-10 and ours converges to 1e-13, so 1e-9 relative (1e-300
+    # absolute for Pc that underflow)
+    bad = ~(absdiff <= BASELINE_RTOL * np.abs(base) + 1e-300)
+    print(f"  check: baseline equals ssafuse within {BASELINE_RTOL:g} relative on "
+          f"{len(sub) - int(bad.sum())}/{len(sub)} events")
+    if bad.any():
+        raise SystemExit(f"baseline disagrees with ssafuse on events {sub[bad].tolist()}: "
+                         f"ours {ours[bad].tolist()}, baseline {base[bad].tolist()}")
     target = 1_000_000
     print(f"  target >= {target:,} Pc/s: {'met' if args.n / best_states >= target else 'NOT met'}")
 

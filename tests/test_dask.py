@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ from ssafuse.records import read_file  # noqa: E402
 from ssafuse.propagate import satrecs  # noqa: E402
 from ssafuse.screening import executors as sd  # noqa: E402
 from ssafuse.screening import screen  # noqa: E402
-from ssafuse.ingestion import ingest
+from ssafuse.ingestion import ingest  # noqa: E402
 from ssafuse.store import Store  # noqa: E402
 
 CATALOGUE = "catalogues/spacetrack_3le_2023-10-09_cdm_on_chain.txt"
@@ -147,14 +148,29 @@ def test_dask_events_equal_local_run_including_slice_boundaries(client, shell, l
     assert sorted(builds.values()) == [1, 1], builds
 
 
+def _worker_with_a_task(client, timeout_s: float = 30.0):
+    """The first worker (by address) the scheduler has a task processing on, polled until
+    there is one: at any one instant both may be between tasks, so one look may find none.
+    ``None`` if none had a task for ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        busy = sorted(w for w, keys in client.processing().items() if keys)
+        if busy:
+            return busy[0]
+        time.sleep(0.01)
+    return None
+
+
 def test_worker_killed_mid_run_is_retried_and_result_unchanged(client, shell, local_run):
     killed = []
 
     def kill_one(done, total):
         if done == 20 and not killed:
-            busy = [w for w, keys in client.processing().items() if keys]
-            killed.append(busy[0])
-            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+            victim = _worker_with_a_task(client)
+            if victim is None:
+                return                # the assertion below says so
+            killed.append(victim)
+            pid = client.run(os.getpid, workers=[victim])[victim]
             os.kill(pid, signal.SIGKILL)  # the worker process dies; its nanny restarts it
 
     res = screen(shell, START, days=1.0, threshold_km=THRESHOLD, slice_knots=SLICE_KNOTS,

@@ -136,6 +136,7 @@ def test_vallado_verification_set_reproduced_line_by_line(vallado):
 def test_satrecs_keep_the_epoch_to_the_nanosecond(vallado):
     elements, _ = vallado
     epochs = elements["epoch"].cast(pa.int64()).to_numpy()
+    assert len(epochs) > 0
     for sat, ns in zip(satrecs(elements), epochs):
         # python-sgp4's own initialisation from the same elements: the float epoch of sgp4init
         plain = Satrec()
@@ -250,6 +251,7 @@ def test_a_geostationary_satellite_stands_still_in_itrs():
     times = np.array([epoch, epoch + 6 * 3600 * 10**9])
     err, r, v = propagate(satrecs(geo), times)
     ok = ~err.any(axis=1)
+    assert ok.any(), "no GEO object propagated: the loop below would check nothing"
     for i in np.flatnonzero(ok):
         r_e, v_e = teme_to_itrs(times, r[i], v[i])
         assert np.linalg.norm(v[i], axis=1).min() > 3.0

@@ -261,6 +261,7 @@ def test_encounter_plane_position_is_the_miss_projected_on_the_plane():
 def test_drawn_ellipse_of_an_event_without_covariance_is_socrates_max_pc_ellipse(sample_run):
     geos = R.event_geometries(sample_run)
     keys = sorted(geos)
+    assert keys, "no event geometries: the checks below would check nothing"
     df, r, v = _states(sample_run, keys)
     for i, key in enumerate(keys):
         g, ev = geos[key], df.iloc[i]

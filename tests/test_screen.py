@@ -136,6 +136,7 @@ def _socrates():
 
 def test_socrates_top20_reproduced():
     base, listed = _socrates()
+    assert len(listed) == 20
     worst_t = worst_d = 0.0
     report = []
     for ev in listed:

@@ -173,9 +173,12 @@ def test_cdm_2_is_written_only_when_asked_and_keeps_the_standard_forms(full_run,
                                                                         schemas):
     rd, info, conj, catalogue = full_run
     first = conj.slice(0, 3)
+    assert first.num_rows == 3
     for fmt in ("kvn", "xml"):
-        for p in A.write_cdms(first, catalogue, tmp_path / fmt, fmt=fmt, version="2.0",
-                              creation_date=info["created"]):
+        paths = A.write_cdms(first, catalogue, tmp_path / fmt, fmt=fmt, version="2.0",
+                             creation_date=info["created"])
+        assert len(paths) == first.num_rows
+        for p in paths:
             msg = cdm.read(p)
             assert msg.header["CLASSIFICATION"] == "UNCLASSIFIED"
             assert all("OD_EPOCH" in o for o in msg.objects)
@@ -282,6 +285,7 @@ def test_partner_export_holds_every_format_each_read_by_an_independent_reader(sa
     assert 0 < real.num_rows < conj.num_rows
     np.testing.assert_allclose(soc["TCA_RANGE"], real["miss_distance_km"].to_numpy(), atol=5e-4)
     html = (out / "report.html").read_text()
+    assert ex["files"]
     for name in ex["files"]:
         assert f'href="{name}"' in html
     print(f"GBR export: {n} OMMs valid in both schema sets and read by sgp4.omm (XML), {n} "
