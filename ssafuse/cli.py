@@ -32,12 +32,15 @@ from .errors import FormatError, MarkingError, SsafuseError
 from .markings import ENV_MARKINGS, use_equivalences
 from .markings import parse as parse_marking
 from .export import check_code, export_run
+from .fetch import fetch_feed
+from .fetch.credentials import RedactingFilter, redact
 from .files import write_parquet
 from .formats.ccsds.cdm import VERSIONS as CDM_VERSIONS
 from .formats.registry import ENV_FORMATS_DIR, formats, get_format
 from .ingestion import ingest as ingest_files
 from .jobs import NothingToScreen, screen_inputs, update_catalogue
 from .nightly.config import MAX_DAYS
+from .nightly.job import work_dir
 from .progress import Progress, for_stderr, numba_compile_hint, reading
 from .runs import find_run
 from .store import Store, check_source
@@ -421,6 +424,7 @@ def _setup_run_logging(json_lines: bool) -> None:
         logger.removeHandler(h)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines() if json_lines else Plain())
+    handler.addFilter(RedactingFilter())  # no secret reaches a log line
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -480,6 +484,48 @@ def run_command(config_file, now, log_json, formats_dirs):
 
     click.echo(result.summary, nl=False)
     sys.exit(result.exit_code)
+
+
+@main.command("fetch")
+@click.option("--config", "config_file", required=True, metavar="FILE.toml",
+              type=click.Path(dir_okay=False),
+              help="The job's configuration: its feeds with a provider are fetched.")
+@click.option("--feed", "sources", multiple=True, metavar="SOURCE",
+              help="Fetch only this feed (its source name); repeatable. Default: every feed "
+                   "with a provider.")
+@click.option("--now", default=None, metavar="ISO-8601",
+              help="The time to fetch as (default: the clock).")
+def fetch_command(config_file, sources, now):
+    """Download the config's live feeds into STORE/_raw/ (nothing is ingested: `ssafuse
+    run` ingests them), within each provider's rate limits, skipping a feed downloaded less
+    than its min_interval_s ago. One line per feed on stdout.
+
+    \b
+    Exit codes: 0 every feed fetched (or current); 1 at least one fetch failed (its last
+    good download, if any, stays in use); 2 bad config or an unknown --feed.
+    """
+    try:
+        cfg = nightly.load_config(config_file)
+    except nightly.ConfigError as e:
+        raise click.UsageError(f"configuration error: {e}") from None
+    feeds = [f for f in cfg.feeds if f.remote is not None and (not sources
+                                                              or f.source in sources)]
+    unknown = set(sources) - {f.source for f in feeds}
+    if unknown or not feeds:
+        raise click.UsageError(f"no feed with a provider named {sorted(unknown) or ''} in "
+                               f"{config_file}")
+    store = Store(cfg.store, storage_options=getattr(cfg, "storage_options", None))
+    local = None if store.local else work_dir(cfg)
+    failed = 0
+    for feed in feeds:
+        got = fetch_feed(store, feed.source, feed.remote, now=_parse_now(now),
+                         state_dir=local, local_dir=local)
+        failed += got.status == "failed"
+        age = f", {got.age_hours:.1f} h old" if got.age_hours is not None else ""
+        click.echo(redact(f"{feed.source}: {got.status}, {got.requests} requests"
+                          + (f", {got.path}{age}" if got.path else "")
+                          + (f" ({got.message})" if got.message else "")))
+    sys.exit(EXIT_SOME_FILES_REFUSED if failed else EXIT_OK)
 
 
 @main.command("export")

@@ -504,6 +504,15 @@ def _tear_line(run: _RunRecords, code: str) -> tuple[_RunRecords, dict]:
     return _RunRecords(run.info, conj, cat, excl, prev, feeds, disagreements=dis), withheld
 
 
+def _fetch_text(fetch: dict | None) -> str:
+    """A fetched feed's age in the text summary: how old the data the run used is."""
+    if not fetch:
+        return ""
+    text = (f"  data of {fetch['fetched_at']} ({fetch['age_hours']:.1f} h old)"
+            if fetch.get("fetched_at") else "  no download")
+    return text + ("  FETCH FAILED" if fetch.get("status") == "failed" else "")
+
+
 def _feed_releasable(feed: dict, code: str) -> bool:
     m = mk.parse(feed["marking"])
     return mk.exportable(m.classification, m.releasable_to, code)
@@ -786,7 +795,8 @@ def _text(ctx) -> str:
                f"{info['threshold_km']:g} km")
     for f in ctx["feeds"]:
         out.append(f"feed {f['source']:<16} {f['status']:<8} files {len(f['files']):>3}  "
-                   f"accepted {f['accepted']:>7}  rejected {f['rejected']:>6}")
+                   f"accepted {f['accepted']:>7}  rejected {f['rejected']:>6}"
+                   + _fetch_text(f.get("fetch")))
     out.append(f"objects {ctx['objects']}, excluded {ctx['excluded']}; events {ctx['events']} "
                f"({ctx['co_located']} co-located pairs, {ctx['attached_pairs']} pairs of "
                f"attached objects)")

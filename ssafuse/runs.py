@@ -4,6 +4,11 @@ a run share about them.
 Each run is one folder, ``STORE/runs/<run id>/`` (its files are listed in
 :mod:`ssafuse.nightly`); a run is finished when its ``manifest.json`` exists (written last).
 Events are named across the report, the CDM links and the exports by :func:`event_keys`.
+
+On a store at an fsspec URL, the nightly job stages each run folder locally and uploads it
+(:mod:`ssafuse.nightly`); :func:`previous_run` looks through the store's filesystem there
+(``fs=``). :func:`find_run` (``ssafuse report`` / ``ssafuse export --store``) reads local
+folders only: a run on object storage is not looked up by id.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import posixpath
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,8 +49,13 @@ def event_keys(conjunctions: pa.Table) -> list[str]:
     return [f"{x}-{y}-{z}" for x, y, z in zip(a, b, t)]
 
 
-def previous_run(store_root: Path, this_id: str, start: dt.datetime) -> Path | None:
-    """The latest finished run of the store whose window starts before ``start``."""
+def previous_run(store_root: Path | str, this_id: str, start: dt.datetime, *,
+                 fs=None) -> Path | str | None:
+    """The latest finished run of the store whose window starts before ``start``: a folder,
+    or, given the fsspec filesystem ``fs`` of a store at a URL (``Store.fs``), the run's
+    URL (``<store root>/runs/<run id>``)."""
+    if fs is not None:
+        return _previous_remote(fs, str(store_root).rstrip("/"), this_id, start)
     best, best_start = None, None
     runs = runs_dir(store_root)
     if not runs.exists():
@@ -62,6 +73,31 @@ def previous_run(store_root: Path, this_id: str, start: dt.datetime) -> Path | N
                           or (s == best_start and d.name > best.name)):
             best, best_start = d, s
     return best
+
+
+def _previous_remote(fs, root: str, this_id: str, start: dt.datetime) -> str | None:
+    """:func:`previous_run` through an fsspec filesystem: the finished runs (a manifest and
+    conjunctions) are listed once, and their ``run.json`` read in one batch."""
+    runs = posixpath.join(root, "runs")
+
+    def run_ids(name: str) -> set[str]:
+        return {posixpath.basename(posixpath.dirname(p))
+                for p in fs.glob(posixpath.join(runs, "*", name))}
+
+    done = sorted((run_ids("manifest.json") & run_ids("conjunctions.parquet")) - {this_id})
+    if not done:
+        return None
+    infos = fs.cat([posixpath.join(runs, r, "run.json") for r in done], on_error="omit")
+    best, best_start = None, None
+    for url, raw in infos.items():
+        try:
+            s = parse_iso(json.loads(raw)["window_start"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        name = posixpath.basename(posixpath.dirname(url))  # keys: paths, maybe stripped
+        if s < start and (best_start is None or (s, name) > (best_start, best)):
+            best, best_start = name, s
+    return posixpath.join(runs, best) if best else None
 
 
 def find_run(run: str, store: str | os.PathLike | None = None) -> Path:

@@ -29,8 +29,28 @@ CDMs and exports are rebuilt and replaced atomically, byte for byte the same).
 
 Nothing here reads the clock or a config file on its own: :func:`load_config` reads the file
 the caller names, and :func:`run` takes ``now``. One run at a time per store: :func:`run`
-holds a POSIX lock (``fcntl.lockf``) on ``lock_file`` for its whole duration and raises
-:class:`AlreadyRunning` at once when another process holds it.
+holds a POSIX lock (``fcntl.lockf``) on ``lock_file`` for its whole duration (on a store at a
+URL, the lease object ``STORE/_run.lock``) and raises :class:`AlreadyRunning` at once when
+another process holds it.
+
+**A store at a URL** (``store = "s3://bucket/prefix"``, any fsspec URL; ``[storage_options]``
+go to its filesystem, credentials come from the environment): the run folder the stages write
+into is a local working copy, ``work_dir/runs/<run id>/`` (``work_dir`` defaults to
+``~/.cache/ssafuse/store-<first 16 hex of the SHA-256 of the URL>``). Before the stages it is
+made afresh from what a re-run needs of ``STORE/runs/<run id>/`` (``created.json``,
+``screen.json``, ``screened.parquet``, ``excluded.parquet``); the previous run is found in the
+store (:func:`~ssafuse.runs.previous_run` through its filesystem) and its ``run.json``,
+``conjunctions.parquet`` and ``manifest.json`` copied beside the working copy, where the report
+reads them. After the stages, the store's ``manifest.json`` of the run (an earlier attempt's)
+is deleted, every file of the working copy is uploaded with one PUT each (atomic), then the
+manifest, then its ``_manifests/`` copy: a run folder without a manifest did not finish. The
+catalogue, ``conjunctions/run-<run id>.parquet`` and every table go through
+:class:`~ssafuse.store.Store`. The lock is the object ``STORE/_run.lock``, a lease
+(:func:`~ssafuse.nightly.lock.object_lock`, whose docstring says what it guarantees). Not
+supported there yet: ``[exports]`` (refused: an export finds its store from the run folder's
+place), and ``ssafuse report`` / ``ssafuse export`` by run id (:func:`~ssafuse.runs.find_run`
+reads local folders); the report's event histories and CDM details cover the runs of the
+working folder only.
 
 The modules: :mod:`~ssafuse.nightly.config` (the configuration file, the window and the run
 id), :mod:`~ssafuse.nightly.lock` (the run lock), :mod:`~ssafuse.nightly.job` (the stages);

@@ -13,16 +13,17 @@ import json
 import math
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import MarkingError, SsafuseError, UnknownFormatError
 from ..assessment import MAX_PC_METHODS
 from ..catalogue import DISAGREE_KM
 from ..epochs import DISAGREE_MAX_GAP_DAYS, MAX_EPOCH_GAP_DAYS
-from ..store import check_source
+from ..store import check_source, is_url
 from ..formats.ccsds.cdm import VERSIONS as CDM_VERSIONS
 from ..formats.declarative import DescriptionError
+from ..fetch.remote import REMOTE_KEYS, SECRET_KEYS, Remote, remote_from_table
 from ..formats.registry import formats, get_format
 from ..markings import (Equivalences, active_equivalences, default_equivalences,
                         load_equivalences)
@@ -40,15 +41,23 @@ class ConfigError(SsafuseError, ValueError):
 
 @dataclass(frozen=True)
 class Feed:
-    """One configured feed: files (paths, folders, globs) of one source, with its default
-    marking. ``precedence``: lower is more trusted (breaks ties between element sets of the
-    same epoch in the catalogue)."""
+    """One configured feed: files (paths, folders, globs) of one source, or a ``remote``
+    the run fetches (:mod:`ssafuse.fetch`), with its default marking. ``precedence``: lower
+    is more trusted (breaks ties between element sets of the same epoch in the catalogue)."""
 
     source: str
     paths: tuple[str, ...]
     format: str | None = None
     marking: str = "UNCLASSIFIED"
     precedence: int = 0
+    remote: Remote | None = None
+
+    def settings(self) -> dict:
+        out = {"source": self.source, "paths": list(self.paths), "format": self.format,
+               "marking": self.marking, "precedence": self.precedence}
+        if self.remote is not None:  # (only when set: earlier run ids are kept)
+            out["remote"] = self.remote.settings()
+        return out
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,9 @@ class RunConfig:
     """A parsed run configuration; paths are absolute (resolved against the config file's
     folder). See ``examples/nightly.toml`` for every key with its default."""
 
-    store: Path
+    #: a folder, or an fsspec URL (``s3://bucket/prefix``: kept as that string, see
+    #: :mod:`ssafuse.nightly`)
+    store: Path | str
     feeds: tuple[Feed, ...]
     lock_file: Path | None = None
     disagree_km: float = DISAGREE_KM
@@ -86,10 +97,21 @@ class RunConfig:
     #: equivalences``, else the process's active one (``--markings`` / ``$SSAFUSE_MARKINGS``)
     #: when the config was loaded; ``None`` (a config built in code): the active one.
     equivalences: Equivalences | None = field(default=None, compare=False)
+    #: ``[storage_options]``: for a URL store, passed to its fsspec filesystem (e.g.
+    #: ``endpoint_url``); credentials come from the environment, never from here
+    storage_options: dict = field(default_factory=dict)
+    #: ``work_dir``: for a URL store, the local folder the run folders are staged in
+    #: (``None``: ``~/.cache/ssafuse/store-<hash of the URL>``)
+    work_dir: Path | None = None
+    #: ``lock_ttl_hours``: for a URL store, the run lock's lease (:mod:`ssafuse.nightly.lock`)
+    lock_ttl_hours: float = 12.0
 
     @property
-    def lock_path(self) -> Path:
-        return self.lock_file or (self.store / "_run.lock")
+    def lock_path(self) -> Path | str:
+        """The run lock: ``lock_file``, else ``STORE/_run.lock`` (an object on a URL store)."""
+        if self.lock_file is None and isinstance(self.store, str):
+            return self.store.rstrip("/") + "/_run.lock"
+        return self.lock_file or (Path(self.store) / "_run.lock")
 
     @property
     def report_primaries(self) -> list[int]:
@@ -109,8 +131,7 @@ class RunConfig:
         digest) only when the table is not the shipped one, so that configurations without
         them keep their run ids."""
         out = {
-            "feeds": [{"source": f.source, "paths": list(f.paths), "format": f.format,
-                       "marking": f.marking, "precedence": f.precedence} for f in self.feeds],
+            "feeds": [f.settings() for f in self.feeds],
             "catalogue": {"disagree_km": self.disagree_km},
             "screen": {"start": self.start.isoformat() if self.start else None,
                        "align_hours": self.align_hours, "days": self.days,
@@ -146,8 +167,8 @@ REPORT_DEFAULTS = {"title": "ssafuse nightly conjunction report", "top": 20, "pr
                    "shrink_min_km": 0.001}
 _KEYS = {
     "": {"store", "lock_file", "formats_dir", "feeds", "catalogue", "screen", "pc", "report",
-         "exports", "correlate", "markings"},
-    "feeds": {"source", "paths", "format", "marking", "precedence"},
+         "exports", "correlate", "markings", "storage_options", "work_dir", "lock_ttl_hours"},
+    "feeds": {"source", "paths", "format", "marking", "precedence"} | REMOTE_KEYS,
     "catalogue": {"disagree_km", "disagree_max_gap_days"},
     "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers", "dask",
                "max_epoch_gap_days"},
@@ -277,15 +298,21 @@ def _equivalences(raw: dict, resolve, path) -> Equivalences:
 def _feed(k: int, f: dict, resolve, formats_dirs: tuple[str, ...], path,
           equivalences: Equivalences | None) -> Feed:
     """``feeds[k]``, every key checked: a source name the store can hold, paths that are
-    text, a marking that parses, a format that exists, a whole-number precedence."""
+    text (or a provider to fetch from, :func:`_remote`), a marking that parses, a format
+    that exists, a whole-number precedence."""
+    if SECRET_KEYS & set(f) or "provider" in f:
+        remote = _remote(k, f, resolve, path)
+    else:
+        remote = None
     _check_keys("feeds", f, path)
-    if "source" not in f or "paths" not in f:
-        raise ConfigError(f"{path}: feeds[{k}] needs 'source' and 'paths'")
+    if "source" not in f or ("paths" not in f) == (remote is None):
+        raise ConfigError(f"{path}: feeds[{k}] needs 'source', and either 'paths' (files) or "
+                          "'provider' (a feed to fetch), not both")
     try:
         source = check_source(f["source"])
     except ValueError as e:
         raise ConfigError(f"{path}: feeds[{k}].source: {e}") from None
-    paths = _as_list(f["paths"])
+    paths = _as_list(f.get("paths", [])) if remote is None else ["(fetched)"]
     if not paths or not all(isinstance(p, str) and p for p in paths):
         raise ConfigError(f"{path}: feeds[{k}] ({source}).paths takes a path or a list of "
                           f"paths, got {f['paths']!r}")
@@ -300,7 +327,20 @@ def _feed(k: int, f: dict, resolve, formats_dirs: tuple[str, ...], path,
     except (MarkingError, UnknownFormatError) as e:
         raise ConfigError(f"{path}: feeds[{k}] ({source}): {e}") from None
     precedence = _number(f, "precedence", k, f"feeds[{k}]", path, integer=True)
-    return Feed(source, tuple(resolve(p) for p in paths), fmt, marking, precedence)
+    paths = () if remote is not None else tuple(resolve(p) for p in paths)
+    return Feed(source, paths, fmt, marking, precedence, remote)
+
+
+def _remote(k: int, f: dict, resolve, path) -> Remote:
+    """``feeds[k]``'s request, when it names a provider (:func:`ssafuse.fetch.remote.
+    remote_from_table` checks the keys; credentials in the file are refused there)."""
+    try:
+        remote = remote_from_table(f)
+    except ValueError as e:
+        raise ConfigError(f"{path}: feeds[{k}]: {e}") from None
+    if remote.ca_file:
+        remote = replace(remote, ca_file=resolve(remote.ca_file))
+    return remote
 
 
 def _feeds(raw: dict, resolve, formats_dirs: tuple[str, ...], path,
@@ -456,17 +496,57 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
     exp = _table(raw, "exports", path)
     release_to, export_formats = _release_to(exp, path), _export_formats(exp, path)
     corr = _correlate(raw, resolve, path)
-    for key in ("store", "lock_file"):
+    for key in ("store", "lock_file", "work_dir"):
         if key in raw and not (isinstance(raw[key], str) and raw[key]):
             raise ConfigError(f"{path}: {key} takes a path, got {raw[key]!r}")
     return RunConfig(
-        store=Path(resolve(raw["store"])),
+        **_store(raw, resolve, path, bool(release_to)),
         lock_file=Path(resolve(raw["lock_file"])) if raw.get("lock_file") else None,
         feeds=feeds, **_catalogue(raw, path), **_screen(raw, path),
         pc=pc, report=rep, exports=release_to, export_formats=export_formats,
         correlate=corr, source_file=path.resolve(), formats_dirs=formats_dirs,
         equivalences=equivalences,
     )
+
+
+#: ``[storage_options]`` keys refused: credentials belong in the environment, not a file
+_SECRET_OPTIONS = {"key", "secret", "token", "password", "aws_access_key_id",
+                   "aws_secret_access_key", "aws_session_token", "account_key", "sas_token",
+                   "client_secret", "credential", "credentials"}
+
+
+def _store(raw: dict, resolve, path, exports: bool) -> dict:
+    """``store`` (a folder, resolved; or an fsspec URL, kept as written), and the keys only
+    a URL store takes: ``storage_options``, ``work_dir``, ``lock_ttl_hours``."""
+    store = raw["store"]
+    if not (isinstance(store, str) and store):
+        raise ConfigError(f"{path}: store takes a path or a URL, got {store!r}")
+    if not is_url(store):
+        for key in ("storage_options", "work_dir", "lock_ttl_hours"):
+            if key in raw:
+                raise ConfigError(f"{path}: {key} is for a store at a URL (s3://...); "
+                                  f"store {store!r} is a folder")
+        return {"store": Path(resolve(store))}
+    if "lock_file" in raw:
+        raise ConfigError(f"{path}: lock_file is for a store on a local disk; a store at a "
+                          "URL is locked by the object STORE/_run.lock")
+    if exports:  # export_partners finds a run's store from its folder's place
+        raise ConfigError(f"{path}: [exports] release_to is not supported yet with a store "
+                          f"at a URL ({store}); export from a local store")
+    options = raw.get("storage_options", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"{path}: [storage_options] must be a table")
+    secret = sorted(k for k in options if k.lower() in _SECRET_OPTIONS)
+    if secret:
+        raise ConfigError(f"{path}: [storage_options] {secret}: credentials come from the "
+                          "environment (AWS_ACCESS_KEY_ID, ... or an instance role), never "
+                          "from the configuration file")
+    ttl = raw.get("lock_ttl_hours", 12.0)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not 0 < ttl < math.inf:
+        raise ConfigError(f"{path}: lock_ttl_hours takes a number of hours > 0, got {ttl!r}")
+    return {"store": store.rstrip("/"), "storage_options": dict(options),
+            "work_dir": Path(resolve(raw["work_dir"])) if raw.get("work_dir") else None,
+            "lock_ttl_hours": float(ttl)}
 
 
 def window_start(cfg: RunConfig, now: dt.datetime) -> dt.datetime:

@@ -5,6 +5,9 @@
 then writes the manifest. Each stage is timed and counted (:class:`Stage`); a stage that fails
 is recorded and the stages that can still go on do. What the run folder holds, and why a
 re-run of the same night changes nothing, is told in :mod:`ssafuse.nightly`.
+
+On a store at a URL the stages write into a local working copy of the run folder, which
+:func:`_write_manifests` uploads at the end (:mod:`ssafuse.nightly`, "A store at a URL").
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import posixpath
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +31,8 @@ from ..catalogue import build_catalogue
 from ..correlation import correlate_store
 from ..errors import SsafuseError
 from ..export import export_partners
-from ..files import expand_inputs, write_json, write_parquet
+from ..fetch import fetch_feed
+from ..files import atomic_write_bytes, expand_inputs, write_json, write_parquet
 from ..propagate import ERROR_MESSAGES
 from ..formats.registry import known_extension
 from ..ingestion import ingest
@@ -37,11 +43,12 @@ from ..report import write_report
 from ..runs import previous_run, run_folder
 from ..schema import CONJUNCTIONS, EXCLUDED
 from ..screening import screen
-from ..store import Store
+from ..store import Store, is_url
 from ..timeutil import parse_iso, utc_stamp, whole_seconds_ns
 from ..versions import versions
+from ..writers import CDM_LISTING, read_listing
 from .config import Feed, RunConfig, run_id, window_start
-from .lock import run_lock
+from .lock import object_lock, run_lock
 
 __all__ = ["EXIT_OK", "EXIT_WARNINGS", "EXIT_FAILED", "EXIT_ALREADY_RUNNING", "Stage",
            "RunResult", "run"]
@@ -72,6 +79,8 @@ class RunResult:
     errors: list[str]
     summary: str = ""
     manifest: dict = field(default_factory=dict)
+    #: on a store at a URL, the run folder there (``run_dir`` is its local working copy)
+    remote_dir: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -92,13 +101,20 @@ def run(cfg: RunConfig, *, now: dt.datetime,
     (:func:`ssafuse.progress.for_stderr`). A plain ``callback(done, total)`` hears of the
     screening's time slices only, as before; ``None`` (default) reports nowhere.
 
+    On a store at a URL (``cfg.store = "s3://..."``) the run folder is staged in
+    ``work_dir`` and uploaded at the end (:mod:`ssafuse.nightly`); ``RunResult.run_dir`` is
+    that working copy and ``RunResult.remote_dir`` the folder in the store. Exports are not
+    supported there yet (ValueError).
+
     Raises :class:`~ssafuse.nightly.lock.AlreadyRunning` when another run holds the lock
     (nothing is done); every other problem is recorded in the result (``warnings``: a feed
     failed, some files refused; ``errors``: a stage failed) and the stages that can still go
     on do. Logs one line per stage and per feed on the ``ssafuse.run`` logger."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
-    with run_lock(cfg.lock_path, now=now):
+    if is_url(cfg.store) and cfg.exports:  # export_partners finds the store from the folder
+        raise ValueError(f"exports are not supported yet with a store at a URL ({cfg.store})")
+    with _lock(cfg, now):
         # the config's marking equivalence table holds for the run, and only for it
         previous = use_equivalences(cfg.equivalences) if cfg.equivalences is not None else None
         try:
@@ -114,7 +130,7 @@ def _run_locked(cfg: RunConfig, now: dt.datetime, progress: Progress) -> RunResu
         ctx = _start(cfg, now, progress)
     except OSError as e:  # the store cannot hold the run: nothing else can go on
         rid = run_id(cfg, window_start(cfg, now))
-        result = RunResult(rid, run_folder(cfg.store, rid), [], [], [f"run: {_os_error(e)}"])
+        result = RunResult(rid, _local_run_dir(cfg, rid), [], [], [f"run: {_os_error(e)}"])
         result.summary = _summary_text(result, "", {})
         _log(logging.ERROR, "run", result.errors[0])
         return result
@@ -134,14 +150,13 @@ def _os_error(e: BaseException) -> str:
 
 
 def _stages(ctx: _Run, t_run: float) -> RunResult:
-    cfg = ctx.cfg
-    feeds = _ingest_stage(ctx)
+    feeds = _ingest_stage(ctx, _fetch_stage(ctx))
     fingerprint = _table_fingerprint(ctx.store.ledger_entries())
     catalogue = _catalogue_stage(ctx)
     correlation = _correlate_stage(ctx, catalogue)
     conj = _screen_stage(ctx, catalogue, fingerprint)
     conj, links = _assess_stage(ctx, conj, catalogue)
-    prev = previous_run(Path(cfg.store), ctx.run_id, ctx.start)
+    prev = _previous(ctx)
     _write_run_info(ctx, feeds, links, correlation, prev)
     exports = _exports_stage(ctx, conj)
     report_text = _report_stage(ctx, conj)
@@ -221,14 +236,19 @@ class _Timer:
 
 
 def _start(cfg: RunConfig, now: dt.datetime, progress: Progress) -> _Run:
-    """The run's window, id and folder (created), and its creation time; logs the start."""
-    store = Store(cfg.store)
+    """The run's window, id and folder (created; on a store at a URL, a fresh local working
+    copy of what a re-run needs from the store's), and its creation time; logs the start."""
+    store = Store(cfg.store, storage_options=cfg.storage_options)
     start = window_start(cfg, now)
     rid = run_id(cfg, start)
-    run_dir = run_folder(cfg.store, rid)
+    run_dir = _local_run_dir(cfg, rid)
+    remote = None if store.local else _remote_run_dir(store, rid)
+    if remote is not None:
+        _download(store, remote, run_dir, _RERUN_FILES)
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = _Run(cfg, store, now, start, start + dt.timedelta(days=cfg.days),
-               _creation_time(run_dir, now), RunResult(rid, run_dir, [], [], []),
+               _creation_time(run_dir, now), RunResult(rid, run_dir, [], [], [],
+                                                       remote_dir=remote),
                progress=progress)
     _log(logging.INFO, "run", f"run {rid}: window {start.isoformat()} + {cfg.days:g} d, "
          f"{len(cfg.feeds)} feeds, store {cfg.store}", run_id=rid)
@@ -250,15 +270,64 @@ def _creation_time(run_dir: Path, now: dt.datetime) -> dt.datetime:
 # Ingest
 # ---------------------------------------------------------------------------------------------
 
-def _ingest_stage(ctx: _Run) -> list[dict]:
-    """Ingest every feed (one's failure never stops the others); returns their summaries."""
+def _fetch_stage(ctx: _Run) -> list[tuple[Feed, dict | None]]:
+    """Fetch the feeds that name a provider (:func:`ssafuse.fetch.fetch_feed`); every feed
+    with what its ingest reads: a fetched feed's paths become its download (the new one, else
+    the last good one, whose age the report shows), and its fetch summary. A failed fetch is
+    a warning; a fetch never stops the run."""
+    remote = [f for f in ctx.cfg.feeds if f.remote is not None]
+    if not remote:
+        return [(f, None) for f in ctx.cfg.feeds]
+    out = []
+    local = None if ctx.store.local else work_dir(ctx.cfg)
+    with ctx.stage("fetch", "feed") as st:
+        ctx.tick(0, len(remote))
+        for feed in ctx.cfg.feeds:
+            if feed.remote is None:
+                out.append((feed, None))
+                continue
+            got = fetch_feed(ctx.store, feed.source, feed.remote, now=ctx.now,
+                             state_dir=local, local_dir=local).as_dict()
+            out.append((replace(feed, paths=(got["path"],) if got["path"] else ()), got))
+            _log_fetch(ctx, feed, got)
+            ctx.tick(sum(g is not None for _, g in out), len(remote))
+        statuses = [g["status"] for _, g in out if g is not None]
+        st.counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
+        st.counts["requests"] = sum(g["requests"] for _, g in out if g is not None)
+        if "failed" in statuses:
+            st.status = "warnings"
+    return out
+
+
+def _log_fetch(ctx: _Run, feed: Feed, got: dict) -> None:
+    """One log line per fetched feed; a failed fetch is also a warning of the run."""
+    text = f"feed {feed.source}: fetch {got['status']}, {got['requests']} requests"
+    if got["status"] == "failed":
+        text += f": {got['message']}; " + (
+            f"using the download of {got['fetched_at']} ({got['age_hours']:.1f} h old)"
+            if got["path"] else "no earlier download to use")
+        ctx.result.warnings.append(text)
+    elif got["path"]:
+        text += f"; download of {got['fetched_at']} ({got['age_hours']:.1f} h old)"
+    _log(logging.WARNING if got["status"] == "failed" else logging.INFO, "fetch", text,
+         feed=feed.source, status=got["status"], requests=got["requests"],
+         age_hours=got["age_hours"])
+
+
+def _ingest_stage(ctx: _Run, fetched: list[tuple[Feed, dict | None]]) -> list[dict]:
+    """Ingest every feed (one's failure never stops the others); returns their summaries
+    (a fetched feed's with its fetch summary, ``fetch``)."""
     feeds: list[dict] = []
     with ctx.stage("ingest", "file") as st:
-        found = [_listed_files(feed, ctx.cfg.formats_dirs) for feed in ctx.cfg.feeds]
+        found = [_listed_files(feed, ctx.cfg.formats_dirs) if feed.paths else ([], [])
+                 for feed, _ in fetched]
         total = sum(len(f[0]) for f in found if f is not None)
         ctx.tick(0, total)
         before = 0  # files of the earlier feeds
-        for feed, listed in zip(ctx.cfg.feeds, found):
+        for (feed, got), listed in zip(fetched, found):
+            if got is not None and not feed.paths:  # nothing fetched, nothing kept: said
+                feeds.append(dict(_failed_feed(feed, None), fetch=got))
+                continue
             try:
                 info = _ingest_feed(ctx.store, feed, ctx.now, ctx.cfg.formats_dirs, listed,
                                     _FeedTicks(ctx.tick, before, total))
@@ -267,6 +336,8 @@ def _ingest_stage(ctx: _Run) -> list[dict]:
                 info = _failed_feed(feed, e)
             except Exception as e:  # a feed's failure never stops the others
                 info = _failed_feed(feed, e)
+            if got is not None:
+                info["fetch"] = got
             feeds.append(info)
             before += len(listed[0]) if listed else 0
             _log_feed(feed, info)
@@ -283,10 +354,11 @@ def _ingest_stage(ctx: _Run) -> list[dict]:
     return feeds
 
 
-def _failed_feed(feed: Feed, e: BaseException) -> dict:
+def _failed_feed(feed: Feed, e: BaseException | None) -> dict:
     return {"source": feed.source, "marking": feed.marking, "format": feed.format,
             "paths": list(feed.paths), "files": [], "read": 0, "accepted": 0, "rejected": 0,
-            "refused_files": 0, "status": "failed", "problems": [_os_error(e)]}
+            "refused_files": 0, "status": "failed",
+            "problems": [_os_error(e)] if e is not None else []}
 
 
 def _log_feed(feed: Feed, info: dict) -> None:
@@ -662,10 +734,8 @@ def _finish(ctx: _Run, feeds: list[dict], exports: dict, prev: Path | None,
     }
     result.manifest = manifest
     try:
-        write_json(ctx.run_dir / "manifest.json", manifest)
-        write_json(Path(cfg.store) / "_manifests" /
-                   f"run-{utc_stamp(ctx.now)}-{rid}.json", manifest)
-    except OSError as e:  # the run failed: say why on stdout, where cron mail reads it
+        _write_manifests(ctx, manifest)
+    except Exception as e:  # the run failed: say why on stdout, where cron mail reads it
         result.errors.append(f"manifest: {_os_error(e)}")
         manifest.update(errors=result.errors, exit_code=result.exit_code)
     result.summary = _summary_text(result, report_text, exports)
@@ -674,6 +744,138 @@ def _finish(ctx: _Run, feeds: list[dict], exports: dict, prev: Path | None,
          f"{len(result.errors)} errors, {manifest['duration_s']:.1f} s",
          exit_code=result.exit_code)
     return result
+
+
+def _write_manifests(ctx: _Run, manifest: dict) -> None:
+    """The manifest, written last, in the run folder and in the store's ``_manifests/``. On
+    a store at a URL, the run folder there is unfinished (its manifest deleted) while every
+    file of the working copy is uploaded, one PUT each; then its manifest is."""
+    name = f"run-{utc_stamp(ctx.now)}-{ctx.run_id}.json"
+    if ctx.store.local:
+        write_json(ctx.run_dir / "manifest.json", manifest)
+        write_json(Path(ctx.cfg.store) / "_manifests" / name, manifest)
+        return
+    data = json.dumps(manifest, indent=1, sort_keys=True, default=str).encode()
+    remote, fs = ctx.result.remote_dir, ctx.store.fs
+    if fs.exists(posixpath.join(remote, "manifest.json")):  # an earlier attempt's
+        fs.rm_file(posixpath.join(remote, "manifest.json"))
+    _upload(fs, ctx.run_dir, remote)
+    fs.pipe_file(posixpath.join(remote, "manifest.json"), data)
+    fs.pipe_file(posixpath.join(str(ctx.store.root), "_manifests", name), data)
+    atomic_write_bytes(ctx.run_dir / "manifest.json", data)
+
+
+# ---------------------------------------------------------------------------------------------
+# A store at a URL: a local working copy of the run folder, uploaded at the end
+# ---------------------------------------------------------------------------------------------
+
+#: What a re-run needs of its own run folder in the store (its creation time, the screening
+#: it may reuse), and :func:`_previous` of the previous run's (manifest last: a copy without
+#: it is unfinished)
+_RERUN_FILES = ("created.json", "screen.json", "screened.parquet", "excluded.parquet")
+_PREVIOUS_FILES = ("run.json", "conjunctions.parquet", "manifest.json")
+#: Files uploaded per batch (fsspec puts a batch's files concurrently, each in one PUT)
+_UPLOAD_BATCH = 64
+
+
+def _lock(cfg: RunConfig, now: dt.datetime):
+    """The run lock: a POSIX lock on a lock file (a local store's, or ``lock_file``), an
+    object lease (``STORE/_run.lock``) on a store at a URL."""
+    lock = cfg.lock_path
+    if not is_url(str(lock)):
+        return run_lock(lock, now=now)
+    fs = Store(cfg.store, storage_options=cfg.storage_options).fs
+    return object_lock(fs, str(lock), lease_hours=cfg.lock_ttl_hours, now=now)
+
+
+def work_dir(cfg: RunConfig) -> Path:
+    """Where the run folders of a store at a URL are staged: ``work_dir``, else
+    ``~/.cache/ssafuse/store-<first 16 hex of the SHA-256 of the store URL>``."""
+    if cfg.work_dir is not None:
+        return Path(cfg.work_dir)
+    digest = hashlib.sha256(str(cfg.store).encode()).hexdigest()[:16]
+    return Path.home() / ".cache" / "ssafuse" / f"store-{digest}"
+
+
+def _local_run_dir(cfg: RunConfig, rid: str) -> Path:
+    """The folder the stages write run ``rid`` into: the store's, or the working copy."""
+    return run_folder(work_dir(cfg) if is_url(cfg.store) else cfg.store, rid)
+
+
+def _remote_run_dir(store: Store, rid: str) -> str:
+    return posixpath.join(str(store.root), "runs", rid)
+
+
+def _download(store: Store, remote: str, local: Path, names: tuple[str, ...]) -> None:
+    """Make ``local`` a fresh copy of the files ``names`` of the folder ``remote`` (those it
+    holds): the store is the truth, never what an earlier attempt left here."""
+    shutil.rmtree(local, ignore_errors=True)
+    local.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        try:
+            data = store.fs.cat_file(posixpath.join(remote, name))
+        except FileNotFoundError:
+            continue
+        except OSError:
+            raise
+        except Exception as e:  # no server, no bucket: the run cannot go on (an OSError)
+            raise OSError(f"cannot read {posixpath.join(remote, name)}: {e}") from e
+        atomic_write_bytes(local / name, data)
+
+
+def _upload(fs, local: Path, remote: str) -> None:
+    """Every file of the working copy ``local`` but its manifest (and a killed write's
+    hidden ``.*.tmp``), each stored whole with one PUT (atomic) under ``remote``; then the
+    files an earlier attempt wrote there that this one did not (:func:`_stale`) are
+    removed, as :func:`ssafuse.writers.remove_stale` does in a local run folder."""
+    files = sorted(p for p in local.rglob("*") if p.is_file()
+                   and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+                   and p.relative_to(local).as_posix() != "manifest.json")
+    stale = _stale(fs, local, remote)
+    for k in range(0, len(files), _UPLOAD_BATCH):
+        fs.pipe({posixpath.join(remote, p.relative_to(local).as_posix()): p.read_bytes()
+                 for p in files[k:k + _UPLOAD_BATCH]})
+    for rel in stale:
+        fs.rm_file(posixpath.join(remote, rel))
+
+
+def _stale(fs, local: Path, remote: str) -> list[str]:
+    """Files (relative to the run folder) that the store's listings of what ssafuse wrote
+    (``cdm/.ssafuse-written.json`` ...) name and the working copy's do not: an earlier
+    attempt's CDMs and event pages this run no longer writes. Nothing else is touched."""
+    out = []
+    for listing in sorted(local.rglob(CDM_LISTING)):
+        sub = listing.parent.relative_to(local).as_posix()
+        try:
+            old = json.loads(fs.cat_file(posixpath.join(remote, sub, CDM_LISTING)))["written"]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            continue
+        new = set(read_listing(listing))
+        for name in old if isinstance(old, list) else []:
+            norm = posixpath.normpath(name) if isinstance(name, str) and name else ".."
+            if name not in new and not norm.startswith(("..", "/", ".")):
+                out.append(posixpath.join(sub, norm))
+    return sorted(set(out))
+
+
+def _previous(ctx: _Run) -> Path | None:
+    """The previous run (:func:`ssafuse.runs.previous_run`); on a store at a URL, found
+    there and copied (run.json, conjunctions, manifest) beside the working copy, where the
+    report reads it."""
+    if ctx.store.local:
+        return previous_run(Path(ctx.cfg.store), ctx.run_id, ctx.start)
+    try:
+        prev = previous_run(ctx.store.root, ctx.run_id, ctx.start, fs=ctx.store.fs)
+        if prev is None:
+            return None
+        local = ctx.run_dir.parent / posixpath.basename(prev)
+        _download(ctx.store, prev, local, _PREVIOUS_FILES)
+        return local
+    except Exception as e:  # the report goes on without a previous run
+        ctx.result.warnings.append(f"previous run: cannot read it from {ctx.cfg.store}: "
+                                   f"{_os_error(e)}")
+        _log(logging.WARNING, "run", ctx.result.warnings[-1])
+        return None
 
 
 def _summary_text(result: RunResult, report_text: str, exports: dict) -> str:
@@ -694,5 +896,5 @@ def _summary_text(result: RunResult, report_text: str, exports: dict) -> str:
         lines.append(f"WARNING {w}")
     for e in result.errors:
         lines.append(f"ERROR {e}")
-    lines.append(f"run folder: {result.run_dir}")
+    lines.append(f"run folder: {result.remote_dir or result.run_dir}")
     return "\n".join(lines) + "\n"
