@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -376,3 +377,45 @@ def test_the_limiter_waits_for_the_oldest_request_to_leave_the_window(tmp_path):
     lim.acquire(deadline=1e9)  # the 4th: waits until the 1st (t=1000) is 10 s (+5 %) old
     assert clock[0] == pytest.approx(1000.0 + 10.5, abs=0.01)
     assert len(slept) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile or broken servers: bounded in size, in time and in pages
+# ---------------------------------------------------------------------------------------------
+
+def test_an_answer_larger_than_max_bytes_is_refused(tmp_path):
+    with FileServer({"big.json": b"[" + b"0," * 100_000 + b"0]"}) as fs:
+        r = remote(provider="http", base_url=fs.url, path="big.json", max_bytes=100_000)
+        got = fetch_feed(Store(tmp_path / "s"), "p", r, now=dt.datetime.now(UTC))
+        assert len(fs.requests) == 1  # refused, not retried
+    assert got.status == "failed" and "max_bytes" in got.message
+    assert not (tmp_path / "s" / "_raw").exists()
+
+
+def test_a_hostile_retry_after_ends_the_fetch_at_once(tmp_path):
+    with FileServer({"f.json": b"[]"}) as fs:
+        fs.fail_next(429, retry_after=86400)
+        r = remote(provider="http", base_url=fs.url, path="f.json", deadline_s=60)
+        t0 = time.perf_counter()
+        got = fetch_feed(Store(tmp_path / "s"), "p", r, now=dt.datetime.now(UTC))
+    assert time.perf_counter() - t0 < 5  # no day-long sleep: past the deadline, given up
+    assert got.status == "failed" and "HTTP 429" in got.message
+
+
+class _PagingIgnored(UdlServer):
+    """A UDL server that ignores ``firstResult``: every page is the first."""
+
+    def handle(self, req):
+        req["query"].pop("firstResult", None)
+        return super().handle(req)
+
+
+def test_a_udl_server_that_ignores_paging_is_not_asked_forever(tmp_path, creds_env):
+    now = dt.datetime(2026, 3, 10, 2, tzinfo=UTC)
+    records = udl_records("elset", 20, now - dt.timedelta(hours=10), 600.0)
+    with _PagingIgnored(USER, SECRET, {"elset": records}) as udl:
+        r = remote(provider="udl", base_url=udl.url, service="elset", credentials=creds_env,
+                   page_size=5)
+        got = fetch_feed(Store(tmp_path / "s"), "udl", r, now=now)
+        assert len(udl.requests) == 2
+    assert got.status == "failed" and "ignores firstResult" in got.message

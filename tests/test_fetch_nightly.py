@@ -135,12 +135,13 @@ def test_the_nightly_job_fetches_every_provider_then_survives_a_failed_fetch(
         first.summary + second.summary
 
 
-def cron_config(tmp_path: Path, store: str, ct_url: str, drop_url: str, extra="") -> Path:
+def cron_config(tmp_path: Path, store: str, ct_url: str, drop_url: str, extra="",
+                deadline_s: float = 300) -> Path:
     return write_config(tmp_path / "cron.toml", store, [
         {"source": "celestrak", "provider": "celestrak", "base_url": ct_url,
          "query": {"GROUP": "stations", "FORMAT": "json"}},
         {"source": "partner", "provider": "http", "base_url": drop_url,
-         "path": "neighbours.csv", "timeout_s": 120, "deadline_s": 300}],
+         "path": "neighbours.csv", "timeout_s": 120, "deadline_s": deadline_s}],
         {"days": 1.0, "primaries": [25544], "max_epoch_gap_days": 365}, extra)
 
 
@@ -213,3 +214,25 @@ def test_the_fetching_job_on_an_s3_store(tmp_path, monkeypatch):
     assert sum("/_state-" in k for k in raw) == 2
     assert any(k.startswith("store/elements/source=partner/") for k in keys)
     assert any(k.startswith("store/runs/") and k.endswith("/manifest.json") for k in keys)
+
+
+def test_ssafuse_fetch_downloads_without_ingesting(tmp_path):
+    store = tmp_path / "store"
+    with CelesTrakServer({"stations": STATIONS}) as ct, \
+            FileServer({"neighbours.csv": NEIGHBOURS.read_bytes()}) as drop:
+        config = cron_config(tmp_path, str(store), ct.url, drop.url, deadline_s=3)
+        cmd = [sys.executable, "-m", "ssafuse.cli", "fetch", "--config", str(config), "--now",
+               "2026-03-10T02:00:00Z"]
+        ok = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        drop.fail_next(500, times=1000)
+        cmd[-1] = "2026-03-10T05:00:00Z"
+        failed = subprocess.run(cmd + ["--feed", "partner"], capture_output=True, text=True,
+                                timeout=120)
+        assert len(ct.requests) == 1  # --feed partner: CelesTrak left alone
+    assert ok.returncode == 0, ok.stderr
+    assert [line.split(":")[0] + ":" + line.split(":")[1].split(",")[0]
+            for line in ok.stdout.splitlines()] == ["celestrak: downloaded",
+                                                     "partner: downloaded"]
+    assert failed.returncode == 1 and failed.stdout.startswith("partner: failed")
+    assert "3.0 h old" in failed.stdout  # the last good download, and its age
+    assert not (store / "elements").exists()  # nothing ingested

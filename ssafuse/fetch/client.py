@@ -105,6 +105,21 @@ class PoliteClient:
                                  f"({self.remote.deadline_s:g} s): {redact(why)}")
             self.sleep(delay)
 
+    def _read(self, r: requests.Response) -> bytes:
+        """The body, read in chunks (decompressed): refused past ``max_bytes`` (a hostile or
+        broken server, a decompression bomb) or past the deadline (a body that drips)."""
+        chunks, size = [], 0
+        for chunk in r.iter_content(1 << 16):
+            size += len(chunk)
+            if size > self.remote.max_bytes:
+                raise FetchError(f"the answer exceeds the feed's max_bytes "
+                                 f"({self.remote.max_bytes:,} bytes); not kept")
+            if self.clock() > self.deadline:
+                raise _Transient(f"the body was still arriving at the feed's deadline "
+                                 f"({self.remote.deadline_s:g} s)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def _once(self, method: str, url: str, attempts: int, retry_text, **kwargs) -> Response:
         remaining = self.deadline - self.clock()
         if remaining <= 0:
@@ -115,8 +130,9 @@ class PoliteClient:
         self.sent += 1
         try:
             r = self.session.request(method, url, timeout=(min(timeout, 10.0), timeout),
-                                     verify=self.verify, **kwargs)
-            body = r.content
+                                     verify=self.verify, stream=True, **kwargs)
+            with r:
+                body = self._read(r)
         except requests.Timeout:
             raise _Transient(f"no answer within {timeout:.3g} s") from None
         except requests.exceptions.SSLError:  # asking again changes nothing

@@ -147,10 +147,15 @@ def _udl(client: PoliteClient, remote: Remote, creds: Credentials | None, last, 
         if not isinstance(items, list):
             raise FetchError(f"UDL: expected a JSON array, got {r.text_head(80)}")
         inner = r.body.strip()[1:-1].strip()
+        if records and inner == records[-1]:
+            raise FetchError("UDL answered the same page twice: it ignores firstResult")
         if inner:
             records.append(inner)
         if len(items) < remote.page_size:
             break
+        if sum(map(len, records)) > remote.max_bytes:
+            raise FetchError(f"UDL: the pages exceed the feed's max_bytes "
+                             f"({remote.max_bytes:,} bytes)")
         first += remote.page_size
     return Download(b"[" + b",\n".join(records) + b"]\n", pages[0]["url"], 200, r.headers,
                     pages)

@@ -44,7 +44,7 @@ PROVIDERS: dict[str, Provider] = {
 #: The keys a fetched feed may have besides ``source``, ``format``, ``marking``, ``precedence``.
 REMOTE_KEYS = {"provider", "base_url", "query", "path", "service", "endpoint", "credentials",
                "min_interval_s", "deadline_s", "timeout_s", "rate_limits", "window_hours",
-               "page_size", "ca_file"}
+               "page_size", "ca_file", "max_bytes"}
 
 #: Keys that would put a secret in the configuration: refused, with where it goes instead.
 SECRET_KEYS = {"username", "password", "user", "identity", "token", "api_key", "secret"}
@@ -75,6 +75,8 @@ class Remote:
     page_size: int = 1000
     #: a CA bundle to verify HTTPS against (a partner's own certificate authority)
     ca_file: str | None = None
+    #: the largest answer kept (decompressed), and for UDL all pages together
+    max_bytes: int = 2 << 30
     login: str = field(default="none", compare=False)
 
     @property
@@ -167,4 +169,5 @@ def remote_from_table(table: dict) -> Remote:
         rate_limits=check_limits(table.get("rate_limits", [list(x) for x in prov.limits])),
         window_hours=_number(table, "window_hours", 24.0, lo=0.001),
         page_size=_number(table, "page_size", 1000, lo=1, integer=True),
-        ca_file=ca_file, login=prov.login)
+        ca_file=ca_file, max_bytes=_number(table, "max_bytes", 2 << 30, lo=1, integer=True),
+        login=prov.login)

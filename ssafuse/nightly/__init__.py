@@ -2,7 +2,8 @@
 
 Stages, in order, each timed and counted in the run manifest::
 
-    ingest -> catalogue -> correlate (when configured) -> screen -> assess -> report -> exports
+    fetch (feeds with a provider, :mod:`ssafuse.fetch`) -> ingest -> catalogue
+    -> correlate (when configured) -> screen -> assess -> report -> exports
 
 Everything a run produces lives in one folder of the store, ``STORE/runs/<run id>/``::
 

@@ -1,6 +1,7 @@
 """The run: :func:`run` holds the lock and calls one function per stage, in order::
 
-    ingest -> catalogue -> correlate (when configured) -> screen -> assess -> exports -> report
+    fetch -> ingest -> catalogue -> correlate (when configured) -> screen -> assess -> exports
+    -> report
 
 then writes the manifest. Each stage is timed and counted (:class:`Stage`); a stage that fails
 is recorded and the stages that can still go on do. What the run folder holds, and why a
