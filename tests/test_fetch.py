@@ -419,3 +419,101 @@ def test_a_udl_server_that_ignores_paging_is_not_asked_forever(tmp_path, creds_e
         got = fetch_feed(Store(tmp_path / "s"), "udl", r, now=now)
         assert len(udl.requests) == 2
     assert got.status == "failed" and "ignores firstResult" in got.message
+
+
+def test_a_body_that_drips_is_cut_at_the_deadline(tmp_path):
+    """A server that declares 100 kB and sends a byte every 0.2 s: each read returns within
+    the read timeout, so only the feed's deadline can end it."""
+    import socketserver  # (here only: a server no fake provider is, a raw socket)
+
+    class Drip(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(65536)
+            self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            try:
+                for _ in range(100):
+                    self.request.sendall(b"x")
+                    time.sleep(0.2)
+            except OSError:
+                pass
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Drip) as srv:
+        srv.daemon_threads = True
+        import threading  # (here only: the raw server's thread)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        r = remote(provider="http", base_url=f"http://127.0.0.1:{srv.server_address[1]}",
+                   path="f", deadline_s=2, timeout_s=1)
+        t0 = time.perf_counter()
+        got = fetch_feed(Store(tmp_path / "s"), "p", r, now=dt.datetime.now(UTC))
+        srv.shutdown()
+    assert time.perf_counter() - t0 < 4
+    assert got.status == "failed" and "deadline" in got.message
+
+
+def test_retry_after_zero_still_backs_off(tmp_path):
+    with FileServer({"f.json": b"[]"}) as fs:
+        fs.fail_next(503, times=1000, retry_after=0)
+        r = remote(provider="http", base_url=fs.url, path="f.json", deadline_s=3.5)
+        got = fetch_feed(Store(tmp_path / "s"), "p", r, now=dt.datetime.now(UTC))
+        n = len(fs.requests)
+    assert got.status == "failed" and "HTTP 503" in got.message
+    assert n <= 3  # 0.5-1 s, then 1-2 s: at most three within 3.5 s, never dozens
+
+
+def test_netrc_readable_by_others_or_broken_is_refused_without_its_text(tmp_path,
+                                                                       monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine h login {USER} password {SECRET}\n")
+    netrc.chmod(0o644)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with pytest.raises(CredentialsError, match="0644"):
+        resolve("netrc", "h")
+    netrc.write_text("machine h login u password correct horse-battery\n")
+    netrc.chmod(0o600)
+    with pytest.raises(CredentialsError) as e:
+        resolve("netrc", "h")
+    assert "does not parse" in str(e.value) and "horse" not in str(e.value)
+
+
+@pytest.mark.parametrize("table", [
+    {"provider": "http", "base_url": "ftp://alice:Hunter2@drop.example/x"},
+    {"provider": "http", "base_url": "https://alice:Hunter2@/x"},
+    {"provider": "http", "base_url": "https://drop.example", "path": "a.csv?token=Hunter2"},
+    {"provider": "celestrak", "query": {"GROUP": "x", "api_key": "Hunter2"}},
+])
+def test_a_secret_in_an_address_is_refused_and_never_repeated(table):
+    with pytest.raises(ValueError) as e:
+        remote_from_table(table)
+    assert "Hunter2" not in str(e.value)
+
+
+def test_the_limiter_survives_a_clock_set_back(tmp_path):
+    clock = [10_000.0]
+    lim = RateLimiter(tmp_path, "x", ((3, 60.0),), clock=lambda: clock[0], sleep=None)
+    for _ in range(3):
+        lim.acquire(deadline=1e9)
+    clock[0] -= 7200  # the clock goes back two hours
+    with pytest.raises(Exception) as e:  # the budget is spent: a wait, not two hours
+        lim.acquire(deadline=clock[0] + 1)
+    assert 60 <= e.value.wait_s <= 64
+
+
+@needs_shared
+def test_spacetrack_last_is_the_previous_download(tmp_path, creds_env):
+    store = Store(tmp_path / "s")
+    with SpaceTrackServer(CATALOGUE_3LE, USER, SECRET, now=ST_NOW) as st:
+        r = remote(provider="spacetrack", base_url=st.url, credentials=creds_env,
+                   query="class/gp/epoch/>LAST/orderby/norad_cat_id/format/3le")
+        before = ST_NOW - dt.timedelta(days=3)
+        first = fetch_feed(store, "st", r, now=before)
+        later = fetch_feed(store, "st", r, now=before + dt.timedelta(hours=2))
+        paths = [q["path"] for q in st.requests if q["method"] == "GET"]
+    assert (first.status, later.status) == ("downloaded", "downloaded")
+    assert paths == ["/basicspacedata/query/class/gp/epoch/>now-30/orderby/norad_cat_id/"
+                     "format/3le",
+                     "/basicspacedata/query/class/gp/epoch/>2023-10-16T00:00:00/orderby/"
+                     "norad_cat_id/format/3le"]
+    # the catalogue's element sets after 2023-10-16 00:00 (python-sgp4 alone)
+    expected = epochs_after(CATALOGUE_3LE, before)
+    text = later.path.read_text().splitlines()
+    assert len(text) == 3 * len(expected) > 0

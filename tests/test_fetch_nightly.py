@@ -236,3 +236,28 @@ def test_ssafuse_fetch_downloads_without_ingesting(tmp_path):
     assert failed.returncode == 1 and failed.stdout.startswith("partner: failed")
     assert "3.0 h old" in failed.stdout  # the last good download, and its age
     assert not (store / "elements").exists()  # nothing ingested
+
+
+def test_a_broken_answer_or_a_quiet_day_never_stops_the_night(tmp_path, monkeypatch):
+    """A UDL endpoint answering an HTML maintenance page with 200, and a partner's drop
+    holding an empty array (an incremental feed on a quiet day), beside a file feed."""
+    monkeypatch.setenv("UDL_USERNAME", USER)
+    monkeypatch.setenv("UDL_PASSWORD", SECRET)
+    with FileServer({"udl/elset": b"<html>maintenance</html>", "empty.json": b"[]"}) as fs:
+        config = write_config(tmp_path / "n.toml", str(tmp_path / "store"), [
+            {"source": "stations", "paths": [str(STATIONS), str(NEIGHBOURS)]},
+            {"source": "udl", "provider": "udl", "base_url": fs.url, "service": "elset",
+             "credentials": "env:UDL", "format": "udl-elset"},
+            {"source": "partner", "provider": "http", "base_url": fs.url,
+             "path": "empty.json", "format": "omm-json"}],
+            {"days": 1.0, "primaries": [25544], "max_epoch_gap_days": 365})
+        result = nightly.run(nightly.load_config(config), now=NIGHT)
+    feeds = {f["source"]: f for f in result.manifest["feeds"]}
+    assert result.exit_code == 1 and not result.errors, result.summary
+    assert feeds["stations"]["accepted"] > 0
+    assert feeds["udl"]["fetch"]["status"] == "failed"
+    assert "expected a JSON array" in feeds["udl"]["fetch"]["message"]
+    assert (feeds["partner"]["status"], feeds["partner"]["fetch"]["empty"]) == ("ok", True)
+    assert [w for w in result.warnings if "partner" in w] == []
+    assert {s["name"]: s["status"] for s in result.manifest["stages"]}["screen"] == "ok"
+    assert (result.run_dir / "report.html").exists()

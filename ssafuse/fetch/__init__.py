@@ -56,6 +56,9 @@ class FetchResult:
     message: str = ""
     sha256: str | None = None
     seconds: float = 0.0
+    #: the new download holds no record (an incremental query on a quiet day): nothing to
+    #: ingest, and no failure
+    empty: bool = False
 
     def as_dict(self) -> dict:
         out = dict(vars(self))
@@ -70,7 +73,7 @@ def _result(source: str, status: str, archive: Archive, state: dict | None,
     fetched = parse_iso(state["fetched_at"])
     return FetchResult(source, status, archive.local_path(state), state.get("url"),
                        state["fetched_at"], round((now - fetched).total_seconds() / 3600, 3),
-                       sha256=state.get("sha256"), **kw)
+                       sha256=state.get("sha256"), empty=bool(state.get("empty")), **kw)
 
 
 def fetch_feed(store: Store, source: str, remote: Remote, *, now: dt.datetime,
@@ -101,8 +104,10 @@ def fetch_feed(store: Store, source: str, remote: Remote, *, now: dt.datetime,
         client = PoliteClient(remote, RateLimiter(state_dir, remote.limiter_name,
                                                   remote.rate_limits), verify=verify)
         got = download(client, remote, creds, last, now)
-    except (FetchError, CredentialsError, RateLimitWait) as e:
-        return _result(source, "failed", archive, last, now, message=redact(str(e)),
+    except Exception as e:  # whatever went wrong, the feed failed; the night goes on
+        why = str(e) if isinstance(e, (FetchError, CredentialsError, RateLimitWait)) \
+            else f"{type(e).__name__}: {e}"
+        return _result(source, "failed", archive, last, now, message=redact(why),
                        requests=client.sent if client else 0,
                        seconds=round(time.perf_counter() - t0, 3))
     finally:
@@ -122,7 +127,12 @@ def fetch_feed(store: Store, source: str, remote: Remote, *, now: dt.datetime,
             "requested_at": now.astimezone(dt.timezone.utc).isoformat(),
             "etag": got.headers.get("ETag"), "last_modified": got.headers.get("Last-Modified"),
             "request": remote.settings(), "feed_key": feed_key(remote),
-            "requests": client.sent}
-    state = archive.keep(source, remote, got.body, meta, now)
+            "requests": client.sent, "empty": got.body.strip() in (b"", b"[]")}
+    try:
+        state = archive.keep(source, remote, got.body, meta, now)
+    except Exception as e:  # the store cannot keep it (disk full, permissions)
+        return _result(source, "failed", archive, last, now, requests=client.sent,
+                       seconds=seconds, message=redact(f"cannot keep the download: "
+                                                       f"{type(e).__name__}: {e}"))
     return _result(source, "downloaded", archive, state, now, requests=client.sent,
                    seconds=seconds)

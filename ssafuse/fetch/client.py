@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
 
 from ..errors import SsafuseError
 from .credentials import redact
-from .limits import RateLimiter
+from .limits import RateLimiter, RateLimitWait
 from .remote import Remote
 
 __all__ = ["FetchError", "Response", "PoliteClient", "KEPT_HEADERS"]
@@ -97,28 +98,39 @@ class PoliteClient:
                 return self._once(method, url, attempts, retry_text, **kwargs)
             except _Transient as e:
                 why = str(e)
-                delay = e.retry_after if e.retry_after is not None else \
-                    min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempts - 1)) * \
-                    random.uniform(0.5, 1.0)
+                # never sooner than the backoff, even when the server says Retry-After: 0
+                delay = max(e.retry_after or 0.0, min(
+                    BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (attempts - 1)) * random.uniform(0.5, 1))
+            except RateLimitWait as e:
+                raise FetchError(f"{e}" + (f"; the last attempt: {redact(why)}" if why else "")
+                                 ) from None
             if self.clock() + delay >= self.deadline:
                 raise FetchError(f"gave up after {attempts} attempts within the feed's deadline "
                                  f"({self.remote.deadline_s:g} s): {redact(why)}")
             self.sleep(delay)
 
     def _read(self, r: requests.Response) -> bytes:
-        """The body, read in chunks (decompressed): refused past ``max_bytes`` (a hostile or
-        broken server, a decompression bomb) or past the deadline (a body that drips)."""
-        chunks, size = [], 0
-        for chunk in r.iter_content(1 << 16):
-            size += len(chunk)
-            if size > self.remote.max_bytes:
+        """The body, decompressed, read as it arrives (``read1``: whatever the socket has, so
+        the deadline is checked between reads even when a server drips a byte at a time):
+        refused past ``max_bytes`` (a broken or hostile server, a decompression bomb) or past
+        the deadline."""
+        body = bytearray()
+        while True:
+            try:
+                chunk = r.raw.read1(1 << 16, decode_content=True)
+            except urllib3.exceptions.ReadTimeoutError:
+                raise _Transient("the body stopped arriving (read timeout)") from None
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError):
+                raise _Transient("body cut short: the connection closed early") from None
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > self.remote.max_bytes:
                 raise FetchError(f"the answer exceeds the feed's max_bytes "
                                  f"({self.remote.max_bytes:,} bytes); not kept")
             if self.clock() > self.deadline:
                 raise _Transient(f"the body was still arriving at the feed's deadline "
                                  f"({self.remote.deadline_s:g} s)")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _once(self, method: str, url: str, attempts: int, retry_text, **kwargs) -> Response:
         remaining = self.deadline - self.clock()

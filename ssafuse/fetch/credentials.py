@@ -87,26 +87,34 @@ def resolve(ref: str | None, host: str) -> Credentials:
 def _from_netrc(host: str) -> Credentials:
     path = os.environ.get("NETRC") or os.path.expanduser("~/.netrc")
     try:
+        _private(path, host)  # (netrc checks only a default ~/.netrc, and only sometimes)
         entry = netrc.netrc(path).authenticators(host)
     except FileNotFoundError:
         raise CredentialsError(f"credentials for {host}: no netrc file at {path} (or set "
                                "credentials = \"env:NAME\" or \"file:PATH\")") from None
-    except (netrc.NetrcParseError, OSError) as e:
-        raise CredentialsError(f"credentials for {host}: {path} cannot be used: "
-                               f"{getattr(e, 'msg', None) or e}") from None
+    except netrc.NetrcParseError as e:  # its text may quote a password: never repeated
+        raise CredentialsError(f"credentials for {host}: {path} does not parse (line "
+                               f"{e.lineno})") from None
+    except OSError as e:
+        raise CredentialsError(f"credentials for {host}: cannot read {path}: "
+                               f"{e.strerror or e}") from None
     if not entry or not entry[0] or not entry[2]:
         raise CredentialsError(f"credentials for {host}: {path} has no 'machine {host}' entry "
                                "with a login and a password")
     return Credentials(entry[0], entry[2])
 
 
+def _private(path: str, host: str) -> None:
+    """Refuse a secrets file that others may read (mode ``0600`` or stricter only)."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        raise CredentialsError(f"credentials for {host}: {path} may be read by others "
+                               f"(mode {mode:04o}); refused. Run chmod 600 {path}")
+
+
 def _from_file(path: str, host: str) -> Credentials:
     try:
-        st = os.stat(path)
-        if stat.S_IMODE(st.st_mode) & 0o077:
-            raise CredentialsError(f"credentials for {host}: {path} may be read by others "
-                                   f"(mode {stat.S_IMODE(st.st_mode):04o}); refused. Run "
-                                   f"chmod 600 {path}")
+        _private(path, host)
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except OSError as e:
@@ -114,7 +122,9 @@ def _from_file(path: str, host: str) -> Credentials:
                                f"{e.strerror or e}") from None
     except tomllib.TOMLDecodeError:
         raise CredentialsError(f"credentials for {host}: {path} is not valid TOML") from None
-    entry = (data.get("hosts") or {}).get(host, data)
+    hosts = data.get("hosts")
+    entry = hosts.get(host, data) if isinstance(hosts, dict) else data
+    entry = entry if isinstance(entry, dict) else {}
     user, password = entry.get("username"), entry.get("password")
     if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
         raise CredentialsError(f"credentials for {host}: {path} needs username and password "

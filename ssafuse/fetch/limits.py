@@ -82,7 +82,8 @@ class RateLimiter:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX)
             now = self.clock()
-            sent = self._read(fd)
+            # a request stamped later than now (the clock was set back) counts as sent now
+            sent = [min(t, now) for t in self._read(fd)]
             longest = max(s + _margin(s) for _, s in self.limits)
             sent = [t for t in sent if t > now - longest]
             wait = 0.0
@@ -94,8 +95,8 @@ class RateLimiter:
             if wait <= 0:
                 sent.append(now)
                 data = json.dumps(sent).encode()
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, data, 0)
+                os.pwrite(fd, data, 0)  # (written, then cut: a crash never leaves it empty)
+                os.ftruncate(fd, len(data))
             return wait
         finally:
             os.close(fd)  # releases the lock

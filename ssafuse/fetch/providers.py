@@ -4,9 +4,11 @@ the bytes of one download (:class:`Download`).
 * **Space-Track** (www.space-track.org): a login (``POST /ajaxauth/login`` with ``identity``
   and ``password``; the session keeps its cookie), then ``GET /basicspacedata/query/<query>``.
   ``>LAST`` in the query becomes the start of this feed's previous successful download
-  (``>now-30`` when there is none), so ``class/gp/epoch/>LAST/format/3le`` is incremental. Its
-  rate-limit page ("violated your query rate limit") is waited out once, as the ``spacetrack``
-  package does.
+  (``>now-30`` when there is none), so ``class/gp/CREATION_DATE/>LAST/format/3le`` is
+  incremental (prefer ``CREATION_DATE`` to ``EPOCH``: an element set is published hours after
+  its epoch). Its rate-limit page ("violated your query rate limit") is waited out (the
+  shortest limit window, a minute) and the query asked again, as the ``spacetrack`` package
+  does. Each fetch logs in once: ten feeds make twenty requests.
 * **CelesTrak** (celestrak.org): ``GET /NORAD/elements/gp.php`` (or ``supplemental/
   sup-gp.php``) with the query's parameters (``GROUP``, ``CATNR``, ``FILE``, ``FORMAT``...).
   Its 403 "GP data has not updated since your last successful download" means *not
@@ -37,6 +39,8 @@ from .remote import Remote
 __all__ = ["Download", "download"]
 
 SPACETRACK_RATE_PAGE = "violated your query rate limit"
+#: A UDL window reaches back to the feed's previous download, but never further than this.
+UDL_CATCH_UP_DAYS = 7.0
 CELESTRAK_NOT_UPDATED = "GP data has not updated"  # (the text continues over line breaks)
 
 
@@ -130,11 +134,15 @@ def _udl_time(t: dt.datetime) -> str:
 def _udl(client: PoliteClient, remote: Remote, creds: Credentials | None, last, now):
     params = dict(remote.query)
     start = now - dt.timedelta(hours=remote.window_hours)
+    if last and last.get("requested_at"):  # since the last download: a missed night is caught up
+        since = dt.datetime.fromisoformat(last["requested_at"])
+        start = max(min(start, since), now - dt.timedelta(days=UDL_CATCH_UP_DAYS))
     if remote.service == "elset":
         params.setdefault("epoch", f">{_udl_time(start)}")
     else:
         params.setdefault("obTime", f"{_udl_time(start)}..{_udl_time(now)}")
     url, records, pages, first = f"{remote.base_url}/udl/{remote.service}", [], [], 0
+    seen: set[bytes] = set()
     auth = (creds.username, creds.password)
     while True:
         page = dict(params, firstResult=str(first), maxResults=str(remote.page_size))
@@ -143,12 +151,16 @@ def _udl(client: PoliteClient, remote: Remote, creds: Credentials | None, last, 
             raise FetchError("UDL refused the credentials (HTTP 401)")
         _check_body(r, "UDL")
         pages.append({"url": redact_url(r.url), "status": r.status})
-        items = json.loads(r.body)
+        try:
+            items = json.loads(r.body)
+        except ValueError:
+            items = None
         if not isinstance(items, list):
-            raise FetchError(f"UDL: expected a JSON array, got {r.text_head(80)}")
+            raise FetchError(f"UDL: expected a JSON array, got {r.text_head(80)!r}")
         inner = r.body.strip()[1:-1].strip()
-        if records and inner == records[-1]:
-            raise FetchError("UDL answered the same page twice: it ignores firstResult")
+        if inner and inner in seen:
+            raise FetchError("UDL answered a page it had sent before: it ignores firstResult")
+        seen.add(inner)
         if inner:
             records.append(inner)
         if len(items) < remote.page_size:

@@ -7,6 +7,7 @@ whether it needs a login. :func:`remote_from_table` checks a feed's keys against
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -76,7 +77,7 @@ class Remote:
     #: a CA bundle to verify HTTPS against (a partner's own certificate authority)
     ca_file: str | None = None
     #: the largest answer kept (decompressed), and for UDL all pages together
-    max_bytes: int = 2 << 30
+    max_bytes: int = 256 << 20
     login: str = field(default="none", compare=False)
 
     @property
@@ -126,13 +127,27 @@ def _base_url(table: dict, provider: Provider, name: str) -> str:
     url = table.get("base_url", provider.base_url)
     if not isinstance(url, str) or not url:
         raise ValueError(f"a {name} feed needs base_url (the server's address)")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"base_url must be an http(s) address, got {url!r}")
-    if parts.username or parts.password:
+    if "@" in url.split("?")[0]:  # checked first: the address is never repeated then
         raise ValueError("base_url must not hold credentials (user:password@): name where "
                          "they are with credentials = \"env:NAME\", \"netrc\" or \"file:PATH\"")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ValueError(f"base_url must be an http(s) address without a query, got {url!r}")
     return url.rstrip("/")
+
+
+#: Query parameter names that would carry a secret in a URL (kept in logs and manifests).
+_SECRET_PARAM = re.compile(r"(?i)pass|secret|token|api_?key|auth|credential|signature")
+
+
+def _no_secret_params(query, path: str) -> None:
+    names = [k for k, _ in query] if isinstance(query, tuple) else []
+    if "?" in path:
+        names += [p.split("=")[0] for p in path.split("?", 1)[1].split("&")]
+    bad = [n for n in names if _SECRET_PARAM.search(n)]
+    if bad:
+        raise ValueError(f"query parameter(s) {bad} would carry a secret in the URL, which "
+                         "is logged and kept with the download; refused")
 
 
 def remote_from_table(table: dict) -> Remote:
@@ -156,12 +171,14 @@ def remote_from_table(table: dict) -> Remote:
     path = table.get("path", "")
     if not isinstance(path, str):
         raise ValueError(f"path takes the file's path under base_url, got {path!r}")
+    query = _query(name, table.get("query"))
+    _no_secret_params(query, path)
     ca_file = table.get("ca_file")
     if ca_file is not None and not (isinstance(ca_file, str) and ca_file):
         raise ValueError(f"ca_file takes a path, got {ca_file!r}")
     return Remote(
         provider=name, base_url=_base_url(table, prov, name),
-        query=_query(name, table.get("query")), path=path.lstrip("/"), service=service,
+        query=query, path=path.lstrip("/"), service=service,
         endpoint=endpoint, credentials=check_reference(table.get("credentials")),
         min_interval_s=_number(table, "min_interval_s", prov.min_interval_s),
         deadline_s=_number(table, "deadline_s", 600.0, lo=1.0),
@@ -169,5 +186,5 @@ def remote_from_table(table: dict) -> Remote:
         rate_limits=check_limits(table.get("rate_limits", [list(x) for x in prov.limits])),
         window_hours=_number(table, "window_hours", 24.0, lo=0.001),
         page_size=_number(table, "page_size", 1000, lo=1, integer=True),
-        ca_file=ca_file, max_bytes=_number(table, "max_bytes", 2 << 30, lo=1, integer=True),
+        ca_file=ca_file, max_bytes=_number(table, "max_bytes", 256 << 20, lo=1, integer=True),
         login=prov.login)

@@ -33,6 +33,7 @@ from ..correlation import correlate_store
 from ..errors import SsafuseError
 from ..export import export_partners
 from ..fetch import fetch_feed
+from ..fetch.credentials import redact
 from ..files import atomic_write_bytes, expand_inputs, write_json, write_parquet
 from ..propagate import ERROR_MESSAGES
 from ..formats.registry import known_extension
@@ -287,8 +288,7 @@ def _fetch_stage(ctx: _Run) -> list[tuple[Feed, dict | None]]:
             if feed.remote is None:
                 out.append((feed, None))
                 continue
-            got = fetch_feed(ctx.store, feed.source, feed.remote, now=ctx.now,
-                             state_dir=local, local_dir=local).as_dict()
+            got = _fetch_one(ctx, feed, local)
             out.append((replace(feed, paths=(got["path"],) if got["path"] else ()), got))
             _log_fetch(ctx, feed, got)
             ctx.tick(sum(g is not None for _, g in out), len(remote))
@@ -298,6 +298,17 @@ def _fetch_stage(ctx: _Run) -> list[tuple[Feed, dict | None]]:
         if "failed" in statuses:
             st.status = "warnings"
     return out
+
+
+def _fetch_one(ctx: _Run, feed: Feed, local: Path | None) -> dict:
+    """One feed's fetch summary (:meth:`ssafuse.fetch.FetchResult.as_dict`); never raises."""
+    try:
+        return fetch_feed(ctx.store, feed.source, feed.remote, now=ctx.now, state_dir=local,
+                          local_dir=local).as_dict()
+    except Exception as e:  # (fetch_feed says failures itself: this is a bug's last guard)
+        return {"source": feed.source, "status": "failed", "path": None, "url": None,
+                "fetched_at": None, "age_hours": None, "requests": 0, "empty": False,
+                "message": redact(f"{type(e).__name__}: {e}"), "sha256": None, "seconds": 0}
 
 
 def _log_fetch(ctx: _Run, feed: Feed, got: dict) -> None:
@@ -328,6 +339,9 @@ def _ingest_stage(ctx: _Run, fetched: list[tuple[Feed, dict | None]]) -> list[di
         for (feed, got), listed in zip(fetched, found):
             if got is not None and not feed.paths:  # nothing fetched, nothing kept: said
                 feeds.append(dict(_failed_feed(feed, None), fetch=got))
+                continue
+            if got is not None and got["empty"]:  # a quiet day: no new record, no failure
+                feeds.append(dict(_failed_feed(feed, None), status="ok", fetch=got))
                 continue
             try:
                 info = _ingest_feed(ctx.store, feed, ctx.now, ctx.cfg.formats_dirs, listed,
