@@ -112,14 +112,16 @@ def export_run(run_dir: str | os.PathLike, code: str, out_dir: str | os.PathLike
 
 
 def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: bool = True,
-                    workers: int | None = None, dask=None,
-                    formats=None) -> dict[str, ExportResult]:
+                    workers: int | None = None, dask=None, formats=None,
+                    store: Store | None = None) -> dict[str, ExportResult]:
     """Write each partner's export (``partners``: ``{code: out_dir}``) of the finished run in
     ``run_dir``, a folder ``STORE/runs/<run id>`` whose store holds the element sets and CDMs
     it was made from. Partners that may receive the same element sets share one computation
     (:func:`ssafuse.tearline.partner_views`); ``workers`` / ``dask`` run any screening
     again as :func:`ssafuse.screen` does. ``formats``: what each export holds
-    (:data:`ssafuse.writers.EXPORT_FORMATS`; default: the run's ``[exports] formats``)."""
+    (:data:`ssafuse.writers.EXPORT_FORMATS`; default: the run's ``[exports] formats``).
+    ``store``: the run's store when ``run_dir`` is not inside it (the local working copy of
+    a run on a store at a URL); default: the store the folder sits in."""
     for code in partners:
         check_code(code)
     run_dir = Path(run_dir)
@@ -133,7 +135,7 @@ def export_partners(run_dir: str | os.PathLike, partners: dict, *, with_report: 
     _check_table(info)
     formats = check_formats(settings.get("formats", DEFAULT_EXPORT_FORMATS)
                             if formats is None else formats)
-    store = Store(runs_dir_store(run_dir))
+    store = store if store is not None else Store(runs_dir_store(run_dir))
     elements = run_elements(store, settings)
     views = partner_views(
         elements, list(partners), catalogue=_read(run_dir, "catalogue.parquet", CATALOGUE),

@@ -45,11 +45,11 @@ def toml(v) -> str:
 
 
 def write_config(path: Path, store: str, feeds: list[dict], screen: dict,
-                 extra: str = "") -> Path:
+                 extra: str = "", tail: str = "") -> Path:
     lines = [f"store = {toml(store)}", extra]
     for f in feeds:
         lines += ["[[feeds]]"] + [f"{k} = {toml(v)}" for k, v in f.items()]
-    lines += ["[screen]"] + [f"{k} = {toml(v)}" for k, v in screen.items()]
+    lines += ["[screen]"] + [f"{k} = {toml(v)}" for k, v in screen.items()] + [tail]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -136,13 +136,13 @@ def test_the_nightly_job_fetches_every_provider_then_survives_a_failed_fetch(
 
 
 def cron_config(tmp_path: Path, store: str, ct_url: str, drop_url: str, extra="",
-                deadline_s: float = 300) -> Path:
+                deadline_s: float = 300, tail: str = "") -> Path:
     return write_config(tmp_path / "cron.toml", store, [
         {"source": "celestrak", "provider": "celestrak", "base_url": ct_url,
          "query": {"GROUP": "stations", "FORMAT": "json"}},
         {"source": "partner", "provider": "http", "base_url": drop_url,
          "path": "neighbours.csv", "timeout_s": 120, "deadline_s": deadline_s}],
-        {"days": 1.0, "primaries": [25544], "max_epoch_gap_days": 365}, extra)
+        {"days": 1.0, "primaries": [25544], "max_epoch_gap_days": 365}, extra, tail)
 
 
 def run_cli(config: Path, now: str, **kw):
@@ -198,13 +198,21 @@ def test_the_fetching_job_on_an_s3_store(tmp_path, monkeypatch):
                 FileServer({"neighbours.csv": NEIGHBOURS.read_bytes()}) as drop:
             config = cron_config(tmp_path, "s3://fetch/store", ct.url, drop.url,
                                  extra=f'work_dir = "{tmp_path / "work"}"\n'
-                                       f'[storage_options]\nendpoint_url = "{endpoint}"')
+                                       f'[storage_options]\nendpoint_url = "{endpoint}"',
+                                 tail='[exports]\nrelease_to = ["GBR"]')
             cfg = nightly.load_config(config)
             result = nightly.run(cfg, now=dt.datetime(2026, 3, 10, 2, tzinfo=UTC))
             assert result.exit_code == 0, result.summary
             rerun = nightly.run(cfg, now=dt.datetime(2026, 3, 10, 3, tzinfo=UTC))
             assert rerun.exit_code == 0, rerun.summary
             assert len(ct.requests) == 1  # the state is in the bucket: not asked again
+            ct.update()  # (new data: the same night on a local store, the reference)
+            (tmp_path / "local").mkdir()
+            local = nightly.run(nightly.load_config(cron_config(
+                tmp_path / "local", str(tmp_path / "local" / "store"), ct.url, drop.url,
+                tail='[exports]\nrelease_to = ["GBR"]')), now=dt.datetime(2026, 3, 10, 2,
+                                                                        tzinfo=UTC))
+            assert local.exit_code == 0, local.summary
         keys = [o["Key"] for o in client.list_objects_v2(Bucket="fetch")["Contents"]]
     finally:
         s3.stop()
@@ -214,6 +222,11 @@ def test_the_fetching_job_on_an_s3_store(tmp_path, monkeypatch):
     assert sum("/_state-" in k for k in raw) == 2
     assert any(k.startswith("store/elements/source=partner/") for k in keys)
     assert any(k.startswith("store/runs/") and k.endswith("/manifest.json") for k in keys)
+    # the partner's export, made from the bucket's element sets, is in the bucket too
+    exported = [k for k in keys if "/exports/GBR/" in k]
+    assert any(k.endswith("conjunctions.parquet") for k in exported), exported
+    assert result.manifest["exports"]["GBR"]["exported"]["conjunctions"] > 0
+    assert result.manifest["exports"] == local.manifest["exports"]
 
 
 def test_ssafuse_fetch_downloads_without_ingesting(tmp_path):

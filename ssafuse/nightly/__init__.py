@@ -47,9 +47,10 @@ is deleted, every file of the working copy is uploaded with one PUT each (atomic
 manifest, then its ``_manifests/`` copy: a run folder without a manifest did not finish. The
 catalogue, ``conjunctions/run-<run id>.parquet`` and every table go through
 :class:`~ssafuse.store.Store`. The lock is the object ``STORE/_run.lock``, a lease
-(:func:`~ssafuse.nightly.lock.object_lock`, whose docstring says what it guarantees). Not
-supported there yet: ``[exports]`` (refused: an export finds its store from the run folder's
-place), and ``ssafuse report`` / ``ssafuse export`` by run id (:func:`~ssafuse.runs.find_run`
+(:func:`~ssafuse.nightly.lock.object_lock`, whose docstring says what it guarantees). Partner
+exports are made in the working copy from the store's element sets (``export_partners(...,
+store=)``) and uploaded with the run folder. Not supported there yet: ``ssafuse report`` /
+``ssafuse export`` by run id (:func:`~ssafuse.runs.find_run`
 reads local folders); the report's event histories and CDM details cover the runs of the
 working folder only.
 

@@ -500,7 +500,7 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
         if key in raw and not (isinstance(raw[key], str) and raw[key]):
             raise ConfigError(f"{path}: {key} takes a path, got {raw[key]!r}")
     return RunConfig(
-        **_store(raw, resolve, path, bool(release_to)),
+        **_store(raw, resolve, path),
         lock_file=Path(resolve(raw["lock_file"])) if raw.get("lock_file") else None,
         feeds=feeds, **_catalogue(raw, path), **_screen(raw, path),
         pc=pc, report=rep, exports=release_to, export_formats=export_formats,
@@ -515,7 +515,7 @@ _SECRET_OPTIONS = {"key", "secret", "token", "password", "aws_access_key_id",
                    "client_secret", "credential", "credentials"}
 
 
-def _store(raw: dict, resolve, path, exports: bool) -> dict:
+def _store(raw: dict, resolve, path) -> dict:
     """``store`` (a folder, resolved; or an fsspec URL, kept as written), and the keys only
     a URL store takes: ``storage_options``, ``work_dir``, ``lock_ttl_hours``."""
     store = raw["store"]
@@ -530,9 +530,6 @@ def _store(raw: dict, resolve, path, exports: bool) -> dict:
     if "lock_file" in raw:
         raise ConfigError(f"{path}: lock_file is for a store on a local disk; a store at a "
                           "URL is locked by the object STORE/_run.lock")
-    if exports:  # export_partners finds a run's store from its folder's place
-        raise ConfigError(f"{path}: [exports] release_to is not supported yet with a store "
-                          f"at a URL ({store}); export from a local store")
     options = raw.get("storage_options", {})
     if not isinstance(options, dict):
         raise ConfigError(f"{path}: [storage_options] must be a table")

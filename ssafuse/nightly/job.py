@@ -114,8 +114,6 @@ def run(cfg: RunConfig, *, now: dt.datetime,
     on do. Logs one line per stage and per feed on the ``ssafuse.run`` logger."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
-    if is_url(cfg.store) and cfg.exports:  # export_partners finds the store from the folder
-        raise ValueError(f"exports are not supported yet with a store at a URL ({cfg.store})")
     with _lock(cfg, now):
         # the config's marking equivalence table holds for the run, and only for it
         previous = use_equivalences(cfg.equivalences) if cfg.equivalences is not None else None
@@ -714,7 +712,7 @@ def _exports_stage(ctx: _Run, conj: pa.Table | None) -> dict:
         try:
             done = export_partners(ctx.run_dir, {code: ctx.run_dir / "exports" / code
                                                  for code in ctx.cfg.exports},
-                                   workers=ctx.cfg.workers, dask=ctx.cfg.dask)
+                                   workers=ctx.cfg.workers, dask=ctx.cfg.dask, store=ctx.store)
         except Exception as e:
             ctx.fail(st, e)
             done = {}
