@@ -105,8 +105,8 @@ def run(cfg: RunConfig, *, now: dt.datetime,
 
     On a store at a URL (``cfg.store = "s3://..."``) the run folder is staged in
     ``work_dir`` and uploaded at the end (:mod:`ssafuse.nightly`); ``RunResult.run_dir`` is
-    that working copy and ``RunResult.remote_dir`` the folder in the store. Exports are not
-    supported there yet (ValueError).
+    that working copy and ``RunResult.remote_dir`` the folder in the store, where it is
+    uploaded with the partners' exports.
 
     Raises :class:`~ssafuse.nightly.lock.AlreadyRunning` when another run holds the lock
     (nothing is done); every other problem is recorded in the result (``warnings``: a feed
