@@ -517,3 +517,22 @@ def test_spacetrack_last_is_the_previous_download(tmp_path, creds_env):
     expected = epochs_after(CATALOGUE_3LE, before)
     text = later.path.read_text().splitlines()
     assert len(text) == 3 * len(expected) > 0
+
+
+def test_celestrak_supgp_and_udl_radar_are_asked_where_they_live(tmp_path, creds_env):
+    now = dt.datetime(2026, 3, 10, 2, tzinfo=UTC)
+    stations = SAMPLES / "celestrak_stations_gp_2026-03-10.json"
+    radar = udl_records("radarobservation", 4, now - dt.timedelta(hours=1), 60.0)
+    with CelesTrakServer({}, supgp={"iss": stations}) as ct, \
+            UdlServer(USER, SECRET, {"radarobservation": radar}) as udl:
+        sup = fetch_feed(Store(tmp_path / "s"), "supgp", remote(
+            provider="celestrak", base_url=ct.url, endpoint="supgp",
+            query={"FILE": "iss", "FORMAT": "json"}), now=now)
+        obs = fetch_feed(Store(tmp_path / "s"), "radar", remote(
+            provider="udl", base_url=udl.url, service="radarobservation",
+            credentials=creds_env), now=now)
+        asked = (ct.requests[0]["path"], udl.requests[0]["path"])
+    assert asked == ("/NORAD/elements/supplemental/sup-gp.php", "/udl/radarobservation")
+    assert (sup.status, obs.status) == ("downloaded", "downloaded"), (sup.message, obs.message)
+    assert json.loads(sup.path.read_bytes()) == json.loads(stations.read_bytes())
+    assert [r["id"] for r in json.loads(obs.path.read_bytes())] == [r["id"] for r in radar]
