@@ -514,7 +514,7 @@ def fetch_command(config_file, sources, now):
     if unknown or not feeds:
         raise click.UsageError(f"no feed with a provider named {sorted(unknown) or ''} in "
                                f"{config_file}")
-    store = Store(cfg.store, storage_options=getattr(cfg, "storage_options", None))
+    store = Store(cfg.store, storage_options=cfg.storage_options)
     local = None if store.local else work_dir(cfg)
     failed = 0
     for feed in feeds:

@@ -60,11 +60,9 @@ def _retry_after(value: str | None) -> float | None:
     """``Retry-After`` in seconds (a number of seconds or an HTTP date), or ``None``."""
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
+    if value.strip().replace(".", "", 1).isdigit():  # delay-seconds
+        return float(value)
+    try:  # an HTTP date
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None

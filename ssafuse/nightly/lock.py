@@ -180,11 +180,9 @@ def _read(fs, url: str) -> dict | None:
 def _expires(fs, url: str, held: dict, lease_hours: float) -> float:
     """When a held lock expires (seconds since the epoch): its ``expires``, else (a body
     not ours) the object's last modification plus the lease."""
-    try:
+    with contextlib.suppress(KeyError, ValueError, TypeError):  # a body not ours: its age
         expires = dt.datetime.fromisoformat(str(held["expires"]))
         return (expires if expires.tzinfo else expires.replace(tzinfo=dt.timezone.utc)).timestamp()
-    except (KeyError, ValueError, TypeError):
-        pass
     try:
         modified = fs.info(url).get("LastModified")
         if isinstance(modified, dt.datetime):
