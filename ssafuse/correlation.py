@@ -57,6 +57,9 @@ DEFAULT_RANGE_GATE_KM = 10.0
 DEFAULT_MAX_AGE_DAYS = 30.0
 KNOT_S = 60.0
 C_KM_S = 299_792.458
+#: Earth rotation rate (rad/s, IERS): a site moves at omega x r in TEME (polar motion and
+#: TEME's slow drift are below 1 mm/s).
+EARTH_RATE_RAD_S = 7.2921158553e-5
 _NS = NS_PER_S
 _B_EPOCH = {"B1855": 1855.0, "B1875": 1875.0, "B1900": 1900.0, "B1950": 1950.0}
 _CHUNK_BYTES = 64 << 20
@@ -103,7 +106,7 @@ def _unit(a_deg: np.ndarray, b_deg: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(b) * np.cos(a), np.cos(b) * np.sin(a), np.sin(b)], axis=-1)
 
 
-def _enu_to_itrs(lat_deg, lon_deg) -> np.ndarray:
+def enu_to_itrs(lat_deg, lon_deg) -> np.ndarray:
     """(N, 3, 3): columns are east, north, up in ITRS."""
     la, lo = np.radians(lat_deg), np.radians(lon_deg)
     e = np.stack([-np.sin(lo), np.cos(lo), np.zeros_like(lo)], -1)
@@ -256,7 +259,8 @@ def _knot_states(sets: _Sets, knots_s: np.ndarray, max_age_ns: int):
 
 def _exact(sets: _Sets, set_index: np.ndarray, t_ns: np.ndarray, site_teme: np.ndarray):
     """Light-time corrected TEME line of sight (unit, (N, 3)), range (km) and range rate
-    (km/s, site motion ignored) of set ``set_index[i]`` seen from ``site_teme[i]``; NaN where
+    (km/s, relative to the site, which turns with the Earth) of set ``set_index[i]`` seen
+    from ``site_teme[i]``; NaN where
     ``set_index`` is -1 or SGP4 fails."""
     n = len(set_index)
     los = np.full((n, 3), np.nan)
@@ -283,7 +287,8 @@ def _exact(sets: _Sets, set_index: np.ndarray, t_ns: np.ndarray, site_teme: np.n
         unit = d / dist[:, None]
         los[rows] = np.where(good[:, None], unit, np.nan)
         rng[rows] = np.where(good, dist, np.nan)
-        rdot[rows] = np.where(good, np.einsum("ij,ij->i", v2, unit), np.nan)
+        site_vel = np.cross([0.0, 0.0, EARTH_RATE_RAD_S], site_teme[rows])
+        rdot[rows] = np.where(good, np.einsum("ij,ij->i", v2 - site_vel, unit), np.nan)
     return los, rng, rdot
 
 
@@ -307,7 +312,7 @@ def correlate(observations: pa.Table, elements: pa.Table, sensors: pa.Table, *,
     obs, rejects = _split_unknown_sensors(observations, site_of, now_ns)
     if obs.num_rows == 0:
         return CorrelationResult(CORRELATIONS.empty_table(), rejects)
-    scene = _scene(obs, site_of)
+    scene = observation_scene(obs, site_of)
     sets = _Sets(elements)
     gate = _Gate(math.radians(gate_arcmin / 60.0), float(range_gate_km),
                  int(max_age_days * SECONDS_PER_DAY * NS_PER_S))
@@ -355,7 +360,7 @@ class _Gate:
 
 
 @dataclass
-class _Scene:
+class Scene:
     """The observations with known sensors, as geometry at their times."""
 
     t_ns: np.ndarray
@@ -401,7 +406,7 @@ def _split_unknown_sensors(observations: pa.Table, site_of: dict, now_ns: int):
     return observations.filter(pa.array(known)), rejects
 
 
-def _scene(obs: pa.Table, site_of: dict) -> _Scene:
+def observation_scene(obs: pa.Table, site_of: dict) -> Scene:
     """Sites and observed lines of sight of ``obs`` in GCRS and TEME (Skyfield frames)."""
     t_ns = obs["time"].cast(pa.int64()).to_numpy()
     sid = obs["sensor_id"].to_pylist()
@@ -428,7 +433,7 @@ def _scene(obs: pa.Table, site_of: dict) -> _Scene:
         u_gcrs[azel] = _azel_directions(az[azel], el[azel], frame[azel], lat[azel], lon[azel],
                                         r_itrs[azel])
     u_teme = np.einsum("nij,nj->ni", r_teme, u_gcrs)
-    return _Scene(t_ns, lat, lon, r_teme, r_itrs, site_teme, u_gcrs, u_teme, radec, azel,
+    return Scene(t_ns, lat, lon, r_teme, r_itrs, site_teme, u_gcrs, u_teme, radec, azel,
                   col("range_km"), col("range_rate_km_s"))
 
 
@@ -452,11 +457,11 @@ def _azel_directions(az, el, frame, lat, lon, r_itrs) -> np.ndarray:
     a = np.radians(az)
     e = np.radians(elg)
     enu = np.stack([np.cos(e) * np.sin(a), np.cos(e) * np.cos(a), np.sin(e)], -1)
-    u_itrs = np.einsum("nij,nj->ni", _enu_to_itrs(lat, lon), enu)
+    u_itrs = np.einsum("nij,nj->ni", enu_to_itrs(lat, lon), enu)
     return np.einsum("nji,nj->ni", r_itrs, u_itrs)
 
 
-def _candidates(scene: _Scene, sets: _Sets, gate: _Gate, knot_s: float):
+def _candidates(scene: Scene, sets: _Sets, gate: _Gate, knot_s: float):
     """Best and second object (indices into ``sets.objects``, -1: none) and the number in
     the gate per observation, from states interpolated between knots (the numba kernel),
     knot states computed a chunk of knots at a time."""
@@ -509,7 +514,7 @@ def _reported_index(obs: pa.Table, sets: _Sets) -> np.ndarray:
     return np.where((rep_j < J) & (sets.objects[np.minimum(rep_j, J - 1)] == rep), rep_j, -1)
 
 
-def _predict(scene: _Scene, sets: _Sets, gate: _Gate, j: np.ndarray) -> _Prediction:
+def _predict(scene: Scene, sets: _Sets, gate: _Gate, j: np.ndarray) -> _Prediction:
     """Object ``j[i]`` (-1: none) predicted exactly at each observation: the element set
     used, line of sight, range, range rate, angle to the observed direction and score."""
     if len(sets.objects):
@@ -542,7 +547,7 @@ def _assign(best: _Prediction, reported: _Prediction, best_j, rep_j) -> tuple:
     return assigned_j, assigned, cross
 
 
-def _residuals(scene: _Scene, los_teme: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _residuals(scene: Scene, los_teme: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Residual components observed - predicted (arcsec): J2000 ``dRA cos dec`` and ``dDec``,
     or ``dAz cos el`` and ``dEl`` for az/el observations."""
     pred_gcrs = np.einsum("nji,nj->ni", scene.r_teme, los_teme)
@@ -558,7 +563,7 @@ def _residuals(scene: _Scene, los_teme: np.ndarray) -> tuple[np.ndarray, np.ndar
         res1[radec] = np.degrees(dra * np.cos(odec)) * 3600
         res2[radec] = np.degrees(odec - pdec) * 3600
     if azel.any():
-        to_enu = np.swapaxes(_enu_to_itrs(scene.lat[azel], scene.lon[azel]), 1, 2)
+        to_enu = np.swapaxes(enu_to_itrs(scene.lat[azel], scene.lon[azel]), 1, 2)
         r_itrs = scene.r_itrs[azel]
         oa, oe = _az_el(to_enu, r_itrs, scene.u_gcrs[azel])
         pa_, pe = _az_el(to_enu, r_itrs, pred_gcrs[azel])
@@ -597,7 +602,7 @@ def _floats(x: np.ndarray, ok=None) -> pa.Array:
     return pa.array(np.where(ok, x, 0.0), pa.float64(), mask=~ok)
 
 
-def _correlation_table(obs, scene: _Scene, sets: _Sets, gate_arcmin: float, best_j,
+def _correlation_table(obs, scene: Scene, sets: _Sets, gate_arcmin: float, best_j,
                        second_j, rep_j, n_in, best: _Prediction, second: _Prediction,
                        reported: _Prediction) -> pa.Table:
     """The ``correlations`` table: assignment, residuals, runner-up and markings."""
