@@ -26,6 +26,7 @@ The stages, bottom to top (each module has one job; the folders are the architec
 ``catalogue``          one element set per object, combined markings, disagreement
 ``sensors``            sensor and site tables
 ``correlation``        observations -> catalogue objects, UCTs
+``od``                 orbit determination: observations -> fitted element sets, covariance
 ``screening``          all-vs-all conjunction screening (slices, kernels, executors)
 ``pc``                 collision probability maths
 ``assessment``         Pc / max Pc for screened events, CDMs from conjunctions
@@ -55,6 +56,8 @@ from .markings import Marking
 from .markings import parse as parse_marking
 from .nightly import RunConfig, RunResult, load_config
 from .nightly import run as run_nightly
+from . import od
+from .od import OdResult, OdSettings, od_store
 from .propagate import propagate_chunked, satrecs, teme_to_gcrs, teme_to_itrs
 from .records import FileResult, read_file
 from .report import write_report
@@ -73,6 +76,8 @@ __all__ = [
     "teme_to_itrs",
     # observations
     "read_sensors", "correlate", "correlate_store", "object_summary",
+    # orbit determination
+    "od", "od_store", "OdSettings", "OdResult",
     # conjunctions
     "screen", "ScreenResult", "screen_inputs", "assess", "write_cdms", "cdms_for_screening",
     "pc_of_cdm_files", "Cdm", "read_cdms", "cdm_to_kvn", "cdm_to_xml",

@@ -366,6 +366,56 @@ EXCLUDED = pa.schema([
        "window start when SGP4 refused it at init)", nullable=False),
 ], metadata={"table": "excluded"})
 
+#: One row per orbit-determination fit (``ssafuse.od``): the fitted element set (also a row of
+#: ``elements`` with the OD source when it converged), how good it is, what it used, and its
+#: covariance. Element columns are null when the fit did not converge (``status``, ``reason``).
+_RESIDUAL_STAT = pa.struct([
+    pa.field("sensor_id", pa.string()), pa.field("type", pa.string()),
+    pa.field("n", pa.int64()), pa.field("rms", pa.float64()), pa.field("unit", pa.string())])
+OD_SOLUTIONS = pa.schema(
+    [_f("object_id", pa.int64(), "NORAD number (or analyst number of a new object)",
+        nullable=False),
+     _f("epoch", TIME, "epoch of the fitted set (the newest observation used), or the arc end "
+        "when no fit", nullable=False)]
+    + [pa.field(f.name, f.type, metadata=f.metadata) for f in ELEMENT_FIELDS
+       if f.name in ("mean_motion_rev_day", "eccentricity", "inclination_deg", "raan_deg",
+                     "arg_perigee_deg", "mean_anomaly_deg", "bstar")]
+    + [_f("status", pa.string(), "converged | diverged | too-few | poorly-spread | failed",
+          nullable=False),
+       _f("reason", pa.string(), "why the fit was not accepted (empty when converged)",
+          nullable=False),
+       _f("uct", pa.bool_(), "a new object made from uncorrelated tracks", nullable=False),
+       _f("bstar_fitted", pa.bool_(), "B* was fitted (else held at the start set's)",
+          nullable=False),
+       _f("n_obs_used", pa.int64(), "observations the fit used", nullable=False),
+       _f("n_obs_rejected", pa.int64(), "observations left out as outliers", nullable=False),
+       _f("iterations", pa.int64(), "least-squares iterations, all rounds", nullable=False),
+       _f("chi2_reduced", pa.float64(), "sum of squared normalised residuals / dof", unit="1"),
+       _f("rms_angle_arcsec", pa.float64(), "RMS of the angle residuals used", unit="arcsec"),
+       _f("rms_range_km", pa.float64(), "RMS of the range residuals used", unit="km"),
+       _f("rms_range_rate_km_s", pa.float64(), "RMS of the range-rate residuals used",
+          unit="km/s"),
+       _f("start_rms_angle_arcsec", pa.float64(), "the start element set's angle RMS on the "
+          "same observations", unit="arcsec"),
+       _f("start_rms_range_km", pa.float64(), "the start set's range RMS on them", unit="km"),
+       _f("residuals", pa.list_(_RESIDUAL_STAT), "RMS per sensor and measurement type "
+          "(angle arcsec, range km, range_rate km/s)"),
+       _f("covariance", pa.list_(pa.float64()), "covariance of the fitted elements, row-major "
+          "7x7 over mean_motion_rev_day, eccentricity, inclination_deg, raan_deg, "
+          "arg_perigee_deg, mean_anomaly_deg, bstar (6x6 without bstar when not fitted)"),
+       _f("covariance_rtn", pa.list_(pa.float64()), "position-velocity covariance at epoch, "
+          "row-major 6x6 in the RTN frame (radial, transverse, normal), km and km/s"),
+       _f("sigma_position_km", pa.float64(), "sqrt of the trace of the position covariance",
+          unit="km"),
+       _f("arc_start", TIME, "first observation of the arc"),
+       _f("arc_end", TIME, "last observation of the arc"),
+       _f("sensors", pa.list_(pa.string()), "sensors whose observations were used"),
+       _f("obs_ids_used", pa.list_(pa.string()), "the observations used (as UDL's sourcedData)"),
+       _f("obs_ids_rejected", pa.list_(pa.string()), "the observations left out"),
+       _f("start_source", pa.string(), "source of the element set the fit started from"),
+       _f("start_epoch", TIME, "its epoch")]
+    + PROVENANCE_FIELDS + MARKING_FIELDS, metadata={"table": "od_solutions"})
+
 SCHEMAS: dict[str, pa.Schema] = {
     "elements": ELEMENTS,
     "rejects": REJECTS,
@@ -377,11 +427,12 @@ SCHEMAS: dict[str, pa.Schema] = {
     "sensors": SENSORS,
     "correlations": CORRELATIONS,
     "excluded": EXCLUDED,
+    "od_solutions": OD_SOLUTIONS,
 }
 
 #: Every table the store knows, including those later capabilities fill.
 TABLES = ("elements", "rejects", "catalogue", "observations", "sensors", "correlations",
-          "conjunctions", "cdms")
+          "conjunctions", "cdms", "od_solutions")
 
 #: Hive partition keys per table (directory levels, in order). Partition columns are not
 #: repeated inside the Parquet files; the store adds them back when reading.
@@ -395,6 +446,7 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
     "observations": ("source", "ingest_date"),
     "sensors": (),
     "correlations": (),
+    "od_solutions": (),
 }
 
 

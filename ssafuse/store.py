@@ -239,9 +239,18 @@ class Store:
     def append_rejects(self, rejects: pa.Table, *, source: str, day: str, name: str) -> Path | str:
         """Add ``rejects`` (schema ``rejects``) as one part of ``rejects/source=SOURCE/
         ingest_date=DAY/part-NAME.parquet``; returns where."""
-        loc = self._loc("rejects", f"source={source}", f"ingest_date={day}", f"part-{name}.parquet")
-        schema = file_schema("rejects")
-        self._write_parquet(loc, rejects.select(schema.names).cast(schema))
+        return self.append("rejects", rejects, source=source, day=day, name=name)
+
+    def append(self, table: str, data: pa.Table, *, source: str, day: str,
+               name: str) -> Path | str:
+        """Add ``data`` (schema ``table``, partitioned by source and day) as one part,
+        ``TABLE/source=SOURCE/ingest_date=DAY/part-NAME.parquet``, replacing a part of that
+        name (what a stage that derives records, such as orbit determination, writes);
+        returns where."""
+        loc = self._loc(table, f"source={check_source(source)}", f"ingest_date={day}",
+                        f"part-{name}.parquet")
+        schema = file_schema(table)
+        self._write_parquet(loc, data.select(schema.names).cast(schema))
         return self._out(loc)
 
     def screenings(self) -> list[Path | str]:
