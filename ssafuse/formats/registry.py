@@ -29,7 +29,7 @@ from functools import lru_cache
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from ..errors import AmbiguousFormatError, UnknownFormatError
-from . import declarative, optical, tle
+from . import crd, declarative, optical, tle
 from .ccsds import cdm, omm, tdm
 from .base import JSON_MAX_DEPTH, Batch, Format, json_depth
 
@@ -126,6 +126,7 @@ def _utf16_aware(f: Format) -> Format:
 @lru_cache(maxsize=None)
 def _builtin_formats() -> tuple[Format, ...]:
     return tuple(map(_utf16_aware, (tle.FORMAT, *omm.FORMATS, *optical.FORMATS, *tdm.FORMATS,
+                                    crd.FORMAT,
                                     *declarative.formats(), *cdm.formats())))
 
 
