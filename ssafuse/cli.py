@@ -41,6 +41,7 @@ from .ingestion import ingest as ingest_files
 from .jobs import NothingToScreen, screen_inputs, update_catalogue
 from .nightly.config import MAX_DAYS
 from .nightly.job import work_dir
+from .od import OdSettings, od_store, solution_line
 from .progress import Progress, for_stderr, numba_compile_hint, reading
 from .runs import find_run
 from .store import Store, check_source
@@ -321,6 +322,46 @@ def correlate_command(store_dir, gate_arcmin, max_age_days, sensor_files, out):
                f"{rejects.num_rows} rejected (unknown sensor) -> "
                f"{store.path('correlations')}/correlations.parquet"
                + (f" and {out}" if out else ""))
+
+
+@main.command("od")
+@_store_option()
+@click.option("--sensors", "sensor_files", multiple=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False),
+              help="Site list or sensor CSV (repeatable; first wins), before the store's "
+                   "sensors table.")
+@click.option("--objects", default="", metavar="ID,...",
+              help="Fit only these NORAD numbers (default: every object with correlated "
+                   "observations).")
+@click.option("--arc-days", default=10.0, show_default=True, type=_finite(min=0, min_open=True),
+              help="Use each object's observations of the last N days before its newest.")
+@click.option("--prior-km", default=None, type=_finite(min=0, min_open=True), metavar="KM",
+              help="Hold the fit to the start element set with this 1-sigma position "
+                   "uncertainty (short arcs); default: no a-priori.")
+@click.option("--out", default=None, metavar="FILE.parquet", type=click.Path(dir_okay=False),
+              help="Also write the solutions to this Parquet file.")
+def od_command(store_dir, sensor_files, objects, arc_days, prior_km, out):
+    """Orbit determination: fit a new SGP4 element set (with covariance) to each object's
+    correlated observations, from every sensor at once.
+
+    Writes the fits to STORE/od_solutions/od-<time>.parquet and each converged element set
+    to the elements table with source "od", where it competes in the catalogue like any
+    other source. An object whose fit fails keeps its element set; the reason is in its row.
+    """
+    store = _existing_store(store_dir)
+    wanted = [int(x) for x in objects.split(",") if x.strip()] or None
+    result = od_store(store, sensor_files=sensor_files, objects=wanted,
+                      settings=OdSettings(arc_days=arc_days, prior_km=prior_km),
+                      now_ns=whole_seconds_ns(dt.datetime.now(dt.timezone.utc)))
+    sol = result.solutions
+    if out:
+        write_parquet(Path(out), sol)
+    for row in sol.to_pylist():
+        click.echo(solution_line(row))
+    status = sol["status"].to_pylist()
+    click.echo(f"{sol.num_rows} objects fitted: {status.count('converged')} converged, "
+               f"{sol.num_rows - status.count('converged')} kept their element set -> "
+               f"{store.path('od_solutions')}" + (f" and {out}" if out else ""))
 
 
 @main.command()

@@ -93,7 +93,7 @@ from .attached import attached_mask, repeats
 from .constants import EARTH_RADIUS_KM, MU_KM3_S2, NS_PER_DAY, NS_PER_S, SECONDS_PER_DAY
 from .files import atomic_write_bytes
 from .runs import event_keys
-from .schema import CATALOGUE, CONJUNCTIONS, conform
+from .schema import CATALOGUE, CONJUNCTIONS, OD_SOLUTIONS, conform
 from .store import Store
 from .timeutil import datetime_from_ns, iso_ms, to_ns
 from .writers import CDM_LISTING, read_listing, remove_stale, socrates_csv, visible
@@ -393,6 +393,8 @@ class _RunRecords:
     exports: list[dict] = field(default_factory=list)  # partner exports (operator's report)
     #: catalogue rows whose sources disagree, the report may show (a partner's: releasable)
     disagreements: pa.Table | None = None
+    #: the run's orbit-determination fits (``od_solutions.parquet``), when it made any
+    od: pa.Table | None = None
 
 
 def build_report(run_dir: str | os.PathLike, *, release_to: str | None = None,
@@ -440,8 +442,10 @@ def _read_run(run_dir: Path) -> _RunRecords:
             if info.get("previous_run") else None
     if p is not None and p.exists():
         prev = conform(pq.read_table(p), CONJUNCTIONS)
+    od_path = run_dir / "od_solutions.parquet"
+    od = conform(pq.read_table(od_path), OD_SOLUTIONS) if od_path.exists() else None
     return _RunRecords(info, conj, cat, excl, prev, list(info.get("feeds") or []),
-                       _partner_exports(run_dir), _disagreeing(cat))
+                       _partner_exports(run_dir), _disagreeing(cat), od)
 
 
 def _disagreeing(cat: pa.Table) -> pa.Table:
@@ -501,7 +505,13 @@ def _tear_line(run: _RunRecords, code: str) -> tuple[_RunRecords, dict]:
         dis = dis.filter(pa.array(ok, pa.bool_()))
         if run.disagreements.num_rows - dis.num_rows:
             withheld["disagreements"] = run.disagreements.num_rows - dis.num_rows
-    return _RunRecords(run.info, conj, cat, excl, prev, feeds, disagreements=dis), withheld
+    od = run.od
+    if od is not None:
+        od, n = mk.split(od, code)
+        if n:
+            withheld["od_solutions"] = n
+    return _RunRecords(run.info, conj, cat, excl, prev, feeds, disagreements=dis,
+                       od=od), withheld
 
 
 def _fetch_text(fetch: dict | None) -> str:
@@ -544,7 +554,8 @@ def _context(run: _RunRecords, release_to: str | None, withheld: dict,
     changes, gone_triples = _changes(run, found, keys, links, on_page)
     start_ns = to_ns(info["window_start"])
     disagree, disagree_triples = _disagreement_rows(run.disagreements, start_ns, top)
-    marking = _overall(run, gone_triples + disagree_triples)
+    od_rows, od_kept, od_triples = _od_rows(run.od)
+    marking = _overall(run, gone_triples + disagree_triples + od_triples)
     groups = attached_groups(conj)
     return {
         "title": settings.get("title", "ssafuse report"),
@@ -572,10 +583,41 @@ def _context(run: _RunRecords, release_to: str | None, withheld: dict,
                         float(info.get("days", 1.0)) * 24.0),
         "regime_counts": {r: regimes.count(r) for r in ("LEO", "MEO", "GEO", "HEO")},
         "correlation": info.get("correlation"),
+        "od_rows": od_rows, "od_kept": od_kept,
         "exports": [] if release_to else run.exports,
         "files": info.get("files") or {},
         "top": top, "socrates_csv": None,
     }
+
+
+def _od_rows(od: pa.Table | None) -> tuple[list, list, list]:
+    """The run's orbit determination: one row per converged fit (the object, observations
+    and sensors used, residual RMS of the start set and of the fit on the same observations,
+    position sigma), largest improvement first; the others counted by status and reason;
+    and every row's marking for the banner."""
+    if od is None or not od.num_rows:
+        return [], [], []
+    rows, kept = [], {}
+    for r in od.to_pylist():
+        if r["status"] != "converged":
+            key = (r["status"], r["reason"].split(":")[0])
+            kept[key] = kept.get(key, 0) + 1
+            continue
+        before, after = r["start_rms_angle_arcsec"], r["rms_angle_arcsec"]
+        rows.append({"id": r["object_id"], "n": r["n_obs_used"], "rejected": r["n_obs_rejected"],
+                     "sensors": len(r["sensors"] or []), "before": before, "after": after,
+                     "range_before_m": None if r["start_rms_range_km"] is None
+                     else r["start_rms_range_km"] * 1e3,
+                     "range_after_m": None if r["rms_range_km"] is None
+                     else r["rms_range_km"] * 1e3,
+                     "sigma_m": None if r["sigma_position_km"] is None
+                     else r["sigma_position_km"] * 1e3,
+                     "gain": (before / after) if before and after else None,
+                     "marking": r["marking"]})
+    rows.sort(key=lambda x: (-(x["gain"] or 0.0), x["id"]))
+    kept_rows = [{"status": k[0], "reason": k[1], "count": v}
+                 for k, v in sorted(kept.items(), key=lambda kv: -kv[1])]
+    return rows, kept_rows, list(_triples(od))
 
 
 def _age_days(epoch_ns, start_ns: int) -> float | None:
@@ -811,6 +853,11 @@ def _text(ctx) -> str:
     if ctx["excluded_by_reason"]:
         out.append("excluded by reason: " + "; ".join(
             f"{r['count']} {r['reason']}" for r in ctx["excluded_by_reason"]))
+    if ctx["od_rows"] or ctx["od_kept"]:
+        out.append(f"orbit determination: {len(ctx['od_rows'])} objects updated"
+                   + "".join(f" ({r['id']}: {r['before']:.1f}\" -> {r['after']:.1f}\")"
+                             for r in ctx["od_rows"][:3] if r["before"] and r["after"])
+                   + f", {sum(k['count'] for k in ctx['od_kept'])} kept their element set")
     if ctx["disagree_count"]:
         worst = ctx["disagree"][0]
         out.append(f"sources disagree on {ctx['disagree_count']} objects (worst "

@@ -22,14 +22,14 @@ def toml_value(v) -> str:
 
 def write_config(path: Path, *, store: Path, feeds: list[dict], screen: dict,
                  exports=(), correlate: dict | None = None, pc: dict | None = None,
-                 report: dict | None = None) -> Path:
+                 report: dict | None = None, od: dict | None = None) -> Path:
     lines = [f"store = {toml_value(str(store))}"]
     for f in feeds:
         lines.append("[[feeds]]")
         lines += [f"{k} = {toml_value(v)}" for k, v in f.items()]
     for name, table in (("screen", screen), ("pc", pc), ("report", report),
-                        ("correlate", correlate), ("exports", {"release_to": list(exports)}
-                                                   if exports else None)):
+                        ("correlate", correlate), ("od", od),
+                        ("exports", {"release_to": list(exports)} if exports else None)):
         if table:
             lines.append(f"[{name}]")
             lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]

@@ -90,6 +90,9 @@ class RunConfig:
     #: ``[exports] formats``: what each partner's export holds (:mod:`ssafuse.writers`).
     export_formats: tuple[str, ...] = DEFAULT_EXPORT_FORMATS
     correlate: dict | None = None
+    #: ``[od]``: orbit determination between correlation and the catalogue
+    #: (:mod:`ssafuse.od`; needs ``[correlate]``); ``None``: no OD
+    od: dict | None = None
     source_file: Path | None = None
     #: Folders of the user's own feed descriptions (``formats_dir``), after the shipped ones.
     formats_dirs: tuple[str, ...] = ()
@@ -141,6 +144,8 @@ class RunConfig:
         }
         if self.formats_dirs:
             out["formats_dir"] = list(self.formats_dirs)
+        if self.od is not None:
+            out["od"] = self.od
         # (keys added later appear only when set otherwise: earlier run ids are kept)
         if self.disagree_max_gap_days != DISAGREE_MAX_GAP_DAYS:
             out["catalogue"]["disagree_max_gap_days"] = self.disagree_max_gap_days
@@ -167,7 +172,8 @@ REPORT_DEFAULTS = {"title": "ssafuse nightly conjunction report", "top": 20, "pr
                    "shrink_min_km": 0.001}
 _KEYS = {
     "": {"store", "lock_file", "formats_dir", "feeds", "catalogue", "screen", "pc", "report",
-         "exports", "correlate", "markings", "storage_options", "work_dir", "lock_ttl_hours"},
+         "exports", "correlate", "od", "markings", "storage_options", "work_dir",
+         "lock_ttl_hours"},
     "feeds": {"source", "paths", "format", "marking", "precedence"} | REMOTE_KEYS,
     "catalogue": {"disagree_km", "disagree_max_gap_days"},
     "screen": {"start", "align_hours", "days", "threshold_km", "primaries", "workers", "dask",
@@ -177,6 +183,8 @@ _KEYS = {
     "report": set(REPORT_DEFAULTS),
     "exports": {"release_to", "formats"},
     "correlate": {"sensors", "gate_arcmin", "max_age_days"},
+    "od": {"arc_days", "min_obs", "outlier_sigma", "fit_bstar", "prior_km", "source",
+           "objects"},
     "markings": {"equivalences"},
 }
 
@@ -376,6 +384,34 @@ def _correlate(raw: dict, resolve, path) -> dict | None:
     return dict(corr, sensors=[resolve(p) for p in sensors])
 
 
+def _od(raw: dict, path, corr: dict | None) -> dict | None:
+    """``[od]``: the keys of :class:`ssafuse.od.OdSettings` a run may set, checked."""
+    od = raw.get("od")
+    if od is None:
+        return None
+    _check_keys("od", od, path)
+    if corr is None:
+        raise ConfigError(f"{path}: [od] fits correlated observations: it needs [correlate]")
+    _number(od, "arc_days", None, "od", path, lo=0, lo_open=True, hi=365.0)
+    _number(od, "outlier_sigma", None, "od", path, lo=1.0, hi=None)
+    _number(od, "prior_km", None, "od", path, lo=0, lo_open=True, hi=None)
+    if "min_obs" in od and not (isinstance(od["min_obs"], int) and od["min_obs"] >= 3):
+        raise ConfigError(f"{path}: od.min_obs takes a whole number of at least 3, "
+                          f"got {od['min_obs']!r}")
+    if od.get("fit_bstar", "auto") not in ("auto", True, False):
+        raise ConfigError(f"{path}: od.fit_bstar takes \"auto\", true or false, "
+                          f"got {od['fit_bstar']!r}")
+    if "source" in od:
+        try:
+            check_source(od["source"])
+        except ValueError as e:
+            raise ConfigError(f"{path}: od.source: {e}") from None
+    objects = _as_list(od.get("objects", []))
+    if not all(isinstance(o, int) and o > 0 for o in objects):
+        raise ConfigError(f"{path}: od.objects takes NORAD numbers, got {od['objects']!r}")
+    return dict(od, objects=objects)
+
+
 def _export_formats(exp: dict, path) -> tuple[str, ...]:
     try:
         return check_formats(exp.get("formats", DEFAULT_EXPORT_FORMATS))
@@ -496,6 +532,7 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
     exp = _table(raw, "exports", path)
     release_to, export_formats = _release_to(exp, path), _export_formats(exp, path)
     corr = _correlate(raw, resolve, path)
+    od = _od(raw, path, corr)
     for key in ("store", "lock_file", "work_dir"):
         if key in raw and not (isinstance(raw[key], str) and raw[key]):
             raise ConfigError(f"{path}: {key} takes a path, got {raw[key]!r}")
@@ -504,7 +541,7 @@ def load_config(path: str | os.PathLike, *, formats_dirs=()) -> RunConfig:
         lock_file=Path(resolve(raw["lock_file"])) if raw.get("lock_file") else None,
         feeds=feeds, **_catalogue(raw, path), **_screen(raw, path),
         pc=pc, report=rep, exports=release_to, export_formats=export_formats,
-        correlate=corr, source_file=path.resolve(), formats_dirs=formats_dirs,
+        correlate=corr, od=od, source_file=path.resolve(), formats_dirs=formats_dirs,
         equivalences=equivalences,
     )
 

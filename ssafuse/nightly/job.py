@@ -1,7 +1,10 @@
 """The run: :func:`run` holds the lock and calls one function per stage, in order::
 
-    fetch -> ingest -> catalogue -> correlate (when configured) -> screen -> assess -> exports
-    -> report
+    fetch -> ingest -> catalogue -> correlate and od (when configured) -> screen -> assess
+    -> exports -> report
+
+(``od`` builds the catalogue again when a fit converged, so that the fitted element sets
+compete in it.)
 
 then writes the manifest. Each stage is timed and counted (:class:`Stage`); a stage that fails
 is recorded and the stages that can still go on do. What the run folder holds, and why a
@@ -40,11 +43,14 @@ from ..formats.registry import known_extension
 from ..ingestion import ingest
 from ..jobs import assess_events
 from ..markings import active_equivalences, use_equivalences
+from ..od import OdSettings, od
+from ..od import save_result as save_od
 from ..progress import Progress, StageProgress, as_progress, reading
 from ..report import write_report
 from ..runs import previous_run, run_folder
 from ..schema import CONJUNCTIONS, EXCLUDED
 from ..screening import screen
+from ..sensors import merge, read_sensors
 from ..store import Store, is_url
 from ..timeutil import parse_iso, utc_stamp, whole_seconds_ns
 from ..versions import versions
@@ -154,6 +160,7 @@ def _stages(ctx: _Run, t_run: float) -> RunResult:
     fingerprint = _table_fingerprint(ctx.store.ledger_entries())
     catalogue = _catalogue_stage(ctx)
     correlation = _correlate_stage(ctx, catalogue)
+    catalogue = _od_stage(ctx, catalogue, correlation)
     conj = _screen_stage(ctx, catalogue, fingerprint)
     conj, links = _assess_stage(ctx, conj, catalogue)
     prev = _previous(ctx)
@@ -181,6 +188,8 @@ class _Run:
     result: RunResult
     #: the newest ``ingested_at`` of the element sets the catalogue was built from (ISO)
     elements_through: str | None = None
+    #: the od stage's counts (``None``: no OD this run)
+    od: dict | None = None
     #: where the stages report how far along they are
     progress: Progress = field(default_factory=Progress)
     #: the progress of the stage under way (:meth:`stage`), ``tick(done, total)``
@@ -499,25 +508,30 @@ def _table_fingerprint(entries: list[dict]) -> str:
 
 def _catalogue_stage(ctx: _Run) -> pa.Table | None:
     """Build the catalogue from every element set in the store; ``None`` when it failed."""
-    cfg = ctx.cfg
     with ctx.stage("catalogue") as st:
         try:
-            elements = ctx.store.table("elements")
-            catalogue = build_catalogue(elements, precedence=cfg.precedence,
-                                        disagree_km=cfg.disagree_km,
-                                        disagree_max_gap_days=cfg.disagree_max_gap_days)
-            if catalogue.num_rows == 0:
-                raise SsafuseError("no element sets in the store: nothing to screen")
-            ctx.store.write("catalogue", catalogue, "catalogue.parquet")
-            write_parquet(ctx.run_dir / "catalogue.parquet", catalogue)
-            ctx.elements_through = _newest_ingest(elements)
-            st.counts = {"element_sets": elements.num_rows, "objects": catalogue.num_rows,
-                         "disagreeing": int(sum(catalogue["sources_disagree"].to_pylist()))}
-            del elements
+            catalogue, st.counts = _build_catalogue(ctx)
         except Exception as e:
             ctx.fail(st, e)
             catalogue = None
     return catalogue
+
+
+def _build_catalogue(ctx: _Run) -> tuple[pa.Table, dict]:
+    """The catalogue of every element set in the store, written to the store and the run
+    folder; with its counts."""
+    cfg = ctx.cfg
+    elements = ctx.store.table("elements")
+    catalogue = build_catalogue(elements, precedence=cfg.precedence,
+                                disagree_km=cfg.disagree_km,
+                                disagree_max_gap_days=cfg.disagree_max_gap_days)
+    if catalogue.num_rows == 0:
+        raise SsafuseError("no element sets in the store: nothing to screen")
+    ctx.store.write("catalogue", catalogue, "catalogue.parquet")
+    write_parquet(ctx.run_dir / "catalogue.parquet", catalogue)
+    ctx.elements_through = _newest_ingest(elements)
+    return catalogue, {"element_sets": elements.num_rows, "objects": catalogue.num_rows,
+                       "disagreeing": int(sum(catalogue["sources_disagree"].to_pylist()))}
 
 
 def _newest_ingest(elements: pa.Table) -> str | None:
@@ -553,6 +567,50 @@ def _correlate(cfg: RunConfig, store: Store, run_dir: Path, now: dt.datetime) ->
     status = corr["status"].to_pylist()
     return {"observations": corr.num_rows, "correlated": status.count("correlated"),
             "uct": status.count("uct"), "unknown_sensor": rejects.num_rows}
+
+
+def _od_stage(ctx: _Run, catalogue: pa.Table | None, correlation: dict | None):
+    """Orbit determination on this run's correlations, when configured: the fits go to the
+    store and the run folder (``od_solutions.parquet``), and the catalogue is built again
+    when a fit converged, so that the fitted element sets compete in it. Returns the
+    catalogue to screen (the one before OD when the stage fails)."""
+    if ctx.cfg.od is None or catalogue is None or correlation is None:
+        return catalogue
+    with ctx.stage("od", "object") as st:
+        try:
+            counts = _od(ctx)
+            if counts["converged"]:
+                catalogue, _ = _build_catalogue(ctx)
+                counts["updated"] = _od_chosen(catalogue, ctx.cfg.od.get("source", "od"))
+            st.counts = counts
+            ctx.od = counts
+        except Exception as e:
+            ctx.fail(st, e)
+    return catalogue
+
+
+def _od(ctx: _Run) -> dict:
+    cfg, store = ctx.cfg, ctx.store
+    c = dict(cfg.od)
+    objects = c.pop("objects", []) or None
+    settings = OdSettings(**c)
+    corr = pq.read_table(ctx.run_dir / "correlations.parquet")
+    sensors = merge(*[read_sensors(f) for f in (cfg.correlate or {}).get("sensors", [])],
+                    store.table("sensors"))
+    now_ns = whole_seconds_ns(ctx.now)
+    result = od(store.table("observations"), store.table("elements"), sensors,
+                correlations=corr, objects=objects, settings=settings, now_ns=now_ns)
+    save_od(store, result, settings, now_ns)
+    write_parquet(ctx.run_dir / "od_solutions.parquet", result.solutions)
+    status = result.solutions["status"].to_pylist()
+    ctx.tick(len(status), len(status))
+    return {"objects": len(status), "converged": status.count("converged"),
+            "kept": len(status) - status.count("converged")}
+
+
+def _od_chosen(catalogue: pa.Table, source: str) -> int:
+    """Catalogue entries whose element set is an OD fit."""
+    return int(pc.sum(pc.equal(catalogue["source"], source)).as_py() or 0)
 
 
 def _screen_stage(ctx: _Run, catalogue: pa.Table | None, fingerprint: str) -> pa.Table | None:
@@ -669,7 +727,7 @@ def _write_run_info(ctx: _Run, feeds: list[dict], links: dict[str, str],
         "feeds": [dict(f, files=[{k: v for k, v in r.items() if k != "this_run"}
                                  for r in f["files"]]) for f in feeds],
         "previous_run": prev.name if prev else None, "cdm_links": links,
-        "correlation": correlation, "report": cfg.report,
+        "correlation": correlation, "od": ctx.od, "report": cfg.report,
         "tearline": {"elements_through": ctx.elements_through,
                      "screen_primaries": list(cfg.primaries), "precedence": cfg.precedence,
                      "disagree_km": cfg.disagree_km,
